@@ -1,0 +1,5 @@
+"""The JSON API: FastAPI routers, request/response schemas and auth dependencies."""
+
+from splitlab.api import experiments, health, metrics
+
+ROUTERS = [health.router, experiments.router, metrics.router]

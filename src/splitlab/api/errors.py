@@ -1,0 +1,66 @@
+"""One place that turns every error into ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from splitlab.errors import SplitlabError, ValidationError
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_response(request: Request, error: SplitlabError) -> Response:
+    if _wants_html(request):
+        from splitlab.web.render import render_error
+
+        return render_error(request, error)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SplitlabError)
+    async def _splitlab(request: Request, exc: SplitlabError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        details = []
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            if loc and loc[0] == "body":
+                loc = loc[1:]
+            details.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")})
+        if any(d["type"] == "json_invalid" for d in details):
+            error: SplitlabError = SplitlabError("malformed JSON body", details=details)
+        else:
+            summary = "; ".join(
+                f"{'.'.join(str(p) for p in d['loc']) or '(body)'}: {d['msg']}" for d in details
+            )
+            error = ValidationError(f"invalid input: {summary}", details=details)
+        return error_response(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        error = SplitlabError(str(exc.detail), details=None)
+        error.status = exc.status_code
+        error.code = HTTP_CODES.get(exc.status_code, "error")
+        return error_response(request, error)

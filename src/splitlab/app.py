@@ -1,0 +1,84 @@
+"""``create_app()``: the composition root of the server (API + dashboard)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from splitlab import __version__
+from splitlab.api import ROUTERS
+from splitlab.api.errors import install_error_handlers
+from splitlab.config import Settings
+from splitlab.errors import PayloadTooLargeError
+from splitlab.services import Services
+from splitlab.web import pages
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+class BodyLimit:
+    """Reject bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLargeError(f"request body exceeds {self.limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.responses import JSONResponse
+
+        error = PayloadTooLargeError(
+            f"request body exceeds the limit of {self.limit} bytes (SPLITLAB_MAX_BODY_BYTES)"
+        )
+        await JSONResponse(error.to_dict(), status_code=413)(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app. Settings are read here (never at import time); the schema must be current."""
+    settings = settings or (services.settings if services else Settings())
+    settings.check_auth_binding()
+    services = services or Services.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Splitlab",
+        version=__version__,
+        description="Experimentation platform API: experiments, metrics, lifecycle and reviews.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,301 @@
+"""The ``splitlab`` command line: thin commands over the same services as the API."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from splitlab.config import Settings
+from splitlab.domain import Principal, ReviewDecision, Role, Scope, Status
+from splitlab.errors import SplitlabError
+
+app = typer.Typer(help="Splitlab: experiments from hypothesis to ship/kill decision.", no_args_is_help=True)
+experiments_app = typer.Typer(help="List, show and move experiments.", no_args_is_help=True)
+users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Metric definitions.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(metrics_app, name="metrics")
+
+
+def _services(check_schema: bool = True) -> Any:
+    from splitlab.services import Services
+
+    return Services.open(Settings(), check_schema=check_schema)
+
+
+def _actor() -> Principal:
+    """The CLI runs with file-system access to the stores, so it acts as an admin."""
+    try:
+        name = getpass.getuser()
+    except Exception:
+        name = "cli"
+    return Principal(username=f"cli:{name}", role=Role.ADMIN)
+
+
+def _fail(error: SplitlabError) -> None:
+    typer.secho(f"error: {error.message}", fg=typer.colors.RED, err=True)
+    if isinstance(error.details, list):
+        for detail in error.details:
+            if isinstance(detail, dict) and detail.get("loc") is not None:
+                path = detail.get("path") or ".".join(str(p) for p in detail["loc"])
+                typer.secho(f"  {path}: {detail.get('msg', '')}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except SplitlabError as error:
+        _fail(error)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def init() -> None:
+    """Create the data directory and create or migrate the app store to the newest schema."""
+    from splitlab.store.migrate import upgrade
+
+    services = _run(lambda: _services(check_schema=False))
+    revision = upgrade(services.engine)
+    settings = services.settings
+    typer.echo(f"Splitlab data directory: {settings.home.resolve()}")
+    typer.echo(f"App store: {settings.resolved_database_url()} (schema {revision})")
+    typer.echo("Next: `splitlab users create admin --role admin`, then `splitlab serve`.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default SPLITLAB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default SPLITLAB_PORT)")] = None,
+) -> None:
+    """Run the API and dashboard (uvicorn)."""
+    import uvicorn
+
+    from splitlab.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    settings = Settings(**overrides)
+    application = _run(lambda: create_app(settings))
+    typer.echo(f"Splitlab on http://{settings.host}:{settings.port}  (API docs: /docs)")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command("apply")
+def apply_(
+    file: Annotated[Path, typer.Option("-f", "--file", exists=True, dir_okay=False, help="YAML contract")],
+) -> None:
+    """Create or update a draft experiment (and its metric definitions) from YAML."""
+    from splitlab.contracts import apply_contract, parse_contract
+
+    services = _run(_services)
+    contract = _run(lambda: parse_contract(file.read_text()))
+
+    def write() -> tuple[Any, str]:
+        with services.sessions.begin() as session:
+            row, action = apply_contract(session=session, contract=contract, actor=_actor())
+            return (row.key if row is not None else None), action
+
+    key, action = _run(write)
+    typer.echo(f"{len(contract.metrics)} metric definition(s) applied")
+    if key:
+        typer.echo(f"experiment {key} {action}")
+
+
+@app.command("export")
+def export(key: str) -> None:
+    """Print an experiment and its metric definitions as YAML."""
+    from splitlab.contracts import export_contract
+
+    services = _run(_services)
+    with services.sessions() as session:
+        typer.echo(_run(lambda: export_contract(session=session, key=key)), nl=False)
+
+
+@experiments_app.command("list")
+def experiments_list(
+    status: str | None = None, team: str | None = None, type: str | None = None,
+    q: str | None = None, json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List experiments, newest first."""
+    from splitlab.store import experiments as repo
+
+    services = _run(_services)
+    with services.sessions() as session:
+        rows = [repo.experiment_to_dict(r) for r in repo.list_experiments(session=session, status=status, team=team, type=type, q=q)]
+    if json_:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo("no experiments")
+        return
+    typer.echo(f"{'KEY':<28} {'STATUS':<12} {'TYPE':<18} {'TEAM':<12} NAME")
+    for r in rows:
+        typer.echo(f"{r['key']:<28} {r['status']:<12} {r['type']:<18} {r['team']:<12} {r['name']}")
+
+
+@experiments_app.command("show")
+def experiments_show(key: str) -> None:
+    """Show one experiment as JSON."""
+    from splitlab.store import experiments as repo
+
+    services = _run(_services)
+    with services.sessions() as session:
+        _print_json(_run(lambda: repo.experiment_to_dict(repo.get_experiment(session=session, key=key))))
+
+
+@experiments_app.command("transition")
+def experiments_transition(
+    key: str, to: str, reason: Annotated[str, typer.Option(help="why (audit log)")] = ""
+) -> None:
+    """Move an experiment to another lifecycle state."""
+    from splitlab.store import experiments as repo
+
+    services = _run(_services)
+
+    def move() -> str:
+        target = repo.ensure_transition_target(to)
+        with services.sessions.begin() as session:
+            return repo.transition(session=session, key=key, to=target, actor=_actor(), reason=reason).status
+
+    typer.echo(f"{key} is now {_run(move)}")
+
+
+@experiments_app.command("review")
+def experiments_review(
+    key: str,
+    decision: Annotated[ReviewDecision, typer.Argument()],
+    comment: Annotated[str, typer.Option(help="comment; required when reviewing your own")] = "",
+    as_user: Annotated[str | None, typer.Option("--as", help="reviewer username")] = None,
+) -> None:
+    """Approve or request changes on an experiment in review."""
+    from splitlab.store import experiments as repo
+    from splitlab.store.users import get_user
+
+    services = _run(_services)
+
+    def act() -> str:
+        with services.sessions.begin() as session:
+            reviewer = _actor()
+            if as_user:
+                user = get_user(session=session, username=as_user)
+                reviewer = Principal(username=user.username, role=Role(user.role))
+            repo.review(session=session, key=key, reviewer=reviewer, decision=decision, comment=comment)
+            return repo.get_experiment(session=session, key=key).status
+
+    typer.echo(f"{key}: {decision.value}; status {_run(act)}")
+
+
+@experiments_app.command("clone")
+def experiments_clone(key: str, new_key: str) -> None:
+    """Clone an experiment into a new draft."""
+    from splitlab.store import experiments as repo
+
+    services = _run(_services)
+
+    def clone() -> str:
+        with services.sessions.begin() as session:
+            return repo.clone_experiment(session=session, key=key, new_key=new_key, actor=_actor()).key
+
+    typer.echo(f"cloned {key} into draft {_run(clone)}")
+
+
+@experiments_app.command("note")
+def experiments_note(key: str, body: str) -> None:
+    """Add a note to an experiment."""
+    from splitlab.store import experiments as repo
+
+    services = _run(_services)
+
+    def note() -> None:
+        with services.sessions.begin() as session:
+            repo.add_note(session=session, key=key, author=_actor(), body=body)
+
+    _run(note)
+    typer.echo("note added")
+
+
+@experiments_app.command("audit")
+def experiments_audit(key: str) -> None:
+    """Show the audit log of an experiment, newest first."""
+    from splitlab.store.audit import audit_to_dict, list_audit
+
+    services = _run(_services)
+    with services.sessions() as session:
+        for entry in map(audit_to_dict, list_audit(session=session, entity="experiment", entity_key=key)):
+            move = f"{entry['from']} → {entry['to']}" if entry["from"] or entry["to"] else ""
+            typer.echo(f"{entry['at'][:19]}  {entry['actor']:<16} {entry['action']:<18} {move:<22} {entry['reason']}")
+
+
+@metrics_app.command("list")
+def metrics_list() -> None:
+    """List metric definitions."""
+    from splitlab.store import metrics as repo
+
+    services = _run(_services)
+    with services.sessions() as session:
+        for row in repo.list_metrics(session=session):
+            typer.echo(f"{row.key:<24} {row.kind:<9} {row.event:<20} {row.direction}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="viewer, editor, reviewer or admin")] = Role.EDITOR,
+    password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
+) -> None:
+    """Create a dashboard user."""
+    from splitlab.store.users import create_user
+
+    services = _run(_services)
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    def create() -> None:
+        with services.sessions.begin() as session:
+            create_user(session=session, username=username, password=password, role=role, actor=_actor().username)
+
+    _run(create)
+    typer.echo(f"user {username} created with role {role.value}")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="ingest, read or admin")] = Scope.READ,
+    user: Annotated[str, typer.Option(help="the user the key acts as")] = "admin",
+    name: Annotated[str, typer.Option(help="a label")] = "",
+) -> None:
+    """Create an API key; it is shown once and stored only as a hash."""
+    from splitlab.store.users import create_api_key
+
+    services = _run(_services)
+
+    def create() -> str:
+        with services.sessions.begin() as session:
+            return create_api_key(session=session, username=user, scope=scope, name=name, actor=_actor().username)
+
+    key = _run(create)
+    typer.echo(key)
+    typer.secho("Store this key now: it is not shown again.", err=True, fg=typer.colors.YELLOW)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,98 @@
+"""Settings, read from the environment (prefix ``SPLITLAB_``) and built explicitly.
+
+Nothing here runs at import time: ``Settings()`` is constructed by ``create_app()`` and by the
+CLI, so tests and embedding applications can pass their own values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from splitlab.errors import ConfigurationError
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names an address on this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every Splitlab setting; each is documented in the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="SPLITLAB_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("./splitlab-data"),
+        description="Data directory: the SQLite app store, the DuckDB warehouse and the secret key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the app store. Default: SQLite file splitlab.db in HOME.",
+    )
+    warehouse_url: str | None = Field(
+        default=None,
+        description="URL of the event warehouse. Default: DuckDB file warehouse.duckdb in HOME.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs session cookies and CSRF tokens. Default: generated into HOME/secret_key.",
+    )
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="'off' makes every request a local admin; refused unless HOST is loopback.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the server listens on.")
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The app-store URL, defaulting to a SQLite file inside HOME."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'splitlab.db').resolve()}"
+
+    def resolved_warehouse_url(self) -> str:
+        """The warehouse URL, defaulting to a DuckDB file inside HOME."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb:///{(self.home / 'warehouse.duckdb').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; generated once into HOME/secret_key (mode 0600) when not set."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on"
+
+    def check_auth_binding(self) -> None:
+        """Refuse to serve without authentication on an address other machines can reach."""
+        if not self.auth_enabled and not is_loopback(self.host):
+            raise ConfigurationError(
+                f"SPLITLAB_AUTH=off is only allowed on a loopback address, not on {self.host!r}. "
+                "Bind to 127.0.0.1 or turn auth on."
+            )

@@ -1,0 +1,54 @@
+"""Plain typed domain objects: no I/O, no imports from the rest of splitlab but errors."""
+
+from splitlab.domain.enums import (
+    Correction,
+    Direction,
+    Engine,
+    ExperimentType,
+    MetricKind,
+    MetricRole,
+    ReviewDecision,
+    Role,
+    Scope,
+    Status,
+)
+from splitlab.domain.experiments import (
+    Capping,
+    ExperimentPatch,
+    ExperimentSpec,
+    GuardrailRef,
+    MetricDefinition,
+    MetricsSpec,
+    Namespace,
+    Plan,
+    Variant,
+)
+from splitlab.domain.principal import LOCAL_ADMIN, Principal
+from splitlab.domain.lifecycle import TRANSITIONS, check_transition, draft_problems
+
+__all__ = [
+    "LOCAL_ADMIN",
+    "TRANSITIONS",
+    "Capping",
+    "Correction",
+    "Direction",
+    "Engine",
+    "ExperimentPatch",
+    "ExperimentSpec",
+    "ExperimentType",
+    "GuardrailRef",
+    "MetricDefinition",
+    "MetricKind",
+    "MetricRole",
+    "MetricsSpec",
+    "Namespace",
+    "Plan",
+    "Principal",
+    "ReviewDecision",
+    "Role",
+    "Scope",
+    "Status",
+    "Variant",
+    "check_transition",
+    "draft_problems",
+]

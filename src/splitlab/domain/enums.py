@@ -1,0 +1,87 @@
+"""The closed vocabularies of the domain, as string enums (their values are the JSON names)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExperimentType(StrEnum):
+    FEATURE = "feature"
+    MODEL_COMPARISON = "model_comparison"
+    PROMPT = "prompt"
+    INFRASTRUCTURE = "infrastructure"
+    COST_OPTIMIZATION = "cost_optimization"
+    BANDIT = "bandit"
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    REVIEW = "review"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    READOUT = "readout"
+    ROLLING_OUT = "rolling_out"
+    SHIPPED = "shipped"
+    KILLED = "killed"
+    ROLLED_BACK = "rolled_back"
+
+
+class Engine(StrEnum):
+    FREQUENTIST = "frequentist"
+    SEQUENTIAL = "sequential"
+    BAYESIAN = "bayesian"
+
+
+class Correction(StrEnum):
+    HOLM = "holm"
+    BH = "bh"
+    NONE = "none"
+
+
+class MetricKind(StrEnum):
+    BINARY = "binary"
+    COUNT = "count"
+    SUM = "sum"
+    RATIO = "ratio"
+    QUANTILE = "quantile"
+
+
+class Direction(StrEnum):
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class MetricRole(StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    GUARDRAIL = "guardrail"
+
+
+class Role(StrEnum):
+    """User roles, ordered: each includes the rights of the ones before it."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+class Scope(StrEnum):
+    """API key scopes: ``ingest`` writes events only, ``read`` reads, ``admin`` acts as its user."""
+
+    INGEST = "ingest"
+    READ = "read"
+    ADMIN = "admin"
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"

@@ -1,0 +1,194 @@
+"""Experiment and metric definitions: the contract shared by the API, YAML files and the store.
+
+Pydantic models validate shape and ranges; the lifecycle guards in ``lifecycle.py`` check
+completeness when an experiment leaves draft, so an unfinished draft can still be saved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from splitlab.domain.enums import (
+    Correction,
+    Direction,
+    Engine,
+    ExperimentType,
+    MetricKind,
+)
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,99}$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, - and _")]
+WEIGHT_TOLERANCE = 1e-6
+
+
+class Strict(BaseModel):
+    """Base for contract models: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class Variant(Strict):
+    key: Slug
+    name: str = ""
+    weight: float = Field(ge=0, le=1)
+    is_control: bool = False
+    payload: dict[str, Any] | list[Any] | str | float | bool | None = None
+
+
+class Namespace(Strict):
+    """A slice [start, end) of a namespace; experiments in disjoint slices never share units."""
+
+    id: Slug
+    start: float = Field(ge=0, le=1)
+    end: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Namespace:
+        if self.end <= self.start:
+            raise ValueError("namespace end must be greater than start")
+        return self
+
+
+class GuardrailRef(Strict):
+    """A guardrail metric with an optional per-experiment margin (overrides the metric's)."""
+
+    key: Slug
+    margin: float | None = None
+
+
+class MetricsSpec(Strict):
+    primary: Slug | None = None
+    secondary: list[Slug] = Field(default_factory=list)
+    guardrails: list[GuardrailRef] = Field(default_factory=list)
+
+    @field_validator("guardrails", mode="before")
+    @classmethod
+    def _plain_keys(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"key": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    def all_keys(self) -> list[str]:
+        keys = [self.primary] if self.primary else []
+        return keys + list(self.secondary) + [g.key for g in self.guardrails]
+
+
+class Plan(Strict):
+    engine: Engine = Engine.FREQUENTIST
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    mde: float | None = Field(default=None, gt=0, description="relative minimum detectable effect")
+    correction: Correction = Correction.HOLM
+    segments: list[str] = Field(default_factory=list)
+    max_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ExperimentSpec(Strict):
+    """The editable configuration of an experiment (everything but status and timestamps)."""
+
+    key: Slug
+    name: str = Field(default="", max_length=200)
+    hypothesis: str = ""
+    predicted_outcome: str = ""
+    type: ExperimentType = ExperimentType.FEATURE
+    team: str = ""
+    owner: str = ""
+    tags: list[str] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list)
+    coverage: float = Field(default=1.0, ge=0, le=1)
+    seed: str | None = None
+    hash_version: int = Field(default=2, ge=1, le=2)
+    namespace: Namespace | None = None
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    plan: Plan = Field(default_factory=Plan)
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variant_keys(cls, variants: list[Variant]) -> list[Variant]:
+        keys = [v.key for v in variants]
+        duplicated = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicated:
+            raise ValueError(f"variant keys must be unique; repeated: {', '.join(duplicated)}")
+        return variants
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ExperimentSpec:
+        if self.seed is None:
+            self.seed = self.key
+        if not self.name:
+            self.name = self.key
+        for variant in self.variants:
+            if not variant.name:
+                variant.name = variant.key
+        return self
+
+
+class ExperimentPatch(Strict):
+    """A partial edit: only the fields present are changed."""
+
+    name: str | None = Field(default=None, max_length=200)
+    hypothesis: str | None = None
+    predicted_outcome: str | None = None
+    type: ExperimentType | None = None
+    team: str | None = None
+    owner: str | None = None
+    tags: list[str] | None = None
+    variants: list[Variant] | None = None
+    coverage: float | None = Field(default=None, ge=0, le=1)
+    seed: str | None = None
+    hash_version: int | None = Field(default=None, ge=1, le=2)
+    namespace: Namespace | None = None
+    metrics: MetricsSpec | None = None
+    plan: Plan | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+
+class Capping(Strict):
+    """Winsorise per-unit values: at an absolute value, or at a percentile of all units."""
+
+    type: str = Field(pattern="^(absolute|percentile)$")
+    value: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _percentile_range(self) -> Capping:
+        if self.type == "percentile" and not 0 < self.value < 1:
+            raise ValueError("a percentile cap is a fraction between 0 and 1, e.g. 0.99")
+        return self
+
+
+class MetricDefinition(Strict):
+    key: Slug
+    name: str = ""
+    description: str = ""
+    kind: MetricKind
+    event: str = Field(min_length=1, max_length=200)
+    filter: dict[str, Any] = Field(default_factory=dict)
+    value_field: str | None = Field(
+        default=None, description="property holding the value; default: the event's value"
+    )
+    denominator_event: str | None = None
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    window_start_hours: float = Field(default=0, ge=0)
+    window_hours: float | None = Field(default=None, gt=0)
+    capping: Capping | None = None
+    direction: Direction = Direction.INCREASE
+    cuped_days: int = Field(default=0, ge=0, le=365)
+    margin: float | None = Field(default=None, ge=0, description="guardrail non-inferiority margin")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> MetricDefinition:
+        if self.kind is MetricKind.RATIO and not self.denominator_event:
+            raise ValueError("a ratio metric needs denominator_event")
+        if self.kind is MetricKind.QUANTILE and self.quantile is None:
+            raise ValueError("a quantile metric needs quantile, e.g. 0.95")
+        if self.kind is not MetricKind.QUANTILE and self.quantile is not None:
+            raise ValueError("quantile is only for quantile metrics")
+        if not self.name:
+            self.name = self.key
+        return self

@@ -1,0 +1,1 @@
+"""The app store: SQLAlchemy tables, migrations and keyword-only repository functions."""

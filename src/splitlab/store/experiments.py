@@ -1,0 +1,569 @@
+"""Experiments in the app store: create, edit, transition, clone, notes and reviews.
+
+Every mutation writes exactly one audit entry with the configuration snapshot after it.
+The rules themselves (transition table, guards) live in ``splitlab.domain.lifecycle``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from splitlab.domain import (
+    ExperimentPatch,
+    ExperimentSpec,
+    GuardrailRef,
+    MetricRole,
+    MetricsSpec,
+    Principal,
+    ReviewDecision,
+    Role,
+    Status,
+    check_transition,
+)
+from splitlab.domain.lifecycle import LIVE, TERMINAL
+from splitlab.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransitionError,
+    ValidationError,
+    from_pydantic,
+)
+from splitlab.store.audit import write_audit
+from splitlab.store.metrics import missing_metrics
+from splitlab.store.tables import (
+    ExperimentMetricRow,
+    ExperimentRow,
+    NoteRow,
+    ReviewRequestRow,
+    ReviewRow,
+    VariantRow,
+)
+
+SCALAR_FIELDS = (
+    "name",
+    "hypothesis",
+    "predicted_outcome",
+    "type",
+    "team",
+    "owner",
+    "tags",
+    "coverage",
+    "seed",
+    "hash_version",
+    "start_at",
+    "end_at",
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# ---------------------------------------------------------------- row <-> domain
+
+
+def spec_from_row(row: ExperimentRow) -> ExperimentSpec:
+    links = row.metric_links
+    metrics = MetricsSpec(
+        primary=next((m.metric_key for m in links if m.role == MetricRole.PRIMARY), None),
+        secondary=[m.metric_key for m in links if m.role == MetricRole.SECONDARY],
+        guardrails=[
+            GuardrailRef(key=m.metric_key, margin=m.margin)
+            for m in links
+            if m.role == MetricRole.GUARDRAIL
+        ],
+    )
+    return ExperimentSpec.model_validate(
+        {
+            "key": row.key,
+            **{name: getattr(row, name) for name in SCALAR_FIELDS},
+            "start_at": _aware(row.start_at),
+            "end_at": _aware(row.end_at),
+            "namespace": row.namespace,
+            "plan": row.plan,
+            "metrics": metrics,
+            "variants": [
+                {
+                    "key": v.key,
+                    "name": v.name,
+                    "weight": v.weight,
+                    "is_control": v.is_control,
+                    "payload": v.payload,
+                }
+                for v in row.variants
+            ],
+        }
+    )
+
+
+def experiment_to_dict(row: ExperimentRow) -> dict[str, Any]:
+    """The JSON form: the spec plus status and bookkeeping fields."""
+    data = spec_from_row(row).model_dump(mode="json")
+    data.update(
+        status=row.status,
+        cloned_from=row.cloned_from,
+        created_by=row.created_by,
+        created_at=_aware(row.created_at).isoformat(),  # type: ignore[union-attr]
+        updated_at=_aware(row.updated_at).isoformat(),  # type: ignore[union-attr]
+    )
+    return data
+
+
+def _snapshot(row: ExperimentRow) -> dict[str, Any]:
+    data = spec_from_row(row).model_dump(mode="json")
+    data["status"] = row.status
+    return data
+
+
+def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
+    for name in SCALAR_FIELDS:
+        setattr(row, name, getattr(spec, name))
+    row.namespace = spec.namespace.model_dump(mode="json") if spec.namespace else None
+    row.plan = spec.plan.model_dump(mode="json")
+    row.variants = [
+        VariantRow(
+            position=i,
+            key=v.key,
+            name=v.name,
+            weight=v.weight,
+            is_control=v.is_control,
+            payload=v.payload,
+        )
+        for i, v in enumerate(spec.variants)
+    ]
+    links = []
+    if spec.metrics.primary:
+        links.append((spec.metrics.primary, MetricRole.PRIMARY, None))
+    links += [(k, MetricRole.SECONDARY, None) for k in spec.metrics.secondary]
+    links += [(g.key, MetricRole.GUARDRAIL, g.margin) for g in spec.metrics.guardrails]
+    row.metric_links = [
+        ExperimentMetricRow(metric_key=k, role=r.value, position=i, margin=m)
+        for i, (k, r, m) in enumerate(links)
+    ]
+
+
+def _check_metrics_exist(session: Session, spec: ExperimentSpec) -> None:
+    missing = set(missing_metrics(session=session, keys=spec.metrics.all_keys()))
+    if not missing:
+        return
+    details = []
+    if spec.metrics.primary in missing:
+        details.append({"loc": ["metrics", "primary"], "msg": f"unknown metric {spec.metrics.primary!r}"})
+    for i, key in enumerate(spec.metrics.secondary):
+        if key in missing:
+            details.append({"loc": ["metrics", "secondary", i], "msg": f"unknown metric {key!r}"})
+    for i, guard in enumerate(spec.metrics.guardrails):
+        if guard.key in missing:
+            details.append({"loc": ["metrics", "guardrails", i], "msg": f"unknown metric {guard.key!r}"})
+    raise ValidationError(
+        "unknown metric definitions: " + ", ".join(sorted(missing)) + " (create them first)",
+        details=details,
+    )
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_experiment(*, session: Session, key: str) -> ExperimentRow:
+    row = session.scalar(select(ExperimentRow).where(ExperimentRow.key == key))
+    if row is None:
+        raise NotFoundError(f"no experiment {key!r}", details={"key": key})
+    return row
+
+
+def list_experiments(
+    *,
+    session: Session,
+    status: str | None = None,
+    team: str | None = None,
+    type: str | None = None,
+    q: str | None = None,
+) -> list[ExperimentRow]:
+    query = select(ExperimentRow).order_by(ExperimentRow.created_at.desc(), ExperimentRow.id.desc())
+    if status:
+        query = query.where(ExperimentRow.status == status)
+    if team:
+        query = query.where(ExperimentRow.team == team)
+    if type:
+        query = query.where(ExperimentRow.type == type)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(ExperimentRow.key).like(like),
+                func.lower(ExperimentRow.name).like(like),
+                func.lower(ExperimentRow.hypothesis).like(like),
+            )
+        )
+    return list(session.scalars(query))
+
+
+# ---------------------------------------------------------------- mutations
+
+
+def create_experiment(
+    *, session: Session, spec: ExperimentSpec, actor: Principal, cloned_from: str | None = None
+) -> ExperimentRow:
+    if session.scalar(select(ExperimentRow.id).where(ExperimentRow.key == spec.key)) is not None:
+        raise ConflictError(f"an experiment with key {spec.key!r} exists", details={"key": spec.key})
+    _check_metrics_exist(session, spec)
+    if not spec.owner:
+        spec = spec.model_copy(update={"owner": actor.username})
+    row = ExperimentRow(key=spec.key, status=Status.DRAFT.value, created_by=actor.username)
+    row.cloned_from = cloned_from
+    _apply_spec(row, spec)
+    session.add(row)
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=row.key,
+        action="clone" if cloned_from else "create",
+        actor=actor.username,
+        reason=f"cloned from {cloned_from}" if cloned_from else "",
+        to_status=row.status,
+        snapshot=_snapshot(row),
+    )
+    return row
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: {"before": before.get(k), "after": after.get(k)}
+        for k in after
+        if before.get(k) != after.get(k)
+    }
+
+
+def _only_weights_changed(before: ExperimentSpec, after: ExperimentSpec) -> bool:
+    strip = [v.model_dump(exclude={"weight"}) for v in before.variants]
+    return strip == [v.model_dump(exclude={"weight"}) for v in after.variants]
+
+
+def update_experiment(
+    *,
+    session: Session,
+    key: str,
+    patch: ExperimentPatch,
+    actor: Principal,
+    reason: str = "",
+) -> ExperimentRow:
+    """Apply a partial edit under the lifecycle's rules: drafts and experiments in review take
+    any change; scheduled and live experiments only coverage and weights; ended ones nothing."""
+    row = get_experiment(session=session, key=key)
+    status = Status(row.status)
+    before = spec_from_row(row)
+    changes_in = patch.model_dump(exclude_unset=True)
+    merged = before.model_dump() | changes_in
+    try:
+        after = ExperimentSpec.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc) from exc
+    if status in TERMINAL or status in (Status.STOPPED, Status.READOUT):
+        raise ConflictError(
+            f"experiment {key!r} is {status}: its configuration can no longer change",
+            details={"status": status},
+        )
+    if status in LIVE or status is Status.SCHEDULED:
+        frozen = sorted(
+            name
+            for name in changes_in
+            if name not in ("coverage", "variants")
+            and getattr(before, name) != getattr(after, name)
+        )
+        if frozen or not _only_weights_changed(before, after):
+            names = frozen + ([] if _only_weights_changed(before, after) else ["variants"])
+            raise ConflictError(
+                f"experiment {key!r} is {status}: only coverage and variant weights may change "
+                f"(tried to change {', '.join(names)})",
+                details={"status": status, "fields": names},
+            )
+        if abs(sum(v.weight for v in after.variants) - 1) > 1e-6:
+            raise ValidationError(
+                "variant weights must sum to 1",
+                details=[{"loc": ["variants"], "msg": "weights must sum to 1"}],
+            )
+    _check_metrics_exist(session, after)
+    changes = _diff(before.model_dump(mode="json"), after.model_dump(mode="json"))
+    if not changes:
+        return row
+    _apply_spec(row, after)
+    row.updated_at = now()
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=key,
+        action="update",
+        actor=actor.username,
+        reason=reason,
+        changes=changes,
+        snapshot=_snapshot(row),
+    )
+    return row
+
+
+def delete_experiment(*, session: Session, key: str, actor: Principal) -> None:
+    row = get_experiment(session=session, key=key)
+    if row.status != Status.DRAFT:
+        raise ConflictError(
+            f"only drafts can be deleted; {key!r} is {row.status}", details={"status": row.status}
+        )
+    snapshot = _snapshot(row)
+    session.delete(row)
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=key,
+        action="delete",
+        actor=actor.username,
+        from_status=Status.DRAFT.value,
+        snapshot=snapshot,
+    )
+
+
+def _open_request(session: Session, row: ExperimentRow) -> ReviewRequestRow | None:
+    return session.scalar(
+        select(ReviewRequestRow)
+        .where(ReviewRequestRow.experiment_id == row.id)
+        .order_by(ReviewRequestRow.id.desc())
+        .limit(1)
+    )
+
+
+def transition(
+    *,
+    session: Session,
+    key: str,
+    to: Status,
+    actor: Principal,
+    reason: str = "",
+    reviewers: list[str] | None = None,
+) -> ExperimentRow:
+    row = get_experiment(session=session, key=key)
+    current = Status(row.status)
+    spec = spec_from_row(row)
+    request = _open_request(session, row)
+    approved = request is not None and request.state == "approved"
+    check_transition(
+        spec=spec,
+        current=current,
+        target=to,
+        approved=approved,
+        unknown_metrics=missing_metrics(session=session, keys=spec.metrics.all_keys()),
+    )
+    if to is Status.REVIEW:
+        session.add(
+            ReviewRequestRow(
+                experiment_id=row.id, requested_by=actor.username, reviewers=reviewers or []
+            )
+        )
+    elif current is Status.REVIEW and request is not None:
+        request.state = "withdrawn" if to is Status.DRAFT else request.state
+        request.closed_at = now()
+    if to is Status.RUNNING and row.start_at is None:
+        row.start_at = now()
+    if to is Status.STOPPED:
+        row.end_at = now()
+    row.status = to.value
+    row.updated_at = now()
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=key,
+        action="transition",
+        actor=actor.username,
+        reason=reason,
+        from_status=current.value,
+        to_status=to.value,
+        snapshot=_snapshot(row),
+    )
+    return row
+
+
+def review(
+    *,
+    session: Session,
+    key: str,
+    reviewer: Principal,
+    decision: ReviewDecision,
+    comment: str = "",
+) -> ReviewRow:
+    """Approve, or request changes (which sends the experiment back to draft)."""
+    row = get_experiment(session=session, key=key)
+    if row.status != Status.REVIEW:
+        raise ConflictError(
+            f"experiment {key!r} is {row.status}, not in review", details={"status": row.status}
+        )
+    if not reviewer.can_review():
+        raise PermissionDeniedError(
+            "reviewing needs the reviewer or admin role", details={"role": reviewer.role}
+        )
+    if reviewer.username == row.owner:
+        if reviewer.role is not Role.ADMIN:
+            raise PermissionDeniedError(
+                "the owner cannot review their own experiment (an admin may, with a reason)"
+            )
+        if not comment.strip():
+            raise ValidationError(
+                "an admin reviewing their own experiment must give a reason",
+                details=[{"loc": ["comment"], "msg": "required when the reviewer is the owner"}],
+            )
+    request = _open_request(session, row)
+    if request is None:  # defensive: every entry into review opens a request
+        request = ReviewRequestRow(experiment_id=row.id, requested_by=row.owner, reviewers=[])
+        session.add(request)
+        session.flush()
+    entry = ReviewRow(
+        request_id=request.id, reviewer=reviewer.username, decision=decision.value, comment=comment
+    )
+    session.add(entry)
+    from_status = row.status
+    if decision is ReviewDecision.APPROVE:
+        request.state = "approved"
+    else:
+        request.state = "changes_requested"
+        request.closed_at = now()
+        row.status = Status.DRAFT.value
+    row.updated_at = now()
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=key,
+        action=f"review_{decision.value}",
+        actor=reviewer.username,
+        reason=comment,
+        from_status=from_status,
+        to_status=row.status,
+        snapshot=_snapshot(row),
+    )
+    return entry
+
+
+def list_reviews(*, session: Session, key: str) -> list[dict[str, Any]]:
+    row = get_experiment(session=session, key=key)
+    requests = session.scalars(
+        select(ReviewRequestRow)
+        .where(ReviewRequestRow.experiment_id == row.id)
+        .order_by(ReviewRequestRow.id.desc())
+    )
+    out = []
+    for request in requests:
+        reviews = session.scalars(
+            select(ReviewRow).where(ReviewRow.request_id == request.id).order_by(ReviewRow.id)
+        )
+        out.append(
+            {
+                "id": request.id,
+                "requested_by": request.requested_by,
+                "reviewers": request.reviewers,
+                "state": request.state,
+                "created_at": _aware(request.created_at).isoformat(),  # type: ignore[union-attr]
+                "reviews": [
+                    {
+                        "reviewer": r.reviewer,
+                        "decision": r.decision,
+                        "comment": r.comment,
+                        "created_at": _aware(r.created_at).isoformat(),  # type: ignore[union-attr]
+                    }
+                    for r in reviews
+                ],
+            }
+        )
+    return out
+
+
+def add_note(*, session: Session, key: str, author: Principal, body: str) -> NoteRow:
+    if not body.strip():
+        raise ValidationError(
+            "a note needs text", details=[{"loc": ["body"], "msg": "must not be empty"}]
+        )
+    row = get_experiment(session=session, key=key)
+    note = NoteRow(experiment_id=row.id, author=author.username, body=body)
+    session.add(note)
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=key,
+        action="note",
+        actor=author.username,
+        reason=body,
+        snapshot=_snapshot(row),
+    )
+    return note
+
+
+def list_notes(*, session: Session, key: str) -> list[NoteRow]:
+    row = get_experiment(session=session, key=key)
+    return list(
+        session.scalars(
+            select(NoteRow).where(NoteRow.experiment_id == row.id).order_by(NoteRow.id.desc())
+        )
+    )
+
+
+def note_to_dict(note: NoteRow) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "author": note.author,
+        "body": note.body,
+        "created_at": _aware(note.created_at).isoformat(),  # type: ignore[union-attr]
+    }
+
+
+def clone_experiment(
+    *, session: Session, key: str, new_key: str, actor: Principal
+) -> ExperimentRow:
+    source = spec_from_row(get_experiment(session=session, key=key))
+    try:
+        spec = ExperimentSpec.model_validate(
+            source.model_dump()
+            | {"key": new_key, "seed": None, "start_at": None, "end_at": None, "owner": actor.username}
+        )
+    except PydanticValidationError as exc:
+        raise from_pydantic(exc) from exc
+    return create_experiment(session=session, spec=spec, actor=actor, cloned_from=key)
+
+
+def ensure_transition_target(value: str) -> Status:
+    try:
+        return Status(value)
+    except ValueError as exc:
+        raise ValidationError(
+            f"unknown status {value!r}",
+            details=[{"loc": ["to"], "msg": f"one of {', '.join(s.value for s in Status)}"}],
+        ) from exc
+
+
+__all__ = [
+    "TransitionError",
+    "add_note",
+    "clone_experiment",
+    "create_experiment",
+    "delete_experiment",
+    "experiment_to_dict",
+    "get_experiment",
+    "list_experiments",
+    "list_notes",
+    "list_reviews",
+    "review",
+    "spec_from_row",
+    "transition",
+    "update_experiment",
+]

@@ -1,0 +1,94 @@
+"""Dashboard pages (server-rendered). Each page has a JSON twin under /api."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from splitlab.api.deps import ServicesDep
+from splitlab.domain import LOCAL_ADMIN, Principal
+from splitlab.errors import PermissionDeniedError
+from splitlab.store import experiments as repo
+from splitlab.store.users import authenticate_password
+from splitlab.web.render import render
+from splitlab.web.sessions import WebSession, csrf_matches, read_session, write_session
+
+router = APIRouter(include_in_schema=False)
+
+
+def _viewer(request: Request, services: ServicesDep) -> tuple[Principal | None, WebSession | None]:
+    session = read_session(request, services)
+    if not services.settings.auth_enabled:
+        return LOCAL_ADMIN, session
+    return (session.principal if session else None), session
+
+
+def _check_csrf(request_session: WebSession | None, token: str | None) -> None:
+    if not csrf_matches(request_session, token):
+        raise PermissionDeniedError("this form is missing a valid CSRF token; reload the page")
+
+
+def _page(request: Request, services: ServicesDep, name: str, context: dict) -> Response:
+    """Render a page; a first visit also gets a session cookie carrying its CSRF token."""
+    principal, session = _viewer(request, services)
+    csrf = session.csrf if session else secrets.token_urlsafe(24)
+    response = render(request, name, {"user": principal, "csrf": csrf} | context)
+    if session is None:
+        write_session(response, services, principal=None, csrf=csrf)
+    return response
+
+
+@router.get("/")
+def home(request: Request, services: ServicesDep) -> Response:
+    principal, _ = _viewer(request, services)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    with services.sessions() as session:
+        rows = repo.list_experiments(session=session, status=request.query_params.get("status"))
+        experiments = [repo.experiment_to_dict(r) for r in rows]
+    return _page(request, services, "index.html", {"experiments": experiments})
+
+
+@router.get("/login")
+def login_form(request: Request, services: ServicesDep) -> Response:
+    return _page(request, services, "login.html", {"message": ""})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    services: ServicesDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    web_session = read_session(request, services)
+    _check_csrf(web_session, csrf_token)
+    with services.sessions() as session:
+        principal = authenticate_password(session=session, username=username, password=password)
+    if principal is None:
+        response = render(
+            request,
+            "login.html",
+            {"user": None, "csrf": web_session.csrf, "message": "Wrong username or password."},  # type: ignore[union-attr]
+            status=401,
+        )
+        return response
+    response = RedirectResponse("/", status_code=303)
+    write_session(response, services, principal=principal)  # new CSRF token after login
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    services: ServicesDep,
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    _check_csrf(read_session(request, services), csrf_token)
+    response = RedirectResponse("/login", status_code=303)
+    write_session(response, services, principal=None)
+    return response
