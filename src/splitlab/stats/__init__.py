@@ -1,0 +1,70 @@
+"""Splitlab statistics: pure numpy/scipy functions on sufficient statistics.
+
+Every function broadcasts over numpy arrays, so one call computes many comparisons
+(metrics × variants × segments × days).  Degenerate comparisons never raise: their numbers
+are NaN and their ``reason`` names the problem (see :mod:`splitlab.stats.results`).
+"""
+
+from splitlab.stats.aggregates import CovariateStats, RatioStats, SampleStats
+from splitlab.stats.bandit import thompson_weights
+from splitlab.stats.bayesian import BayesianResult, bayesian_test, probability_best
+from splitlab.stats.cuped import cuped_test
+from splitlab.stats.frequentist import welch_ttest, ztest_proportions
+from splitlab.stats.multiple import benjamini_hochberg, bonferroni, holm
+from splitlab.stats.omnibus import OmnibusResult, anova_oneway, chi2_omnibus
+from splitlab.stats.power import (
+    SampleSize,
+    achieved_power,
+    duration_days,
+    mde_for_sample_size,
+    normal_sample_size,
+    power_curve,
+    sample_size_means,
+    sample_size_proportions,
+)
+from splitlab.stats.quantile import QuantileStats, quantile_ranks, quantile_test
+from splitlab.stats.ratio import ratio_test
+from splitlab.stats.results import REASONS, CupedResult, TestResult
+from splitlab.stats.sequential import SprtResult, msprt_pvalue, sequential_test, sprt_bernoulli
+from splitlab.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_test
+
+__all__ = [
+    "REASONS",
+    "SRM_P_THRESHOLD",
+    "BayesianResult",
+    "CovariateStats",
+    "CupedResult",
+    "OmnibusResult",
+    "QuantileStats",
+    "RatioStats",
+    "SampleSize",
+    "SampleStats",
+    "SprtResult",
+    "SrmResult",
+    "TestResult",
+    "achieved_power",
+    "anova_oneway",
+    "bayesian_test",
+    "benjamini_hochberg",
+    "bonferroni",
+    "chi2_omnibus",
+    "cuped_test",
+    "duration_days",
+    "holm",
+    "mde_for_sample_size",
+    "msprt_pvalue",
+    "normal_sample_size",
+    "power_curve",
+    "probability_best",
+    "quantile_ranks",
+    "quantile_test",
+    "ratio_test",
+    "sample_size_means",
+    "sample_size_proportions",
+    "sequential_test",
+    "sprt_bernoulli",
+    "srm_test",
+    "thompson_weights",
+    "welch_ttest",
+    "ztest_proportions",
+]
