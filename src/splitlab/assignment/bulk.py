@@ -18,7 +18,7 @@ from splitlab.assignment.config import ExperimentConfig
 from splitlab.assignment.engine import REASONS
 from splitlab.assignment.hashing import SUPPORTED_HASH_VERSIONS
 from splitlab.assignment.targeting import eval_condition
-from splitlab.assignment.vectorized import CodeUnits, as_unicode_array, hash_many
+from splitlab.assignment.vectorized import CodeUnits, hash_many
 
 _CODE = {reason: np.uint8(i) for i, reason in enumerate(REASONS)}
 
@@ -76,8 +76,9 @@ def assign_bulk(
     missing unit. ``sticky_assignments`` is this experiment's stored ``unit_id -> variant``
     for the current seed (pre-fetched from the sticky store); bulk runs only read it.
     """
-    ids, missing = _normalise_ids(unit_ids)
-    count = ids.shape[0]
+    units = _code_units(unit_ids)
+    ids, count = units.ids, units.count
+    missing = units.lengths == 0
     keys = config.variant_keys
     index = np.full(count, -1, np.int16)
     reason = np.full(count, _CODE["assigned"], np.uint8)
@@ -103,7 +104,6 @@ def assign_bulk(
     if not undecided.any():
         return BulkAssignment(keys, index, reason, bucket)
 
-    units = CodeUnits.from_ids(ids)
     if config.namespace is not None:
         ns = config.namespace
         position = hash_many("__" + ns.id, units, 1)
@@ -127,19 +127,16 @@ def assign_bulk(
     return BulkAssignment(keys, index, reason, bucket)
 
 
-def _normalise_ids(
-    unit_ids: Sequence[str] | npt.NDArray[Any],
-) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.bool_]]:
-    raw = unit_ids if isinstance(unit_ids, np.ndarray) else np.asarray(unit_ids, dtype=object)
-    if raw.dtype.kind == "U":
-        ids = raw
-    else:
-        raw = np.asarray(raw, dtype=object)
-        nulls = np.asarray(raw == None, dtype=np.bool_)  # noqa: E711 (elementwise)
-        if nulls.any():
-            raw = np.where(nulls, "", raw)
-        ids = as_unicode_array(raw)
-    return ids, np.strings.str_len(ids) == 0
+def _code_units(unit_ids: Sequence[str] | npt.NDArray[Any]) -> CodeUnits:
+    if isinstance(unit_ids, np.ndarray) and unit_ids.dtype.kind == "U":
+        return CodeUnits.from_ids(unit_ids)
+    raw = np.asarray(unit_ids, dtype=object)
+    if raw.ndim != 1:
+        raise ValueError("unit ids must be one-dimensional")
+    nulls = np.asarray(raw == None, dtype=np.bool_)  # noqa: E711 (elementwise)
+    if nulls.any():
+        raw = np.where(nulls, "", raw)
+    return CodeUnits.from_ids(raw)
 
 
 def _static_reason(config: ExperimentConfig) -> str | None:

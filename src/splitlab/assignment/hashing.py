@@ -23,7 +23,7 @@ def utf16_code_units(text: str) -> bytes | list[int]:
         return text.encode("ascii")
     if max(text) <= "\uffff":
         return [ord(ch) for ch in text]
-    raw = text.encode("utf-16-le")
+    raw = text.encode("utf-16-le", "surrogatepass")
     return [raw[i] | (raw[i + 1] << 8) for i in range(0, len(raw), 2)]
 
 

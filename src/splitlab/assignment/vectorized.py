@@ -9,6 +9,7 @@ The cost is a few numpy passes per character position, independent of the number
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,30 +27,49 @@ _POWERS_OF_TEN = [np.uint32(10**k) for k in range(1, 10)]
 class CodeUnits:
     """Unit ids as UTF-16 code units: ``rows[j]`` holds the j-th code unit of every id."""
 
-    __slots__ = ("count", "lengths", "min_length", "rows")
+    __slots__ = ("count", "ids", "lengths", "min_length", "rows")
 
-    def __init__(self, rows: UInt32Array, lengths: npt.NDArray[np.int64]) -> None:
+    def __init__(
+        self, ids: npt.NDArray[np.str_], rows: UInt32Array, lengths: npt.NDArray[np.int64]
+    ) -> None:
+        self.ids = ids
         self.rows = rows
         self.lengths = lengths
         self.count = int(lengths.shape[0])
         self.min_length = int(lengths.min()) if self.count else 0
 
     @classmethod
-    def from_ids(cls, unit_ids: Sequence[str] | npt.NDArray[np.str_]) -> CodeUnits:
-        """Build from a numpy unicode array (fastest) or any sequence of str."""
-        ids = as_unicode_array(unit_ids)
+    def from_ids(cls, unit_ids: Sequence[str] | npt.NDArray[Any]) -> CodeUnits:
+        """Build from a numpy unicode array (fastest) or any sequence of str.
+
+        numpy's fixed-width strings drop trailing U+0000 characters; when the ids come as
+        Python strings, such ids are detected and hashed from the original text.
+        """
+        originals = None
+        if isinstance(unit_ids, np.ndarray) and unit_ids.dtype.kind == "U":
+            ids = unit_ids
+        else:
+            originals = unit_ids if isinstance(unit_ids, np.ndarray) else list(unit_ids)
+            ids = as_unicode_array(originals)
         count = ids.shape[0]
         width = ids.dtype.itemsize // 4
-        if count == 0 or width == 0:
-            return cls(np.zeros((0, count), np.uint32), np.zeros(count, np.int64))
-        code_points = ids.view(np.uint32).reshape(count, width)
         lengths = np.strings.str_len(ids).astype(np.int64)
-        astral = np.flatnonzero((code_points > 0xFFFF).any(axis=1))
-        if astral.size == 0:
-            return cls(np.ascontiguousarray(code_points.T), lengths)
+        if count == 0 or width == 0:
+            code_points = np.zeros((count, 0), np.uint32)
+        else:
+            code_points = ids.view(np.uint32).reshape(count, width)
         # Characters above U+FFFF become two UTF-16 code units (a surrogate pair), as in
         # JavaScript. Such ids are rare, so they are re-encoded one by one.
-        encoded = {int(i): _utf16_units(str(ids[i])) for i in astral}
+        special = np.flatnonzero((code_points > 0xFFFF).any(axis=1))
+        if originals is not None:
+            true_lengths = np.fromiter(map(len, originals), np.int64, count)
+            special = np.union1d(special, np.flatnonzero(true_lengths != lengths))
+        if special.size == 0:
+            return cls(ids, np.ascontiguousarray(code_points.T), lengths)
+        encoded = {
+            int(i): _utf16_units(str(originals[i] if originals is not None else ids[i]))
+            for i in special
+        }
         new_width = max(width, max(units.size for units in encoded.values()))
         matrix = np.zeros((count, new_width), np.uint32)
         matrix[:, :width] = code_points
@@ -57,7 +77,7 @@ class CodeUnits:
             matrix[row, :] = 0
             matrix[row, : units.size] = units
             lengths[row] = units.size
-        return cls(np.ascontiguousarray(matrix.T), lengths)
+        return cls(ids, np.ascontiguousarray(matrix.T), lengths)
 
 
 def as_unicode_array(unit_ids: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
@@ -71,7 +91,7 @@ def as_unicode_array(unit_ids: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDAr
 
 
 def _utf16_units(text: str) -> UInt32Array:
-    return np.frombuffer(text.encode("utf-16-le"), dtype="<u2").astype(np.uint32)
+    return np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2").astype(np.uint32)
 
 
 def _fnv_over(state: UInt32Array, units: CodeUnits) -> UInt32Array:
