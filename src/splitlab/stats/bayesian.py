@@ -136,8 +136,8 @@ def probability_best(
 ) -> FloatArray:
     """P(arm i has the largest value) for independent normal posteriors, arms on the last axis.
 
-    Monte Carlo: draw ``draws`` samples X ~ N(μᵢ, σᵢ²) per arm (vectorised over all leading
-    axes) and count how often each arm is the argmax.  Seeded, so results are reproducible;
+    Monte Carlo: P(best)ᵢ = (1/draws) Σ_d 1[argmax_j X_dj = i] with X_dj ~ N(μⱼ, σⱼ²), vectorised
+    over all leading axes.  Seeded, so results are reproducible;
     the Monte Carlo standard error is ≤ 0.5/√draws.  Arms with NaN inputs get NaN.
     """
     mu = as_float(means)

@@ -283,7 +283,7 @@ def power_curve(
     n_control: npt.ArrayLike,
     **options: object,
 ) -> FloatArray:
-    """:func:`achieved_power` over a grid: ``mdes`` (last axis) × any shape of ``n_control``.
+    """:func:`achieved_power` over a grid: power[..., j] = achieved_power(mdes[j], n_control[...]).
 
     Returns an array of shape ``np.shape(n_control) + np.shape(mdes)``; ``options`` are the
     keyword arguments of :func:`achieved_power` (``std`` or ``baseline``, ``alpha``, …).
@@ -347,7 +347,7 @@ def duration_days(
     coverage: npt.ArrayLike = 1.0,
     n_variants: npt.ArrayLike = 2,
 ) -> FloatArray:
-    """Days to enrol ``n`` units per variant: ⌈n · n_variants / (daily_units · coverage)⌉.
+    """Days to enrol ``n`` units per variant: days = ⌈n · n_variants / (daily_units · coverage)⌉.
 
     ``coverage`` is the fraction of eligible daily traffic entering the experiment.  Assumes
     equal allocation and new units each day (returning users make the real duration longer).

@@ -44,7 +44,7 @@ def quantile_ranks(
     n: npt.ArrayLike, q: npt.ArrayLike, alpha: float = 0.05
 ) -> tuple[FloatArray, FloatArray]:
     """Probabilities at which the warehouse should evaluate ``quantile_cont`` to bracket the
-    q-quantile: q ∓ z_{1−α/2} √(q (1 − q) / n), clipped to [0, 1]."""
+    q-quantile: (p_low, p_high) = q ∓ z_{1−α/2} √(q (1 − q) / n), clipped to [0, 1]."""
     q_arr = as_float(q)
     with np.errstate(divide="ignore", invalid="ignore"):
         half = special.ndtri(1.0 - alpha / 2.0) * np.sqrt(q_arr * (1.0 - q_arr) / as_float(n))
