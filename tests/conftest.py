@@ -151,3 +151,15 @@ def editor(keys: Keys) -> dict[str, str]:
 @pytest.fixture
 def reviewer(keys: Keys) -> dict[str, str]:
     return keys.headers("rita", Role.REVIEWER)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with production cost takes ~0.3 s a hash here; tests need the logic, not the cost."""
+    from argon2 import PasswordHasher
+
+    from splitlab.store import users
+
+    monkeypatch.setattr(
+        users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )

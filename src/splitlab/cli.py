@@ -11,10 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from splitlab.config import Settings
-from splitlab.domain import Principal, ReviewDecision, Role, Scope, Status
+from splitlab.domain import Principal, ReviewDecision, Role, Scope
 from splitlab.errors import SplitlabError
 
-app = typer.Typer(help="Splitlab: experiments from hypothesis to ship/kill decision.", no_args_is_help=True)
+app = typer.Typer(
+    help="Splitlab: experiments from hypothesis to ship/kill decision.", no_args_is_help=True
+)
 experiments_app = typer.Typer(help="List, show and move experiments.", no_args_is_help=True)
 users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -76,7 +78,9 @@ def init() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to bind (default SPLITLAB_HOST)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to bind (default SPLITLAB_HOST)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="port (default SPLITLAB_PORT)")] = None,
 ) -> None:
     """Run the API and dashboard (uvicorn)."""
@@ -97,7 +101,9 @@ def serve(
 
 @app.command("apply")
 def apply_(
-    file: Annotated[Path, typer.Option("-f", "--file", exists=True, dir_okay=False, help="YAML contract")],
+    file: Annotated[
+        Path, typer.Option("-f", "--file", exists=True, dir_okay=False, help="YAML contract")
+    ],
 ) -> None:
     """Create or update a draft experiment (and its metric definitions) from YAML."""
     from splitlab.contracts import apply_contract, parse_contract
@@ -128,15 +134,23 @@ def export(key: str) -> None:
 
 @experiments_app.command("list")
 def experiments_list(
-    status: str | None = None, team: str | None = None, type: str | None = None,
-    q: str | None = None, json_: Annotated[bool, typer.Option("--json")] = False,
+    status: str | None = None,
+    team: str | None = None,
+    type: str | None = None,
+    q: str | None = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List experiments, newest first."""
     from splitlab.store import experiments as repo
 
     services = _run(_services)
     with services.sessions() as session:
-        rows = [repo.experiment_to_dict(r) for r in repo.list_experiments(session=session, status=status, team=team, type=type, q=q)]
+        rows = [
+            repo.experiment_to_dict(r)
+            for r in repo.list_experiments(
+                session=session, status=status, team=team, type=type, q=q
+            )
+        ]
     if json_:
         _print_json(rows)
         return
@@ -155,7 +169,9 @@ def experiments_show(key: str) -> None:
 
     services = _run(_services)
     with services.sessions() as session:
-        _print_json(_run(lambda: repo.experiment_to_dict(repo.get_experiment(session=session, key=key))))
+        _print_json(
+            _run(lambda: repo.experiment_to_dict(repo.get_experiment(session=session, key=key)))
+        )
 
 
 @experiments_app.command("transition")
@@ -170,7 +186,9 @@ def experiments_transition(
     def move() -> str:
         target = repo.ensure_transition_target(to)
         with services.sessions.begin() as session:
-            return repo.transition(session=session, key=key, to=target, actor=_actor(), reason=reason).status
+            return repo.transition(
+                session=session, key=key, to=target, actor=_actor(), reason=reason
+            ).status
 
     typer.echo(f"{key} is now {_run(move)}")
 
@@ -194,7 +212,9 @@ def experiments_review(
             if as_user:
                 user = get_user(session=session, username=as_user)
                 reviewer = Principal(username=user.username, role=Role(user.role))
-            repo.review(session=session, key=key, reviewer=reviewer, decision=decision, comment=comment)
+            repo.review(
+                session=session, key=key, reviewer=reviewer, decision=decision, comment=comment
+            )
             return repo.get_experiment(session=session, key=key).status
 
     typer.echo(f"{key}: {decision.value}; status {_run(act)}")
@@ -209,7 +229,9 @@ def experiments_clone(key: str, new_key: str) -> None:
 
     def clone() -> str:
         with services.sessions.begin() as session:
-            return repo.clone_experiment(session=session, key=key, new_key=new_key, actor=_actor()).key
+            return repo.clone_experiment(
+                session=session, key=key, new_key=new_key, actor=_actor()
+            ).key
 
     typer.echo(f"cloned {key} into draft {_run(clone)}")
 
@@ -236,9 +258,14 @@ def experiments_audit(key: str) -> None:
 
     services = _run(_services)
     with services.sessions() as session:
-        for entry in map(audit_to_dict, list_audit(session=session, entity="experiment", entity_key=key)):
+        for entry in map(
+            audit_to_dict, list_audit(session=session, entity="experiment", entity_key=key)
+        ):
             move = f"{entry['from']} → {entry['to']}" if entry["from"] or entry["to"] else ""
-            typer.echo(f"{entry['at'][:19]}  {entry['actor']:<16} {entry['action']:<18} {move:<22} {entry['reason']}")
+            typer.echo(
+                f"{entry['at'][:19]}  {entry['actor']:<16} {entry['action']:<18} {move:<22} "
+                f"{entry['reason']}"
+            )
 
 
 @metrics_app.command("list")
@@ -267,7 +294,13 @@ def users_create(
 
     def create() -> None:
         with services.sessions.begin() as session:
-            create_user(session=session, username=username, password=password, role=role, actor=_actor().username)
+            create_user(
+                session=session,
+                username=username,
+                password=password,
+                role=role,
+                actor=_actor().username,
+            )
 
     _run(create)
     typer.echo(f"user {username} created with role {role.value}")
@@ -286,7 +319,9 @@ def keys_create(
 
     def create() -> str:
         with services.sessions.begin() as session:
-            return create_api_key(session=session, username=user, scope=scope, name=name, actor=_actor().username)
+            return create_api_key(
+                session=session, username=user, scope=scope, name=name, actor=_actor().username
+            )
 
     key = _run(create)
     typer.echo(key)

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path("./splitlab-data"),
-        description="Data directory: the SQLite app store, the DuckDB warehouse and the secret key.",
+        description="Data directory: SQLite app store, DuckDB warehouse and the secret key.",
     )
     database_url: str | None = Field(
         default=None,
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Signs session cookies and CSRF tokens. Default: generated into HOME/secret_key.",
+        description="Signs session cookies and CSRF tokens. Default: generated in HOME.",
     )
     auth: Literal["on", "off"] = Field(
         default="on",

@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.orm import Session
 
 from splitlab.domain import ExperimentPatch, ExperimentSpec, MetricDefinition, Principal
-from splitlab.errors import ValidationError, from_pydantic
+from splitlab.errors import NotFoundError, ValidationError, from_pydantic
 from splitlab.store import experiments as experiments_repo
 from splitlab.store import metrics as metrics_repo
 from splitlab.store.tables import ExperimentRow
@@ -42,11 +42,13 @@ def _path(loc: list[Any]) -> str:
 
 
 def parse_contract(text: str) -> Contract:
-    """Parse and validate a contract; errors name each field path (``experiment.variants[1].weight``)."""
+    """Parse and validate a contract; errors name each field path (``experiment.plan.alpha``)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationError(f"not valid YAML: {exc}", details=[{"loc": [], "msg": str(exc)}]) from exc
+        raise ValidationError(
+            f"not valid YAML: {exc}", details=[{"loc": [], "msg": str(exc)}]
+        ) from exc
     if not isinstance(data, dict):
         raise ValidationError("a contract is a YAML mapping with 'experiment' and/or 'metrics'")
     if "key" in data and "experiment" not in data:
@@ -93,8 +95,10 @@ def apply_contract(
         return None, "metrics"
     try:
         experiments_repo.get_experiment(session=session, key=spec.key)
-    except Exception:
-        return experiments_repo.create_experiment(session=session, spec=spec, actor=actor), "created"
+    except NotFoundError:
+        return experiments_repo.create_experiment(
+            session=session, spec=spec, actor=actor
+        ), "created"
     patch = ExperimentPatch.model_validate(spec.model_dump(exclude={"key"}))
     row = experiments_repo.update_experiment(
         session=session, key=spec.key, patch=patch, actor=actor, reason=reason
@@ -102,24 +106,26 @@ def apply_contract(
     return row, "updated"
 
 
-def _without_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k == "key" or v != defaults.get(k, object())}
-
-
 def export_contract(*, session: Session, key: str) -> str:
     """The experiment and the definitions of every metric it uses, as YAML."""
     row = experiments_repo.get_experiment(session=session, key=key)
     spec = experiments_repo.spec_from_row(row)
     metrics = []
-    for metric_key in spec.metrics.all_keys():
+    for metric_key in dict.fromkeys(spec.metrics.all_keys()):  # ordered, each once
         try:
             metrics.append(
-                metrics_repo.metric_from_row(metrics_repo.get_metric(session=session, key=metric_key))
+                metrics_repo.metric_from_row(
+                    metrics_repo.get_metric(session=session, key=metric_key)
+                )
             )
-        except Exception:
-            continue
+        except NotFoundError:
+            continue  # a draft may name a metric that is not defined yet
     document: dict[str, Any] = {}
     if metrics:
-        document["metrics"] = [m.model_dump(mode="json", exclude_defaults=True) | {"key": m.key, "kind": m.kind.value, "event": m.event} for m in metrics]
+        document["metrics"] = [
+            {"key": m.key, "kind": m.kind.value, "event": m.event}
+            | m.model_dump(mode="json", exclude_defaults=True)
+            for m in metrics
+        ]
     document["experiment"] = spec.model_dump(mode="json")
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

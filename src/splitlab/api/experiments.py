@@ -103,7 +103,9 @@ def audit(key: str, services: ServicesDep, _: Reader) -> dict[str, Any]:
 @router.post("/{key}/notes", status_code=201)
 def add_note(key: str, body: NoteIn, services: ServicesDep, actor: Editor) -> dict[str, Any]:
     with services.sessions.begin() as session:
-        return repo.note_to_dict(repo.add_note(session=session, key=key, author=actor, body=body.body))
+        return repo.note_to_dict(
+            repo.add_note(session=session, key=key, author=actor, body=body.body)
+        )
 
 
 @router.get("/{key}/notes")

@@ -28,7 +28,10 @@ def upsert(
 @router.get("")
 def list_(services: ServicesDep, _: Reader) -> dict[str, Any]:
     with services.sessions() as session:
-        items = [repo.metric_from_row(r).model_dump(mode="json") for r in repo.list_metrics(session=session)]
+        items = [
+            repo.metric_from_row(r).model_dump(mode="json")
+            for r in repo.list_metrics(session=session)
+        ]
     return {"metrics": items, "count": len(items)}
 
 

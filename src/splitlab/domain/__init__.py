@@ -23,8 +23,8 @@ from splitlab.domain.experiments import (
     Plan,
     Variant,
 )
-from splitlab.domain.principal import LOCAL_ADMIN, Principal
 from splitlab.domain.lifecycle import TRANSITIONS, check_transition, draft_problems
+from splitlab.domain.principal import LOCAL_ADMIN, Principal
 
 __all__ = [
     "LOCAL_ADMIN",

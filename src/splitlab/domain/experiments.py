@@ -20,7 +20,9 @@ from splitlab.domain.enums import (
 )
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,99}$"
-Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, - and _")]
+Slug = Annotated[
+    str, Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, - and _")
+]
 WEIGHT_TOLERANCE = 1e-6
 
 

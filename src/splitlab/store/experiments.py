@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from splitlab.domain import (
     ExperimentPatch,
@@ -133,6 +133,12 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
         setattr(row, name, getattr(spec, name))
     row.namespace = spec.namespace.model_dump(mode="json") if spec.namespace else None
     row.plan = spec.plan.model_dump(mode="json")
+    session = object_session(row)
+    if session is not None and row.id is not None:
+        # delete the old children first: a unique (experiment, key) must not see both
+        row.variants.clear()
+        row.metric_links.clear()
+        session.flush()
     row.variants = [
         VariantRow(
             position=i,
@@ -144,7 +150,7 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
         )
         for i, v in enumerate(spec.variants)
     ]
-    links = []
+    links: list[tuple[str, MetricRole, float | None]] = []
     if spec.metrics.primary:
         links.append((spec.metrics.primary, MetricRole.PRIMARY, None))
     links += [(k, MetricRole.SECONDARY, None) for k in spec.metrics.secondary]
@@ -159,15 +165,19 @@ def _check_metrics_exist(session: Session, spec: ExperimentSpec) -> None:
     missing = set(missing_metrics(session=session, keys=spec.metrics.all_keys()))
     if not missing:
         return
-    details = []
+    details: list[dict[str, Any]] = []
     if spec.metrics.primary in missing:
-        details.append({"loc": ["metrics", "primary"], "msg": f"unknown metric {spec.metrics.primary!r}"})
+        details.append(
+            {"loc": ["metrics", "primary"], "msg": f"unknown metric {spec.metrics.primary!r}"}
+        )
     for i, key in enumerate(spec.metrics.secondary):
         if key in missing:
             details.append({"loc": ["metrics", "secondary", i], "msg": f"unknown metric {key!r}"})
     for i, guard in enumerate(spec.metrics.guardrails):
         if guard.key in missing:
-            details.append({"loc": ["metrics", "guardrails", i], "msg": f"unknown metric {guard.key!r}"})
+            details.append(
+                {"loc": ["metrics", "guardrails", i], "msg": f"unknown metric {guard.key!r}"}
+            )
     raise ValidationError(
         "unknown metric definitions: " + ", ".join(sorted(missing)) + " (create them first)",
         details=details,
@@ -218,7 +228,9 @@ def create_experiment(
     *, session: Session, spec: ExperimentSpec, actor: Principal, cloned_from: str | None = None
 ) -> ExperimentRow:
     if session.scalar(select(ExperimentRow.id).where(ExperimentRow.key == spec.key)) is not None:
-        raise ConflictError(f"an experiment with key {spec.key!r} exists", details={"key": spec.key})
+        raise ConflictError(
+            f"an experiment with key {spec.key!r} exists", details={"key": spec.key}
+        )
     _check_metrics_exist(session, spec)
     if not spec.owner:
         spec = spec.model_copy(update={"owner": actor.username})
@@ -534,7 +546,13 @@ def clone_experiment(
     try:
         spec = ExperimentSpec.model_validate(
             source.model_dump()
-            | {"key": new_key, "seed": None, "start_at": None, "end_at": None, "owner": actor.username}
+            | {
+                "key": new_key,
+                "seed": None,
+                "start_at": None,
+                "end_at": None,
+                "owner": actor.username,
+            }
         )
     except PydanticValidationError as exc:
         raise from_pydantic(exc) from exc

@@ -51,7 +51,9 @@ def upsert_metric(
         changes = None
     else:
         before = metric_from_row(row).model_dump(mode="json")
-        changes = {k: {"before": before[k], "after": v} for k, v in values.items() if before[k] != v}
+        changes = {
+            k: {"before": before[k], "after": v} for k, v in values.items() if before[k] != v
+        }
         if not changes:
             return row, False
         for name, value in values.items():

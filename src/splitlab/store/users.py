@@ -79,7 +79,9 @@ def create_api_key(
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     session.add(
-        ApiKeyRow(prefix=prefix, key_hash=_digest(key), name=name, scope=scope.value, user_id=user.id)
+        ApiKeyRow(
+            prefix=prefix, key_hash=_digest(key), name=name, scope=scope.value, user_id=user.id
+        )
     )
     session.flush()
     write_audit(
