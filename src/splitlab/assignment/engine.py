@@ -81,6 +81,8 @@ class CompiledExperiment:
     __slots__ = (
         "_condition",
         "_forced",
+        "_has_gates",
+        "_hash_v2",
         "_holdout",
         "_namespace",
         "_payloads",
@@ -111,6 +113,14 @@ class CompiledExperiment:
             self._static_reason = "inactive"
         elif config.hash_version not in SUPPORTED_HASH_VERSIONS:
             self._static_reason = "hash_version"
+        self._hash_v2 = config.hash_version == 2
+        self._has_gates = bool(
+            self._forced
+            or self._static_reason
+            or self._condition is not None
+            or self._namespace is not None
+            or self._holdout is not None
+        )
 
     def bucket(self, unit_id: str) -> float | None:
         """The unit's hash for this experiment, or None for an unsupported hash version."""
@@ -128,6 +138,25 @@ class CompiledExperiment:
         """Assign one unit (see the module docstring for the order of checks)."""
         if not unit_id:
             return _MISSING_UNIT
+        if self._has_gates or sticky is not None:
+            decided = self._gates(unit_id, attributes, sticky)
+            if decided is not None:
+                return decided
+        if self._hash_v2:
+            n = v2_from_seed_state(self._seed_state, unit_id)
+        else:
+            n = gb_hash(self._seed, unit_id, 1)  # type: ignore[assignment]
+        for start, end, key, payload in self._ranges:
+            if start <= n < end:
+                if sticky is not None:
+                    sticky.set(self.config.key, self._seed, unit_id, key)
+                return _new_assignment(Assignment, (key, payload, True, "assigned", n))
+        return _new_assignment(Assignment, (None, None, False, "coverage", n))
+
+    def _gates(
+        self, unit_id: str, attributes: Mapping[str, Any] | None, sticky: StickyStore | None
+    ) -> Assignment | None:
+        """Checks 2-8 of the module docstring; None when the unit is to be hashed."""
         if self._forced:
             forced = self._forced.get(unit_id)
             if forced is not None:
@@ -148,14 +177,7 @@ class CompiledExperiment:
         holdout = self._holdout
         if holdout is not None and v2_hash(holdout.seed, unit_id) < holdout.fraction:
             return _HOLDOUT
-        n = self.bucket(unit_id)
-        assert n is not None  # unsupported versions were handled by _static_reason
-        for start, end, key, payload in self._ranges:
-            if start <= n < end:
-                if sticky is not None:
-                    sticky.set(self.config.key, self._seed, unit_id, key)
-                return _new_assignment(Assignment, (key, payload, True, "assigned", n))
-        return _new_assignment(Assignment, (None, None, False, "coverage", n))
+        return None
 
 
 def v2_hash(seed: str, unit_id: str) -> float:

@@ -77,13 +77,31 @@ def _build_digit_prefix_table() -> dict[str, int]:
 _DIGIT_PREFIX_STATE = _build_digit_prefix_table()
 
 
-def v2_from_seed_state(seed_state: int, value: str) -> float:
-    """Version-2 hash given the FNV state after the seed: the hot path of local evaluation."""
-    state = seed_state
-    for unit in value.encode("ascii") if value.isascii() else utf16_code_units(value):
-        state = ((state ^ unit) * FNV_PRIME) & _MASK32
+# Python ints do not overflow, and the low 32 bits of ``(h ^ c) * prime`` depend only on
+# the low 32 bits of ``h``, so the hot loops mask once at the end instead of every step.
+# Below this many code units the intermediate integers stay small enough to be cheaper.
+UNMASKED_MAX_UNITS = 64
+
+
+def v2_from_seed_state(
+    seed_state: int,
+    value: str,
+    _prime: int = FNV_PRIME,
+    _prefix_state: dict[str, int] = _DIGIT_PREFIX_STATE,
+) -> float:
+    """Version-2 hash given the FNV state after the seed: the hot path of local evaluation.
+
+    (The underscored defaults only turn globals into fast locals.)
+    """
+    if value.isascii() and len(value) <= UNMASKED_MAX_UNITS:
+        state = seed_state
+        for unit in value.encode("ascii"):
+            state = (state ^ unit) * _prime
+        state &= _MASK32
+    else:
+        state = fnv1a32_continue(seed_state, value)
     digits = str(state)
-    state = _DIGIT_PREFIX_STATE[digits[:_PREFIX_DIGITS]]
+    state = _prefix_state[digits[:_PREFIX_DIGITS]]
     for unit in digits[_PREFIX_DIGITS:].encode("ascii"):
-        state = ((state ^ unit) * FNV_PRIME) & _MASK32
-    return (state % 10000) / 10000
+        state = (state ^ unit) * _prime
+    return ((state & _MASK32) % 10000) / 10000
