@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -240,3 +241,19 @@ def test_invalid_parts_are_rejected() -> None:
 def test_bad_weights_fall_back_to_equal_weights() -> None:
     cfg = config(variants=(VariantConfig("a", 0.7), VariantConfig("b", 0.6)))
     assert cfg.bucket_ranges() == [(0.0, 0.5), (0.5, 1.0)]
+
+
+def test_config_pickles_after_compilation() -> None:
+    cfg = config(condition={"plan": {"$in": ["pro"]}}, namespace=Namespace("ns", 0, 1))
+    before = assign(cfg, "user-1", {"plan": "pro"})
+    copy = pickle.loads(pickle.dumps(cfg))
+    assert copy == cfg
+    assert assign(copy, "user-1", {"plan": "pro"}) == before
+
+
+def test_compiled_experiment_is_reused_and_matches_assign() -> None:
+    cfg = config(seed="z")
+    assert cfg.compiled is cfg.compiled
+    assert [cfg.compiled.assign(u) for u in UNITS[:50]] == [assign(cfg, u) for u in UNITS[:50]]
+    assert cfg.compiled.bucket("user-1") == gb_hash("z", "user-1", 2)
+    assert config(hash_version=1).compiled.bucket("user-1") == gb_hash("checkout", "user-1", 1)

@@ -11,7 +11,12 @@ import pytest
 
 from splitlab.assignment import fnv1a32, gb_hash
 from splitlab.assignment.engine import v2_hash
-from splitlab.assignment.hashing import FNV_OFFSET_BASIS, FNV_PRIME, utf16_code_units
+from splitlab.assignment.hashing import (
+    FNV_OFFSET_BASIS,
+    FNV_PRIME,
+    utf16_code_units,
+    v1_with_suffix,
+)
 
 # Standard 32-bit FNV-1a test vectors (Landon Curt Noll's FNV reference test suite).
 FNV_REFERENCE = [
@@ -101,10 +106,14 @@ def test_astral_character_is_a_surrogate_pair() -> None:
     assert fnv1a32("😀") != code_point_hash
 
 
-@pytest.mark.parametrize("value", ["", "a", "user-123", "ünï", "😀x", "1234567890" * 3])
-def test_fast_v2_path_equals_definition(value: str) -> None:
-    for seed in ("", "s", "exp-key", "ßeed😀"):
+FAST_PATH_VALUES = ["", "a", "user-123", "ünï", "😀x", "1234567890" * 3, "x" * 64, "y" * 65]
+
+
+@pytest.mark.parametrize("value", FAST_PATH_VALUES)
+def test_fast_paths_equal_definition(value: str) -> None:
+    for seed in ("", "s", "exp-key", "ßeed😀", "__namespace"):
         assert v2_hash(seed, value) == gb_hash(seed, value, 2)
+        assert v1_with_suffix(value, tuple(utf16_code_units(seed))) == gb_hash(seed, value, 1)
 
 
 def test_deterministic_across_processes() -> None:

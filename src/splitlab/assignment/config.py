@@ -126,6 +126,18 @@ class ExperimentConfig:
         """The hash range of each variant after coverage and the weight fallback."""
         return bucket_ranges(len(self.variants), self.coverage, self.weights)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("compiled", None)  # derived (and holds closures): rebuilt on demand
+        for name in _READ_ONLY_MAPPINGS:
+            state[name] = dict(state[name])  # mappingproxy does not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in _READ_ONLY_MAPPINGS:
+            state[name] = MappingProxyType(dict(state[name]))
+        self.__dict__.update(state)
+
     @functools.cached_property
     def compiled(self) -> CompiledExperiment:
         """Precomputed state for fast evaluation (built once per config object)."""
@@ -206,6 +218,9 @@ class ExperimentConfig:
             ),
             active=bool(data.get("active", True)),
         )
+
+
+_READ_ONLY_MAPPINGS = ("condition", "forced_variants")
 
 
 def _thaw(value: Any) -> Any:

@@ -19,19 +19,21 @@ The checks run in this order, and the first that decides gives the ``reason``:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from splitlab.assignment.buckets import namespace_hash
 from splitlab.assignment.config import ExperimentConfig
 from splitlab.assignment.hashing import (
     FNV_OFFSET_BASIS,
     SUPPORTED_HASH_VERSIONS,
     fnv1a32_continue,
     gb_hash,
+    utf16_code_units,
+    v1_with_suffix,
     v2_from_seed_state,
 )
 from splitlab.assignment.sticky import StickyStore
-from splitlab.assignment.targeting import eval_condition
+from splitlab.assignment.targeting import compile_condition
 
 REASONS = (
     "assigned",
@@ -84,7 +86,9 @@ class CompiledExperiment:
         "_has_gates",
         "_hash_v2",
         "_holdout",
+        "_holdout_state",
         "_namespace",
+        "_namespace_units",
         "_payloads",
         "_ranges",
         "_seed",
@@ -105,9 +109,15 @@ class CompiledExperiment:
         self._payloads = {v.key: v.payload for v in config.variants}
         self._variant_set = frozenset(self._payloads)
         self._forced = dict(config.forced_variants)
-        self._condition = config.condition or None
+        self._condition = compile_condition(config.condition) if config.condition else None
         self._namespace = config.namespace
+        self._namespace_units = (
+            tuple(utf16_code_units("__" + config.namespace.id)) if config.namespace else ()
+        )
         self._holdout = config.holdout
+        self._holdout_state = (
+            fnv1a32_continue(FNV_OFFSET_BASIS, config.holdout.seed) if config.holdout else 0
+        )
         self._static_reason: str | None = None
         if not config.active:
             self._static_reason = "inactive"
@@ -167,15 +177,20 @@ class CompiledExperiment:
             stored = sticky.get(self.config.key, self._seed, unit_id)
             if stored is not None and stored in self._variant_set:
                 return Assignment(stored, self._payloads[stored], True, "sticky", None)
-        if self._condition is not None and not eval_condition(self._condition, attributes):
+        if self._condition is not None and not self._condition(
+            attributes if attributes is not None else _NO_ATTRIBUTES
+        ):
             return _NOT_TARGETED
         namespace = self._namespace
         if namespace is not None and not (
-            namespace.start <= namespace_hash(namespace.id, unit_id) < namespace.end
+            namespace.start <= v1_with_suffix(unit_id, self._namespace_units) < namespace.end
         ):
             return _NAMESPACE
         holdout = self._holdout
-        if holdout is not None and v2_hash(holdout.seed, unit_id) < holdout.fraction:
+        if (
+            holdout is not None
+            and v2_from_seed_state(self._holdout_state, unit_id) < holdout.fraction
+        ):
             return _HOLDOUT
         return None
 
@@ -185,6 +200,7 @@ def v2_hash(seed: str, unit_id: str) -> float:
     return v2_from_seed_state(fnv1a32_continue(FNV_OFFSET_BASIS, seed), unit_id)
 
 
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 _MISSING_UNIT = _not_in("missing_unit")
 _NOT_TARGETED = _not_in("not_targeted")
 _NAMESPACE = _not_in("namespace")

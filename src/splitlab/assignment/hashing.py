@@ -105,3 +105,16 @@ def v2_from_seed_state(
     for unit in digits[_PREFIX_DIGITS:].encode("ascii"):
         state = (state ^ unit) * _prime
     return ((state & _MASK32) % 10000) / 10000
+
+
+def v1_with_suffix(value: str, suffix_units: tuple[int, ...], _prime: int = FNV_PRIME) -> float:
+    """Version-1 hash ``fnv(value + seed) % 1000 / 1000`` given the seed's code units."""
+    if value.isascii() and len(value) <= UNMASKED_MAX_UNITS:
+        state = FNV_OFFSET_BASIS
+        for unit in value.encode("ascii"):
+            state = (state ^ unit) * _prime
+    else:
+        state = fnv1a32_continue(FNV_OFFSET_BASIS, value)
+    for unit in suffix_units:
+        state = (state ^ unit) * _prime
+    return ((state & _MASK32) % 1000) / 1000
