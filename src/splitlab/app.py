@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.warehouse.start()  # the server owns the warehouse and its writer thread
         yield
         services.close()
 

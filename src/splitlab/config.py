@@ -59,6 +59,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    warehouse_sources: Path | None = Field(
+        default=None,
+        description="JSON/YAML file mapping existing tables (Parquet, PostgreSQL, any Ibis "
+        "backend) onto the exposures/events schema; they replace the native tables for analysis.",
+    )
+    ingest_max_batch_items: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most items accepted by POST /api/events."
+    )
+    ingest_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long /api/track and /api/events reuse an experiment lookup and an API "
+        "key check (an experiment that stops is refused at most this much later).",
+    )
+    group_commit_max_items: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most facts the warehouse writer puts in one transaction.",
+    )
+    group_commit_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Extra time the warehouse writer waits to gather more requests into one "
+        "transaction (0: commit whatever arrived while the previous commit ran).",
+    )
 
     def resolved_database_url(self) -> str:
         """The app-store URL, defaulting to a SQLite file inside HOME."""

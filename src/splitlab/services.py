@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.config import Settings
 from splitlab.store.db import make_engine, session_factory
 from splitlab.store.migrate import check_current
+
+if TYPE_CHECKING:
+    from splitlab.warehouse import Warehouse
 
 
 @dataclass
@@ -22,6 +25,23 @@ class Services:
     sessions: sessionmaker[Session]
     secret_key: str
     extras: dict[str, Any] = field(default_factory=dict)
+    _warehouse: Warehouse | None = field(default=None, repr=False)
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """The event warehouse, opened on first use (so CLI commands that do not need it never
+        touch the DuckDB file a running server owns)."""
+        if self._warehouse is None:
+            from splitlab.warehouse import Warehouse, load_sources
+
+            s = self.settings
+            self._warehouse = Warehouse.open(
+                s.resolved_warehouse_url(),
+                max_batch_items=s.group_commit_max_items,
+                max_wait_seconds=s.group_commit_wait_ms / 1000,
+                sources=load_sources(s.warehouse_sources),
+            )
+        return self._warehouse
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Services:
@@ -38,4 +58,7 @@ class Services:
         )
 
     def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
         self.engine.dispose()

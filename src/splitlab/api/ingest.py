@@ -1,0 +1,251 @@
+"""Ingestion: ``POST /api/track`` (one item) and ``POST /api/events`` (a batch).
+
+Lean on purpose — these are the hot paths: the body is parsed with orjson, items are
+validated by ``splitlab.warehouse.validation`` (pure functions), experiments and API keys are
+looked up through short-lived caches, and the warehouse's group-commit writer acknowledges
+an item only after its transaction committed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from splitlab.api.deps import get_principal
+from splitlab.domain import LOCAL_ADMIN, Principal, Status
+from splitlab.errors import (
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    SplitlabError,
+    ValidationError,
+)
+from splitlab.services import Services
+from splitlab.store.experiments import get_experiment, spec_from_row
+from splitlab.store.tables import MetricRow
+from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
+from splitlab.warehouse.validation import error_entry, from_us, now_us, parse_item
+
+router = APIRouter(tags=["ingest"])
+
+EXPERIMENT_FIELDS = ("experimentId", "experimentKey")
+
+
+class ExperimentCache:
+    """Experiment summaries by key. A running experiment is reused for ``ttl`` seconds;
+    an unknown or not-running one is looked up again every time, so an experiment that was
+    just started is accepted at once (and one that stopped is refused within ``ttl``)."""
+
+    def __init__(self, services: Services, ttl: float) -> None:
+        self.services = services
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, ExperimentSummary | None]] = {}
+
+    def fresh(self, key: str) -> ExperimentSummary | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] is None or not entry[1].accepting:
+            return None
+        return entry[1] if time.monotonic() - entry[0] < self.ttl else None
+
+    def load(self, keys: set[str]) -> None:
+        """Fetch ``keys`` from the app store (blocking: call it in a thread)."""
+        with self.services.sessions() as session:
+            for key in keys:
+                try:
+                    row = get_experiment(session=session, key=key)
+                except NotFoundError:
+                    self._entries[key] = (time.monotonic(), None)
+                    continue
+                spec = spec_from_row(row)
+                metric_keys = spec.metrics.all_keys()
+                cuped = session.scalars(
+                    select(MetricRow.cuped_days).where(MetricRow.key.in_(metric_keys))
+                ).all()
+                summary = ExperimentSummary(
+                    key=key,
+                    status=Status(row.status),
+                    variants=frozenset(v.key for v in spec.variants),
+                    start_at=spec.start_at,
+                    pre_period=timedelta(days=max(cuped, default=0)),
+                )
+                self._entries[key] = (time.monotonic(), summary)
+
+    def get(self, key: str) -> ExperimentSummary | None:
+        entry = self._entries.get(key)
+        return entry[1] if entry else None
+
+    async def ensure(self, keys: set[str]) -> None:
+        missing = {key for key in keys if self.fresh(key) is None}
+        if missing:
+            await run_in_threadpool(self.load, missing)
+
+
+class KeyCache:
+    """Principals by API key for ``ttl`` seconds (a revoked key stops working within ``ttl``)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        return None
+
+    def put(self, key: str, principal: Principal) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), principal)
+
+
+def _caches(services: Services) -> tuple[ExperimentCache, KeyCache]:
+    caches = services.extras.get("ingest_caches")
+    if caches is None:
+        ttl = services.settings.ingest_cache_seconds
+        caches = services.extras["ingest_caches"] = (ExperimentCache(services, ttl), KeyCache(ttl))
+    return caches  # type: ignore[no-any-return]
+
+
+async def _ingestor(request: Request, services: Services, keys: KeyCache) -> Principal:
+    """The caller, who must be allowed to ingest (API key scope ingest/admin, or auth off)."""
+    if not services.settings.auth_enabled:
+        return LOCAL_ADMIN
+    header = request.headers.get("authorization", "")
+    api_key = header[7:].strip() if header.lower().startswith("bearer ") else None
+    api_key = api_key or request.headers.get("x-api-key")
+    principal = keys.get(api_key) if api_key else None
+    if principal is None:
+        principal = await run_in_threadpool(get_principal, request, services)
+        if api_key:
+            keys.put(api_key, principal)
+    if not principal.can_ingest():
+        raise PermissionDeniedError(
+            "ingestion needs an API key with scope ingest or admin",
+            details={"scope": principal.scope},
+        )
+    return principal
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:  # the standard library also reads NaN/Infinity: report those per field instead
+            return json.loads(body)
+        except ValueError:
+            raise SplitlabError(
+                f"malformed JSON body: {exc}", details=[{"loc": [], "msg": str(exc)}]
+            ) from exc
+
+
+def _experiment_keys(items: list[Any]) -> set[str]:
+    keys = set()
+    for item in items:
+        if isinstance(item, dict):
+            for name in EXPERIMENT_FIELDS:
+                value = item.get(name)
+                if isinstance(value, str):
+                    keys.add(value.strip())
+                    break
+    return keys
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+@router.post("/api/track", summary="Record one exposure or event (the common tracking payload)")
+async def track(request: Request) -> Response:
+    """Body: ``{experimentKey|experimentId, variantKey|variantId, userKey, eventType, props,
+    value?, eventId?, occurredAt?}``; ``eventType: "exposure"`` records an exposure.
+    Answers after the write committed: ``{success, eventId, duplicate, occurredAt}``.
+    """
+    services: Services = request.app.state.services
+    experiments, keys = _caches(services)
+    await _ingestor(request, services, keys)
+    item = await _json_body(request)
+    await experiments.ensure(_experiment_keys([item]))
+    fact = parse_item(item, lookup=experiments.get, now=now_us())
+    (result,) = await services.warehouse.submit([fact])
+    payload: dict[str, Any] = {
+        "success": True,
+        "eventId": result.event_id,
+        "duplicate": result.status is ItemStatus.DUPLICATE,
+        "occurredAt": from_us(fact.occurred_us).isoformat().replace("+00:00", "Z"),
+    }
+    if result.conflict:
+        payload["conflict"] = True
+    return _json(payload)
+
+
+@router.post("/api/events", summary="Record a batch of exposures and events (idempotent)")
+async def events(request: Request) -> Response:
+    """Body: ``{"events": [items as for /api/track]}``. Valid items are stored even when
+    others are rejected; retrying the same batch reports every item as a duplicate.
+    """
+    services: Services = request.app.state.services
+    experiments, keys = _caches(services)
+    await _ingestor(request, services, keys)
+    body = await _json_body(request)
+    items = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ValidationError(
+            "events: the body must be an object with an 'events' array",
+            details=[{"loc": ["events"], "msg": "required array"}],
+        )
+    limit = services.settings.ingest_max_batch_items
+    if len(items) > limit:
+        raise PayloadTooLargeError(
+            f"events: {len(items)} items; at most {limit} per request "
+            "(SPLITLAB_INGEST_MAX_BATCH_ITEMS)",
+            details=[{"loc": ["events"], "msg": f"at most {limit} items"}],
+        )
+    await experiments.ensure(_experiment_keys(items))
+    lookup, now = experiments.get, now_us()
+    facts = []
+    positions = []
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            fact = parse_item(item, lookup=lookup, now=now)
+        except SplitlabError as error:
+            event_id = item.get("eventId") if isinstance(item, dict) else None
+            results.append(
+                {
+                    "index": index,
+                    "status": "rejected",
+                    "eventId": event_id,
+                    "error": error_entry(error),
+                }
+            )
+            continue
+        positions.append(index)
+        facts.append(fact)
+        results.append({"index": index, "status": "accepted", "eventId": fact.event_id})
+    written = await services.warehouse.submit(facts) if facts else []
+    duplicates = 0
+    for index, outcome in zip(positions, written, strict=True):
+        entry = results[index]
+        if outcome.status is ItemStatus.DUPLICATE:
+            entry["status"] = "duplicate"
+            duplicates += 1
+        if outcome.conflict:
+            entry["conflict"] = True
+    rejected = len(items) - len(facts)
+    return _json(
+        {
+            "accepted": len(facts) - duplicates,
+            "duplicates": duplicates,
+            "rejected": rejected,
+            "results": results,
+        }
+    )

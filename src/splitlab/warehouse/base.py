@@ -1,0 +1,306 @@
+"""``Warehouse``: the facts store — open by URL, write through the group-commit writer, read
+through Ibis.
+
+``duckdb:///path/to/file.duckdb`` (the embedded default; the opening process owns the file)
+or ``postgresql+psycopg://user@host/db``. Analysis reads ``exposures_table()`` and
+``events_table()`` (Ibis expressions; a configured *source* replaces a native table) and keys
+its cache on ``watermark()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+from ibis.backends import BaseBackend
+
+from splitlab.errors import ConfigurationError, SplitlabError
+from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark, derive_id
+from splitlab.warehouse.postgres import PostgresBackend, conninfo
+from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
+from splitlab.warehouse.sources import SourceMapping, mapped_table
+from splitlab.warehouse.validation import EXPOSURE, from_us, to_us
+from splitlab.warehouse.writer import Backend, GroupCommitWriter
+
+
+class WarehouseBusyError(SplitlabError):
+    """The DuckDB file is open in another process (usually a running ``splitlab serve``)."""
+
+    status = 503
+    code = "warehouse_busy"
+
+
+def _duckdb_path(url: str) -> str:
+    """``duckdb:///abs/file.duckdb`` → ``/abs/file.duckdb``; ``duckdb://`` → in memory."""
+    path = url.removeprefix("duckdb://")
+    return ":memory:" if path in ("", "/", "/:memory:", ":memory:") else path
+
+
+class Warehouse:
+    """Exposures and events: one per process, opened from ``Settings.resolved_warehouse_url()``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        max_batch_items: int = 50_000,
+        max_wait_seconds: float = 0.0,
+        sources: dict[str, SourceMapping] | None = None,
+    ) -> None:
+        self.url = url
+        self.read_only = read_only
+        self.sources = dict(sources or {})
+        self._local = threading.local()
+        self._duck: duckdb.DuckDBPyConnection | None = None
+        if url.startswith("duckdb:"):
+            self.dialect = "duckdb"
+            path = _duckdb_path(url)
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._duck = duckdb.connect(path, read_only=read_only)
+            except duckdb.IOException as exc:
+                raise WarehouseBusyError(
+                    f"the warehouse file {path} is in use by another process "
+                    "(a running `splitlab serve`?)",
+                    details={"path": path},
+                ) from exc
+            self._duck.execute("SET TimeZone = 'UTC'")
+            backend: Backend | None = None if read_only else _duck_backend(self._duck)
+        elif url.startswith(("postgresql", "postgres")):
+            self.dialect = "postgres"
+            backend = None if read_only else PostgresBackend(url)
+        else:
+            raise ConfigurationError(
+                f"unsupported warehouse URL {url!r}: use duckdb:///path or postgresql+psycopg://…"
+            )
+        self.writer: GroupCommitWriter | None = (
+            GroupCommitWriter(backend, max_items=max_batch_items, max_wait=max_wait_seconds)
+            if backend is not None
+            else None
+        )
+        self._backend = backend
+
+    @classmethod
+    def open(cls, url: str, **options: Any) -> Warehouse:
+        """Open and make sure the tables exist (unless read-only)."""
+        warehouse = cls(url, **options)
+        if not warehouse.read_only:
+            warehouse.ensure_schema()
+        return warehouse
+
+    # ----------------------------------------------------------------- schema & writes
+
+    def ensure_schema(self) -> None:
+        """Create the tables if missing (idempotent)."""
+        assert self._backend is not None, "read-only warehouse"
+        if self.writer is not None and self.writer._started:
+            self.writer.run(lambda backend: backend.ensure_schema())
+        else:
+            self._backend.ensure_schema()
+
+    def _writer(self) -> GroupCommitWriter:
+        if self.writer is None:
+            raise WarehouseBusyError("this warehouse was opened read-only")
+        return self.writer
+
+    async def submit(self, facts: Sequence[Fact]) -> list[ItemResult]:
+        """Write validated facts; per-item results after the transaction committed."""
+        return await self._writer().submit(facts)
+
+    def write(self, facts: Sequence[Fact]) -> list[ItemResult]:
+        """Blocking ``submit``."""
+        return self._writer().write(facts)
+
+    def record_exposures(
+        self, exposures: Iterable[dict[str, Any]], *, source: str = "api"
+    ) -> list[ItemResult]:
+        """Record exposures given as dicts with ``experiment_key``, ``variant_key``,
+        ``unit_id`` and optional ``exposed_at`` (datetime, default now), ``attributes``
+        (dict), ``event_id``. Not validated against the app store: the caller (assignment,
+        simulator) knows the experiment is running. Blocking; durable when it returns.
+        """
+        facts = [exposure_fact(source=source, **item) for item in exposures]
+        return self.write(facts)
+
+    def write_events(
+        self, events: Iterable[dict[str, Any]], *, source: str = "api"
+    ) -> list[ItemResult]:
+        """Record metric events given as dicts with ``unit_id``, ``event_name`` and optional
+        ``value``, ``occurred_at`` (datetime), ``properties`` (dict), ``event_id``,
+        ``experiment_key``/``variant_key``. Without ``event_id`` the id is derived from
+        (experiment_key, unit_id, event_name). Blocking; durable when it returns.
+        """
+        facts = [event_fact(source=source, **item) for item in events]
+        return self.write(facts)
+
+    def run_in_writer(self, fn: Any) -> Any:
+        """Run ``fn(backend)`` in one transaction on the writer thread (bulk import)."""
+        return self._writer().run(fn)
+
+    # ----------------------------------------------------------------- reads (Ibis)
+
+    def ibis_connection(self) -> BaseBackend:
+        """An Ibis backend over the warehouse, one per thread (DuckDB cursors are per thread)."""
+        con = getattr(self._local, "ibis", None)
+        if con is None:
+            if self._duck is not None:
+                con = ibis.duckdb.from_connection(self._duck.cursor())
+            else:
+                con = ibis.connect(conninfo(self.url).replace("postgresql://", "postgres://", 1))
+            self._local.ibis = con
+        return con
+
+    def _table(self, name: str) -> ibis.Table:
+        mapping = self.sources.get(name)
+        if mapping is not None:
+            return mapped_table(mapping, self.ibis_connection())
+        return self.ibis_connection().table(name)
+
+    def exposures_table(self) -> ibis.Table:
+        """Exposures, columns as ``schema.EXPOSURE_COLUMNS`` (or the configured source)."""
+        return self._table("exposures")
+
+    def events_table(self) -> ibis.Table:
+        """Events, columns as ``schema.EVENT_COLUMNS`` (or the configured source)."""
+        return self._table("events")
+
+    def conflicts_table(self) -> ibis.Table:
+        """Units exposed to more than one variant (exclude them from analysis)."""
+        return self._table("exposure_conflicts")
+
+    def watermark(self) -> Watermark:
+        """Row counts and the newest ``ingested_at``: a cache key for analysis results."""
+        stamp = (
+            "epoch_us({})"
+            if self.dialect == "duckdb"
+            else ("(extract(epoch FROM {}) * 1000000)::BIGINT")
+        )
+        newest = ", ".join(
+            stamp.format(f"(SELECT max(ingested_at) FROM {t})")
+            for t in ("exposures", "events", "exposure_conflicts")
+        )
+        row = self.query(
+            "SELECT (SELECT count(*) FROM exposures), (SELECT count(*) FROM events), "
+            f"(SELECT count(*) FROM exposure_conflicts), greatest({newest})"
+        )[0]
+        last = from_us(int(row[3])) if row[3] is not None else None
+        return Watermark(int(row[0]), int(row[1]), int(row[2]), last)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run read-only SQL on a reader connection (tests, tools, diagnostics)."""
+        if self._duck is not None:
+            cursor = self._duck.cursor()
+            try:
+                return cursor.execute(sql, params or []).fetchall()
+            finally:
+                cursor.close()
+        import psycopg
+
+        with psycopg.connect(conninfo(self.url), autocommit=True) as con:
+            return con.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        if self.writer is not None:
+            self.writer.start()
+
+    def close(self) -> None:
+        """Drain and stop the writer, then close the connections."""
+        if self.writer is not None:
+            self.writer.stop()
+        if self._backend is not None:
+            self._backend.close()
+        if self._duck is not None:
+            self._duck.close()
+
+
+def _duck_backend(connection: duckdb.DuckDBPyConnection) -> Backend:
+    from splitlab.warehouse.duck import DuckDBBackend
+
+    cursor = connection.cursor()
+    cursor.execute("SET TimeZone = 'UTC'")
+    return DuckDBBackend(cursor)
+
+
+def _us(moment: datetime | None) -> int:
+    from splitlab.warehouse.validation import now_us
+
+    return now_us() if moment is None else to_us(moment)
+
+
+def _json(value: dict[str, Any] | None) -> str:
+    import orjson
+
+    return orjson.dumps(value or {}).decode()
+
+
+def exposure_fact(
+    *,
+    experiment_key: str,
+    variant_key: str,
+    unit_id: str,
+    exposed_at: datetime | None = None,
+    attributes: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    source: str = "api",
+) -> Fact:
+    """A ``Fact`` for one exposure (already known to be valid)."""
+    return Fact(
+        Kind.EXPOSURE,
+        derive_id(experiment_key, unit_id),
+        event_id or derive_id(experiment_key, unit_id, EXPOSURE),
+        experiment_key,
+        variant_key,
+        unit_id,
+        EXPOSURE,
+        None,
+        _us(exposed_at),
+        _json(attributes),
+        source,
+    )
+
+
+def event_fact(
+    *,
+    unit_id: str,
+    event_name: str,
+    value: float | None = None,
+    occurred_at: datetime | None = None,
+    properties: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    experiment_key: str | None = None,
+    variant_key: str | None = None,
+    source: str = "api",
+) -> Fact:
+    """A ``Fact`` for one metric event (already known to be valid)."""
+    event_id = event_id or derive_id(experiment_key or "", unit_id, event_name)
+    return Fact(
+        Kind.EVENT,
+        event_id,
+        event_id,
+        experiment_key,
+        variant_key,
+        unit_id,
+        event_name,
+        value,
+        _us(occurred_at),
+        _json(properties),
+        source,
+    )
+
+
+__all__ = [
+    "CONFLICT_COLUMNS",
+    "EVENT_COLUMNS",
+    "EXPOSURE_COLUMNS",
+    "Warehouse",
+    "WarehouseBusyError",
+    "event_fact",
+    "exposure_fact",
+]

@@ -1,0 +1,103 @@
+"""The warehouse tables, in the two SQL dialects we write to (DuckDB and PostgreSQL).
+
+* ``exposures`` — one row per (experiment, unit): ``exposure_id = derive_id(experiment, unit)``.
+* ``exposure_conflicts`` — a unit seen again in another variant; analysis excludes the unit.
+* ``events`` — metric events, keyed by ``event_id``; not tied to one experiment
+  (``experiment_key``/``variant_key`` keep what the client sent, for provenance only).
+
+Every row carries ``source`` (api, import, simulator, …) and ``ingested_at`` (commit time),
+which is what the data watermark is made of.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES = ("exposures", "exposure_conflicts", "events")
+
+_TEMPLATE = """
+CREATE TABLE IF NOT EXISTS exposures (
+    exposure_id {text} PRIMARY KEY,
+    experiment_key {text} NOT NULL,
+    variant_key {text} NOT NULL,
+    unit_id {text} NOT NULL,
+    exposed_at TIMESTAMPTZ NOT NULL,
+    attributes {json},
+    source {text} NOT NULL,
+    event_id {text},
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exposure_conflicts (
+    conflict_id {text} PRIMARY KEY,
+    experiment_key {text} NOT NULL,
+    unit_id {text} NOT NULL,
+    variant_key {text} NOT NULL,
+    first_variant_key {text} NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    event_id {text},
+    source {text} NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id {text} PRIMARY KEY,
+    unit_id {text} NOT NULL,
+    event_name {text} NOT NULL,
+    value {double},
+    occurred_at TIMESTAMPTZ NOT NULL,
+    properties {json},
+    experiment_key {text},
+    variant_key {text},
+    source {text} NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS warehouse_meta (
+    name {text} PRIMARY KEY,
+    value {text} NOT NULL
+);
+"""
+
+DUCKDB_DDL = _TEMPLATE.format(text="VARCHAR", json="JSON", double="DOUBLE")
+
+POSTGRES_DDL = (
+    _TEMPLATE.format(text="TEXT", json="JSONB", double="DOUBLE PRECISION")
+    + """
+CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment_key, variant_key);
+CREATE INDEX IF NOT EXISTS events_name_unit ON events (event_name, unit_id);
+CREATE INDEX IF NOT EXISTS exposure_conflicts_experiment ON exposure_conflicts (experiment_key);
+"""
+)
+
+EXPOSURE_COLUMNS = (
+    "exposure_id",
+    "experiment_key",
+    "variant_key",
+    "unit_id",
+    "exposed_at",
+    "attributes",
+    "source",
+    "event_id",
+    "ingested_at",
+)
+EVENT_COLUMNS = (
+    "event_id",
+    "unit_id",
+    "event_name",
+    "value",
+    "occurred_at",
+    "properties",
+    "experiment_key",
+    "variant_key",
+    "source",
+    "ingested_at",
+)
+CONFLICT_COLUMNS = (
+    "conflict_id",
+    "experiment_key",
+    "unit_id",
+    "variant_key",
+    "first_variant_key",
+    "occurred_at",
+    "event_id",
+    "source",
+    "ingested_at",
+)

@@ -1,0 +1,237 @@
+"""The group-commit writer: one thread owns the write connection and commits for everyone.
+
+Requests hand their validated facts to ``submit`` (async) or ``write`` (blocking). The
+thread takes every job waiting in the queue (up to ``max_items`` facts, optionally waiting
+``max_wait`` seconds for more), writes them in *one* transaction, commits, and only then
+resolves each job's future with its per-item results. So:
+
+* acknowledged means durable — a result exists only after ``COMMIT`` returned;
+* deduplication is atomic — one writer, primary keys, and first-occurrence-wins inside a group;
+* a failed transaction fails every job in it (nothing is half-written) and the writer goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, Protocol
+
+from splitlab.warehouse.facts import Fact, ItemResult, ItemStatus, Kind, derive_id
+from splitlab.warehouse.validation import now_us
+
+log = logging.getLogger(__name__)
+
+ACCEPTED, DUPLICATE = ItemStatus.ACCEPTED, ItemStatus.DUPLICATE
+
+
+class Backend(Protocol):
+    dialect: str
+
+    def ensure_schema(self) -> None: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def insert_events(self, facts: Sequence[Fact], ingested_us: int) -> set[str]: ...
+    def insert_exposures(self, facts: Sequence[Fact], ingested_us: int) -> set[str]: ...
+    def exposure_variants(self, keys: Sequence[str]) -> dict[str, str]: ...
+    def insert_conflicts(
+        self, conflicts: Sequence[tuple[str, Fact, str]], ingested_us: int
+    ) -> set[str]: ...
+    def close(self) -> None: ...
+
+
+class _Job:
+    __slots__ = ("facts", "fn", "future")
+
+    def __init__(self, facts: Sequence[Fact], fn: Callable[[Backend], Any] | None = None) -> None:
+        self.facts = facts
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+_STOP = object()
+
+
+def write_group(backend: Backend, facts: Sequence[Fact]) -> list[ItemResult]:
+    """Write ``facts`` inside the caller's transaction; the result for each, in order.
+
+    The first occurrence of a key in the group is the one inserted; later ones are
+    duplicates (or conflicts, for an exposure to another variant).
+    """
+    ingested = now_us()
+    first: dict[str, int] = {}
+    events: list[Fact] = []
+    exposures: list[Fact] = []
+    for index, fact in enumerate(facts):
+        if fact.key in first:
+            continue
+        first[fact.key] = index
+        (exposures if fact.kind is Kind.EXPOSURE else events).append(fact)
+    new_events = backend.insert_events(events, ingested)
+    new_exposures = backend.insert_exposures(exposures, ingested)
+    stored = backend.exposure_variants([f.key for f in exposures if f.key not in new_exposures])
+
+    results: list[ItemResult] = []
+    conflicts: dict[str, tuple[str, Fact, str]] = {}
+    conflict_of: dict[int, str] = {}
+    for index, fact in enumerate(facts):
+        if fact.kind is Kind.EVENT:
+            fresh = first[fact.key] == index and fact.key in new_events
+            results.append(ItemResult(ACCEPTED if fresh else DUPLICATE, fact.event_id))
+            continue
+        if first[fact.key] == index and fact.key in new_exposures:
+            results.append(ItemResult(ACCEPTED, fact.event_id))
+            continue
+        # a repeat: same variant is a duplicate, another variant a conflict
+        winner = stored.get(fact.key) or facts[first[fact.key]].variant_key
+        if fact.variant_key == winner:
+            results.append(ItemResult(DUPLICATE, fact.event_id))
+            continue
+        assert fact.experiment_key is not None and fact.variant_key is not None
+        conflict_id = derive_id(fact.experiment_key, fact.unit_id, fact.variant_key)
+        conflicts.setdefault(conflict_id, (conflict_id, fact, winner or ""))
+        conflict_of[index] = conflict_id
+        results.append(ItemResult(DUPLICATE, fact.event_id, conflict=True))
+    if conflicts:
+        new_conflicts = backend.insert_conflicts(list(conflicts.values()), ingested)
+        for index, conflict_id in conflict_of.items():
+            if conflict_id in new_conflicts and conflicts[conflict_id][1] is facts[index]:
+                results[index] = ItemResult(ACCEPTED, facts[index].event_id, conflict=True)
+    return results
+
+
+class GroupCommitWriter:
+    """A background thread batching concurrent writes into one transaction each."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_items: int = 50_000,
+        max_wait: float = 0.0,
+        name: str = "splitlab-warehouse-writer",
+    ) -> None:
+        self.backend = backend
+        self.max_items = max_items
+        self.max_wait = max_wait
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+        self._stopped = False
+        self._lock = threading.Lock()
+        self.commits = 0
+        self.items = 0
+
+    # ------------------------------------------------------------------ public
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish every queued job, then stop the thread."""
+        with self._lock:
+            if not self._started or self._stopped:
+                self._stopped = True
+                return
+            self._stopped = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _enqueue(self, job: _Job) -> Future[Any]:
+        if self._stopped:
+            raise RuntimeError("the warehouse writer is stopped")
+        self.start()
+        self._queue.put(job)
+        return job.future
+
+    def submit_future(self, facts: Sequence[Fact]) -> Future[list[ItemResult]]:
+        return self._enqueue(_Job(facts))
+
+    async def submit(self, facts: Sequence[Fact]) -> list[ItemResult]:
+        """Write ``facts``; returns their results once the transaction has committed."""
+        if not facts:
+            return []
+        return await asyncio.wrap_future(self.submit_future(facts))
+
+    def write(self, facts: Sequence[Fact], timeout: float | None = None) -> list[ItemResult]:
+        """Blocking ``submit`` for threads and scripts (simulator, CLI, sync routes)."""
+        if not facts:
+            return []
+        return self.submit_future(facts).result(timeout)
+
+    def run(self, fn: Callable[[Backend], Any], timeout: float | None = None) -> Any:
+        """Run ``fn(backend)`` alone in its own transaction on the writer thread (bulk imports)."""
+        return self._enqueue(_Job((), fn)).result(timeout)
+
+    # ------------------------------------------------------------------ thread
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs, count, stop = [first], len(first.facts), False
+        deadline = time.monotonic() + self.max_wait
+        while count < self.max_items:
+            try:
+                remaining = deadline - time.monotonic()
+                job = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if job is _STOP:
+                stop = True
+                break
+            if job.fn is not None:  # a bulk job runs alone: put it back for the next round
+                self._queue.put(job)
+                break
+            jobs.append(job)
+            count += len(job.facts)
+        return jobs, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            job = self._queue.get()
+            if job is _STOP:
+                break
+            if job.fn is not None:
+                self._transaction([job], partial(job.fn, self.backend), single=True)
+                continue
+            jobs, stop = self._collect(job)
+            facts = [fact for j in jobs for fact in j.facts]
+            self._transaction(jobs, partial(write_group, self.backend, facts))
+
+    def _transaction(self, jobs: list[_Job], body: Callable[[], Any], single: bool = False) -> None:
+        try:
+            self.backend.begin()
+            outcome = body()
+            self.backend.commit()
+        except BaseException as exc:
+            log.exception("warehouse write failed; %d job(s) rolled back", len(jobs))
+            try:
+                self.backend.rollback()
+            except Exception:  # the connection itself may be gone
+                log.exception("rollback failed")
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        self.commits += 1
+        if single:
+            jobs[0].future.set_result(outcome)
+            return
+        self.items += len(outcome)
+        start = 0
+        for job in jobs:
+            end = start + len(job.facts)
+            job.future.set_result(outcome[start:end])
+            start = end
