@@ -17,7 +17,7 @@ import numpy.typing as npt
 from splitlab.assignment.config import ExperimentConfig
 from splitlab.assignment.engine import REASONS
 from splitlab.assignment.hashing import SUPPORTED_HASH_VERSIONS
-from splitlab.assignment.targeting import eval_condition
+from splitlab.assignment.targeting import compile_condition
 from splitlab.assignment.vectorized import CodeUnits, hash_many
 
 _CODE = {reason: np.uint8(i) for i, reason in enumerate(REASONS)}
@@ -176,8 +176,9 @@ def _targeted(
     """Whether each unit matches the condition (evaluated only where ``rows`` is True)."""
     count = rows.shape[0]
     matched = np.zeros(count, np.bool_)
+    predicate = compile_condition(config.condition)
     if attributes is None:
-        passes_empty = eval_condition(config.condition, {})
+        passes_empty = predicate({})
         matched[rows] = passes_empty
         return matched
     if isinstance(attributes, Mapping):
@@ -190,10 +191,10 @@ def _targeted(
                 raise ValueError(f"attribute column {name!r} has {len(values)} values, not {count}")
         for i in np.flatnonzero(rows).tolist():
             row = {name: values[i] for name, values in columns.items()}
-            matched[i] = eval_condition(config.condition, row)
+            matched[i] = predicate(row)
         return matched
     if len(attributes) != count:
         raise ValueError(f"{len(attributes)} attribute rows for {count} units")
     for i in np.flatnonzero(rows).tolist():
-        matched[i] = eval_condition(config.condition, attributes[i])
+        matched[i] = predicate(attributes[i])
     return matched

@@ -20,11 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Condition = Mapping[str, Any]
+Predicate = Callable[[Any], bool]
 
 _MISSING_NUMBER = 0
-
-
-Predicate = Callable[[Any], bool]
 
 
 def eval_condition(condition: Condition | None, attributes: Mapping[str, Any] | None) -> bool:
