@@ -128,6 +128,23 @@ def _snapshot(row: ExperimentRow) -> dict[str, Any]:
     return data
 
 
+def _record(
+    session: Session, row: ExperimentRow, *, action: str, actor: str, **fields: Any
+) -> None:
+    """Flush the change to ``row`` and write its one audit entry, with the new snapshot."""
+    row.updated_at = now()
+    session.flush()
+    write_audit(
+        session=session,
+        entity="experiment",
+        entity_key=row.key,
+        action=action,
+        actor=actor,
+        snapshot=_snapshot(row),
+        **fields,
+    )
+
+
 def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
     for name in SCALAR_FIELDS:
         setattr(row, name, getattr(spec, name))
@@ -313,18 +330,7 @@ def update_experiment(
     if not changes:
         return row
     _apply_spec(row, after)
-    row.updated_at = now()
-    session.flush()
-    write_audit(
-        session=session,
-        entity="experiment",
-        entity_key=key,
-        action="update",
-        actor=actor.username,
-        reason=reason,
-        changes=changes,
-        snapshot=_snapshot(row),
-    )
+    _record(session, row, action="update", actor=actor.username, reason=reason, changes=changes)
     return row
 
 
@@ -391,18 +397,14 @@ def transition(
     if to is Status.STOPPED:
         row.end_at = now()
     row.status = to.value
-    row.updated_at = now()
-    session.flush()
-    write_audit(
-        session=session,
-        entity="experiment",
-        entity_key=key,
+    _record(
+        session,
+        row,
         action="transition",
         actor=actor.username,
         reason=reason,
         from_status=current.value,
         to_status=to.value,
-        snapshot=_snapshot(row),
     )
     return row
 
@@ -451,18 +453,14 @@ def review(
         request.state = "changes_requested"
         request.closed_at = now()
         row.status = Status.DRAFT.value
-    row.updated_at = now()
-    session.flush()
-    write_audit(
-        session=session,
-        entity="experiment",
-        entity_key=key,
+    _record(
+        session,
+        row,
         action=f"review_{decision.value}",
         actor=reviewer.username,
         reason=comment,
         from_status=from_status,
         to_status=row.status,
-        snapshot=_snapshot(row),
     )
     return entry
 
