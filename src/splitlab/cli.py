@@ -328,6 +328,98 @@ def keys_create(
     typer.secho("Store this key now: it is not shown again.", err=True, fg=typer.colors.YELLOW)
 
 
+# ---------------------------------------------------------------- import (warehouse)
+
+import_app = typer.Typer(
+    help="Import exposures or events from CSV, Parquet or JSON Lines.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source or not target:
+            raise typer.BadParameter(f"--map takes file_column=trackField, not {pair!r}")
+        mapping[source] = target
+    return mapping
+
+
+def _import(kind: str, file: Path, pairs: list[str], preview: bool, dry_run: bool) -> None:
+    from splitlab.api.ingest import all_summaries
+    from splitlab.warehouse import WarehouseBusyError
+
+    services = _run(_services)
+    experiments = all_summaries(services)
+    options: dict[str, Any] = {
+        "kind": kind,
+        "experiments": experiments,
+        "mapping": _mapping(pairs),
+        "write": not (preview or dry_run),
+        "preview_rows": 10 if preview else 0,
+    }
+    def run() -> Any:
+        try:
+            return services.warehouse.import_file(file, **options)
+        except WarehouseBusyError:  # a running server owns the DuckDB file: go through it
+            from splitlab.warehouse.remote import import_via_server
+
+            return import_via_server(services.settings, file, **options)
+
+    try:
+        report = _run(run)
+    finally:
+        services.close()
+    _print_report(report.to_dict())
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    typer.echo(f"{report['file']}: {report['rows']:,} rows")
+    if report["columns"]:
+        typer.echo("columns: " + ", ".join(f"{c['name']} {c['type']}" for c in report["columns"]))
+    for row in report["preview"]:
+        typer.echo("  " + json.dumps(row, default=str))
+    if report["written"]:
+        typer.echo(f"accepted {report['accepted']:,}, duplicates {report['duplicates']:,}")
+    typer.echo(f"rejected {report['rejected']:,}")
+    for reason in report["reasons"]:
+        examples = ", ".join(str(n) for n in reason["examples"])
+        typer.echo(f"  {reason['rows']:,} × {reason['reason']} (rows {examples})")
+
+
+MapOption = Annotated[
+    list[str], typer.Option("--map", help="rename a column: file_column=trackField (repeatable)")
+]
+PreviewOption = Annotated[
+    bool, typer.Option("--preview", help="show inferred types, the first rows and the report")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="validate only, write nothing")]
+FileArgument = Annotated[Path, typer.Argument(exists=True, help="a .csv, .parquet or .jsonl file")]
+
+
+@import_app.command("events")
+def import_events(
+    file: FileArgument,
+    map_: MapOption = [],  # noqa: B006 - typer reads the default
+    preview: PreviewOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Import metric events (columns as in /api/track; eventType names the event)."""
+    _import("events", file, map_, preview, dry_run)
+
+
+@import_app.command("exposures")
+def import_exposures(
+    file: FileArgument,
+    map_: MapOption = [],  # noqa: B006 - typer reads the default
+    preview: PreviewOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Import exposures (experimentKey, variantKey, userKey, occurredAt, props)."""
+    _import("exposures", file, map_, preview, dry_run)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from splitlab.api.deps import get_principal
@@ -28,8 +29,8 @@ from splitlab.errors import (
     ValidationError,
 )
 from splitlab.services import Services
-from splitlab.store.experiments import get_experiment, spec_from_row
-from splitlab.store.tables import MetricRow
+from splitlab.store.experiments import get_experiment, list_experiments, spec_from_row
+from splitlab.store.tables import ExperimentRow, MetricRow
 from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
 from splitlab.warehouse.validation import error_entry, from_us, now_us, parse_item
 
@@ -63,19 +64,7 @@ class ExperimentCache:
                 except NotFoundError:
                     self._entries[key] = (time.monotonic(), None)
                     continue
-                spec = spec_from_row(row)
-                metric_keys = spec.metrics.all_keys()
-                cuped = session.scalars(
-                    select(MetricRow.cuped_days).where(MetricRow.key.in_(metric_keys))
-                ).all()
-                summary = ExperimentSummary(
-                    key=key,
-                    status=Status(row.status),
-                    variants=frozenset(v.key for v in spec.variants),
-                    start_at=spec.start_at,
-                    pre_period=timedelta(days=max(cuped, default=0)),
-                )
-                self._entries[key] = (time.monotonic(), summary)
+                self._entries[key] = (time.monotonic(), summarize(session, row))
 
     def get(self, key: str) -> ExperimentSummary | None:
         entry = self._entries.get(key)
@@ -85,6 +74,27 @@ class ExperimentCache:
         missing = {key for key in keys if self.fresh(key) is None}
         if missing:
             await run_in_threadpool(self.load, missing)
+
+
+def summarize(session: Session, row: ExperimentRow) -> ExperimentSummary:
+    """What ingestion needs of an experiment: status, variants, start and pre-period."""
+    spec = spec_from_row(row)
+    cuped = session.scalars(
+        select(MetricRow.cuped_days).where(MetricRow.key.in_(spec.metrics.all_keys()))
+    ).all()
+    return ExperimentSummary(
+        key=row.key,
+        status=Status(row.status),
+        variants=frozenset(v.key for v in spec.variants),
+        start_at=spec.start_at,
+        pre_period=timedelta(days=max(cuped, default=0)),
+    )
+
+
+def all_summaries(services: Services) -> dict[str, ExperimentSummary]:
+    """Every experiment's summary (bulk imports validate against all of them)."""
+    with services.sessions() as session:
+        return {row.key: summarize(session, row) for row in list_experiments(session=session)}
 
 
 class KeyCache:

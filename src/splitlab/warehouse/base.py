@@ -38,6 +38,8 @@ class WarehouseBusyError(SplitlabError):
 def _duckdb_path(url: str) -> str:
     """``duckdb:///abs/file.duckdb`` → ``/abs/file.duckdb``; ``duckdb://`` → in memory."""
     path = url.removeprefix("duckdb://")
+    if path.startswith("//"):
+        path = path[1:]
     return ":memory:" if path in ("", "/", "/:memory:", ":memory:") else path
 
 
@@ -143,6 +145,52 @@ class Warehouse:
     def run_in_writer(self, fn: Any) -> Any:
         """Run ``fn(backend)`` in one transaction on the writer thread (bulk import)."""
         return self._writer().run(fn)
+
+    def import_file(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        experiments: dict[str, Any],
+        mapping: dict[str, str] | None = None,
+        write: bool = True,
+        preview_rows: int = 0,
+    ) -> Any:
+        """Validate and import a CSV/Parquet/JSONL file (see ``importer``); an ``ImportReport``.
+
+        ``experiments`` maps experiment keys to ``ExperimentSummary``. On DuckDB the whole
+        import is one transaction on the writer thread; on PostgreSQL DuckDB validates and
+        the valid rows go through the group-commit writer in chunks.
+        """
+        from splitlab.warehouse.importer import import_into_duckdb, valid_facts
+
+        options: dict[str, Any] = {"kind": kind, "experiments": experiments, "mapping": mapping}
+        if self.dialect == "duckdb":
+            return self._writer().run(
+                lambda backend: import_into_duckdb(
+                    backend.con,  # type: ignore[attr-defined]
+                    Path(path),
+                    write=write,
+                    preview_rows=preview_rows,
+                    **options,
+                )
+            )
+        con = duckdb.connect()
+        try:
+            report = import_into_duckdb(
+                con, Path(path), write=False, preview_rows=preview_rows, **options
+            )
+            if write:
+                for chunk in valid_facts(con, kind):
+                    for result in self.write(chunk):
+                        if result.status.value == "accepted":
+                            report.accepted += 1
+                        else:
+                            report.duplicates += 1
+                report.written = True
+        finally:
+            con.close()
+        return report
 
     # ----------------------------------------------------------------- reads (Ibis)
 

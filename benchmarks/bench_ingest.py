@@ -1,0 +1,359 @@
+"""Ingestion benchmark against a real server on loopback (one command).
+
+    .venv/bin/python benchmarks/bench_ingest.py                 # DuckDB, then PostgreSQL
+    .venv/bin/python benchmarks/bench_ingest.py --only duckdb --events 200000
+
+Measures, per warehouse backend:
+* batch API: N events in batches of 10,000 from 4 concurrent clients (target ≥ 100,000/s);
+* /api/track: single events over 16 keep-alive connections (target ≥ 3,000 req/s, p99 ≤ 20 ms);
+* import of a Parquet file through the warehouse importer (target ≥ 2,000,000 rows/s).
+
+The load generator is a minimal asyncio HTTP/1.1 client (bodies encoded before the clock
+starts), so the numbers are the server's, not the client library's. Everything is bounded in
+count and time and stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+PG_URL = os.environ.get(
+    "SPLITLAB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+METRIC = {"key": "conversion", "kind": "binary", "event": "purchase"}
+EXPERIMENT = {
+    "key": "bench",
+    "hypothesis": "benchmarks are honest",
+    "variants": [
+        {"key": "control", "weight": 0.5, "is_control": True},
+        {"key": "b", "weight": 0.5},
+    ],
+    "metrics": {"primary": "conversion"},
+}
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(home: Path, database_url: str, warehouse_url: str) -> tuple[dict[str, str], str, str]:
+    """App store with an admin, a reviewer and an ingest key; returns env and two keys."""
+    from splitlab.domain import Role, Scope
+    from splitlab.store.db import make_engine, session_factory
+    from splitlab.store.migrate import upgrade
+    from splitlab.store.users import create_api_key, create_user
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        create_user(session=session, username="owner", password="password-123", role=Role.ADMIN)
+        create_user(session=session, username="rita", password="password-123", role=Role.REVIEWER)
+        admin = create_api_key(session=session, username="owner", scope=Scope.ADMIN)
+        reviewer = create_api_key(session=session, username="rita", scope=Scope.ADMIN)
+        ingest = create_api_key(session=session, username="owner", scope=Scope.INGEST)
+    engine.dispose()
+    env = dict(
+        os.environ,
+        SPLITLAB_HOME=str(home),
+        SPLITLAB_DATABASE_URL=database_url,
+        SPLITLAB_WAREHOUSE_URL=warehouse_url,
+        SPLITLAB_SECRET_KEY="bench",
+        SPLITLAB_AUTH="on",
+        SPLITLAB_MAX_BODY_BYTES=str(64 * 1024 * 1024),
+    )
+    env["_ADMIN"], env["_REVIEWER"] = admin, reviewer
+    return env, ingest, admin
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "splitlab.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("server did not start")
+
+
+def make_running(base: str, admin: str, reviewer: str) -> None:
+    owner = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=base, timeout=30, headers=owner) as http:
+        for method, path, body, headers in [
+            ("POST", "/api/metrics", METRIC, None),
+            ("POST", "/api/experiments", EXPERIMENT, None),
+            ("POST", "/api/experiments/bench/transitions", {"to": "review"}, None),
+            (
+                "POST",
+                "/api/experiments/bench/reviews",
+                {"decision": "approve"},
+                {"Authorization": f"Bearer {reviewer}"},
+            ),
+            ("POST", "/api/experiments/bench/transitions", {"to": "running"}, None),
+        ]:
+            response = http.request(method, path, json=body, headers=headers)
+            assert response.status_code in (200, 201), response.text
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: send a POST, read the whole response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+        return cls(reader, writer)
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def request(path: str, body: bytes, key: str) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def event(i: int, run: str) -> dict[str, Any]:
+    return {
+        "experimentKey": "bench",
+        "variantKey": "b" if i % 2 else "control",
+        "userKey": f"user-{i % 200_000}",
+        "eventType": "purchase",
+        "value": float(i % 100),
+        "eventId": f"{run}-{i}",
+        "props": {"sku": f"s{i % 50}"},
+    }
+
+
+async def bench_batch(port: int, key: str, total: int, clients: int = 4) -> dict[str, float]:
+    size = 10_000
+    bodies = [
+        request(
+            "/api/events",
+            orjson.dumps({"events": [event(i, "batch") for i in range(s, min(s + size, total))]}),
+            key,
+        )
+        for s in range(0, total, size)
+    ]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    accepted = 0
+
+    async def client() -> None:
+        nonlocal accepted
+        connection = await Connection.open(port)
+        while not queue.empty():
+            status, body = await connection.post(queue.get_nowait())
+            assert status == 200, body[:300]
+            accepted += orjson.loads(body)["accepted"]
+        connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    assert accepted == total, f"{accepted} of {total} accepted"
+    return {"events": total, "seconds": elapsed, "rate": total / elapsed}
+
+
+async def bench_track(
+    port: int, key: str, total: int, connections: int = 16, max_seconds: float = 30
+) -> dict[str, float]:
+    bodies = [request("/api/track", orjson.dumps(event(i, "track")), key) for i in range(total)]
+    latencies: list[float] = []
+    position = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def client() -> None:
+        nonlocal position
+        connection = await Connection.open(port)
+        while position < total and time.perf_counter() < deadline:
+            body = bodies[position]
+            position += 1
+            began = time.perf_counter()
+            status, answer = await connection.post(body)
+            latencies.append(time.perf_counter() - began)
+            assert status == 200, answer[:300]
+        connection.close()
+
+    # warm-up (caches, connections) outside the clock
+    warm = await Connection.open(port)
+    await warm.post(request("/api/track", orjson.dumps(event(-1, "warm")), key))
+    warm.close()
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    done = len(latencies)
+    return {
+        "requests": done,
+        "seconds": elapsed,
+        "rate": done / elapsed,
+        "p50_ms": latencies[done // 2] * 1000,
+        "p99_ms": latencies[int(done * 0.99)] * 1000,
+    }
+
+
+# --------------------------------------------------------------------------- import
+
+
+def make_parquet(path: Path, rows: int) -> None:
+    import duckdb
+
+    duckdb.sql(
+        f"""COPY (SELECT 'bench' AS experimentKey, 'user-' || (i % 1000000) AS userKey,
+                  'purchase' AS eventType, (i % 100)::DOUBLE AS value, 'imp-' || i AS eventId,
+                  TIMESTAMPTZ '2030-01-01' - INTERVAL 1 DAY + (i % 86400) * INTERVAL 1 SECOND
+                    AS occurredAt
+           FROM range({rows}) r(i)) TO '{path}' (FORMAT parquet)"""
+    )
+
+
+def bench_import(env: dict[str, str], path: Path, rows: int) -> dict[str, float] | None:
+    try:
+        from splitlab.warehouse.importer import import_file  # noqa: F401
+    except ImportError:
+        return None
+    command = [sys.executable, "-m", "splitlab.cli", "import", "events", str(path)]
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        print(result.stdout, result.stderr)
+        return None
+    return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
+    home = root / name
+    home.mkdir()
+    if name == "duckdb":
+        database_url = f"sqlite:///{home / 'app.db'}"
+        warehouse_url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    else:
+        import psycopg
+
+        schema = f"bench_{os.getpid()}"
+        with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            con.execute(f'CREATE SCHEMA "{schema}"')
+        database_url = warehouse_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    env, ingest_key, _ = prepare(home, database_url, warehouse_url)
+    port = free_port()
+    process = start_server(env, port)
+    try:
+        make_running(f"http://127.0.0.1:{port}", env.pop("_ADMIN"), env.pop("_REVIEWER"))
+        batch = asyncio.run(bench_batch(port, ingest_key, args.events))
+        print(
+            f"[{name}] batch API : {batch['events']:,} events in {batch['seconds']:.2f} s "
+            f"= {batch['rate']:,.0f} events/s (4 clients, 10,000 per batch; target 100,000)"
+        )
+        track = asyncio.run(bench_track(port, ingest_key, args.track))
+        print(
+            f"[{name}] /api/track: {track['requests']:,} requests in {track['seconds']:.2f} s "
+            f"= {track['rate']:,.0f} req/s, p50 {track['p50_ms']:.1f} ms, "
+            f"p99 {track['p99_ms']:.1f} ms (16 connections; target 3,000 req/s, p99 20 ms)"
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    if args.import_rows:
+        parquet = root / "events.parquet"
+        if not parquet.exists():
+            make_parquet(parquet, args.import_rows)
+        imported = bench_import(env, parquet, args.import_rows)
+        if imported is None:
+            print(f"[{name}] import    : not measured (importer unavailable or failed)")
+        else:
+            print(
+                f"[{name}] import    : {imported['rows']:,} Parquet rows in "
+                f"{imported['seconds']:.2f} s = {imported['rate']:,.0f} rows/s "
+                "(CLI process incl. start-up; target 2,000,000)"
+            )
+    if name == "postgres":
+        import psycopg
+
+        with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "bench_{os.getpid()}" CASCADE')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="batch API events")
+    parser.add_argument("--track", type=int, default=60_000, help="/api/track requests (≤30 s)")
+    parser.add_argument("--import-rows", type=int, default=10_000_000, help="0 to skip")
+    parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)
+    args = parser.parse_args()
+    print(f"splitlab ingest benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="splitlab-bench-") as tmp:
+        for name in ["duckdb", "postgres"]:
+            if args.only in (None, name):
+                run_backend(name, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
