@@ -359,6 +359,7 @@ def _import(kind: str, file: Path, pairs: list[str], preview: bool, dry_run: boo
         "write": not (preview or dry_run),
         "preview_rows": 10 if preview else 0,
     }
+
     def run() -> Any:
         try:
             return services.warehouse.import_file(file, **options)
@@ -418,6 +419,88 @@ def import_exposures(
 ) -> None:
     """Import exposures (experimentKey, variantKey, userKey, occurredAt, props)."""
     _import("exposures", file, map_, preview, dry_run)
+
+
+@app.command("assign")
+def assign_units(
+    experiment: Annotated[str, typer.Argument(help="experiment key")],
+    units: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="CSV or Parquet file of unit ids")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="output .csv/.parquet (default: <units>.assigned.<ext>)")
+    ] = None,
+    unit_column: Annotated[str, typer.Option(help="column holding the unit ids")] = "unit_id",
+) -> None:
+    """Assign every unit of a file with the experiment's stored config (bulk, vectorised).
+
+    Units already exposed keep their first variant when the experiment's weights or coverage
+    changed since it started (sticky bucketing, read from the warehouse). A running server
+    owns an embedded DuckDB warehouse; the command then warns and assigns without sticky.
+    """
+    from splitlab.allocation import allocation_changed, config_from_spec
+    from splitlab.assignment import bulk_assign_file
+    from splitlab.store.experiments import get_experiment, spec_from_row
+
+    services = _run(_services)
+    with services.sessions() as session:
+        row = _run(lambda: get_experiment(session=session, key=experiment))
+        spec, status = spec_from_row(row), row.status
+        needs_sticky = bool(allocation_changed(session=session, starts={spec.key: spec.start_at}))
+    if status != "running":
+        typer.echo(f"note: {experiment} is {status}; assigning with its current configuration")
+    sticky = _sticky_assignments(services.settings, experiment) if needs_sticky else None
+    target = out or units.with_name(f"{units.stem}.assigned{units.suffix}")
+    counts = _run(
+        lambda: _checked(
+            lambda: bulk_assign_file(
+                config_from_spec(spec),
+                units,
+                target,
+                unit_column=unit_column,
+                sticky_assignments=sticky,
+            )
+        )
+    )
+    typer.echo(f"wrote {target}")
+    for variant, count in counts.items():
+        typer.echo(f"{variant}: {count}")
+    if sticky is not None:
+        typer.echo(f"({len(sticky)} units with a stored assignment kept their variant)")
+
+
+def _checked(fn: Any) -> Any:
+    """Turn a file problem (missing column, bad suffix) into a clean CLI error."""
+    try:
+        return fn()
+    except (ValueError, OSError) as exc:
+        raise SplitlabError(str(exc)) from exc
+
+
+def _sticky_assignments(settings: Settings, experiment: str) -> dict[str, str] | None:
+    """Stored first variants of the experiment, from the warehouse opened read-only."""
+    from splitlab.allocation import WarehouseStickyStore
+    from splitlab.warehouse import Warehouse, WarehouseBusyError, load_sources
+
+    try:
+        warehouse = Warehouse.open(
+            settings.resolved_warehouse_url(),
+            read_only=True,
+            sources=load_sources(settings.warehouse_sources),
+        )
+    except WarehouseBusyError as exc:
+        typer.secho(
+            f"warning: {exc.message}. The weights or coverage of {experiment} changed since "
+            "it started, so units already exposed may get another variant here than the one "
+            "they saw (no sticky assignments). Stop the server, or use POST /api/assign.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        return None
+    try:
+        return WarehouseStickyStore(warehouse).assignments(experiment)
+    finally:
+        warehouse.close()
 
 
 def main() -> None:  # pragma: no cover - console entry
