@@ -85,6 +85,19 @@ class Settings(BaseSettings):
         description="Extra time the warehouse writer waits to gather more requests into one "
         "transaction (0: commit whatever arrived while the previous commit ran).",
     )
+    analysis_refresh_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="How often the server re-analyses running experiments (a cheap cache hit "
+        "when no data arrived); 0 turns the background refresh off.",
+    )
+    analysis_top_segments: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Segment values reported by name per breakdown; rarer values are grouped "
+        "as 'other'.",
+    )
 
     def resolved_database_url(self) -> str:
         """The app-store URL, defaulting to a SQLite file inside HOME."""

@@ -222,3 +222,19 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     user: Mapped[UserRow] = relationship(lazy="joined")
+
+
+class SnapshotRow(Base):
+    """One analysis of an experiment: the full result payload, keyed for the cache by the
+    settings hash and the data watermark it was computed from."""
+
+    __tablename__ = "analysis_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_key: Mapped[str] = mapped_column(String(100), index=True)
+    settings_hash: Mapped[str] = mapped_column(String(64))
+    watermark: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="ok")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,339 @@
+"""Aggregates → statistics: one stats call per test family, vectorised over
+metrics × cells (overall, segments, days) × treatments.
+
+Every metric kind is first tested with its own fixed-horizon test (z for proportions, Welch,
+CUPED, delta-method ratio, quantile).  The sequential and Bayesian engines work on each arm's
+estimate and the variance of that estimate, so every kind is *linearised* to a
+:class:`~splitlab.stats.SampleStats` with the same mean and per-unit variance
+(Σy = n·m, Σy² = (n − 1)·n·v + n·m²) and passed to ``sequential_test`` / ``bayesian_test``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from splitlab import stats
+from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
+from splitlab.analysis.plan import AnalysisPlan
+from splitlab.domain import Correction, Engine, MetricKind
+from splitlab.stats.cuped import pooled_theta
+from splitlab.warehouse.queries import uses_cuped
+
+FloatArray = npt.NDArray[np.float64]
+TEST_FIELDS = (
+    "control_mean",
+    "treatment_mean",
+    "abs_effect",
+    "abs_ci_low",
+    "abs_ci_high",
+    "rel_effect",
+    "rel_ci_low",
+    "rel_ci_high",
+    "statistic",
+    "p_value",
+    "df",
+)
+
+
+def number(value: Any) -> float | None:
+    """A JSON-safe float: NaN and ±inf become None."""
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def family(kind: MetricKind, cuped: bool) -> str:
+    if kind is MetricKind.BINARY:
+        return "binary_cuped" if cuped else "binary"
+    if kind in (MetricKind.COUNT, MetricKind.SUM):
+        return "mean_cuped" if cuped else "mean"
+    return kind.value
+
+
+@dataclass
+class FamilyResult:
+    """Results of one test family; every array has shape (metrics, cells, treatments)."""
+
+    metrics: list[int]
+    test: stats.TestResult
+    control_n: FloatArray
+    treatment_n: FloatArray
+    control_var: FloatArray
+    treatment_var: FloatArray
+    variance_reduction: FloatArray | None
+    sequential: stats.TestResult | None = None
+    bayesian: stats.BayesianResult | None = None
+
+
+def _pairs(aggregates: Aggregates, name: str, metrics: list[int]) -> tuple[FloatArray, FloatArray]:
+    """Control and treatment arrays of shape (metrics, cells, treatments)."""
+    stacked = np.stack([aggregates.column(name.format(i=i)) for i in metrics])
+    control = np.repeat(stacked[:, :, :1], stacked.shape[2] - 1, axis=2)
+    return control, stacked[:, :, 1:]
+
+
+def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -> FamilyResult:
+    def pair(col: str) -> tuple[FloatArray, FloatArray]:
+        return _pairs(agg, col, metrics)
+
+    n_c, n_t = pair("n")
+    reduction = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name in ("binary", "mean"):
+            c = stats.SampleStats(n_c, *(pair(col)[0] for col in ("sy{i}", "syy{i}")))
+            t = stats.SampleStats(n_t, *(pair(col)[1] for col in ("sy{i}", "syy{i}")))
+            test = (stats.ztest_proportions if name == "binary" else stats.welch_ttest)(
+                c, t, alpha=alpha
+            )
+            var_c, var_t = c.variance / n_c, t.variance / n_t
+        elif name in ("binary_cuped", "mean_cuped"):
+            cols = ("sy{i}", "syy{i}", "sx{i}", "sxx{i}", "sxy{i}")
+            cc = stats.CovariateStats(n_c, *(pair(col)[0] for col in cols))
+            ct = stats.CovariateStats(n_t, *(pair(col)[1] for col in cols))
+            cuped = stats.cuped_test(cc, ct, alpha=alpha)
+            test, reduction = cuped, cuped.variance_reduction
+            theta = pooled_theta(cc, ct)
+
+            def adjusted_var(arm: stats.CovariateStats) -> FloatArray:
+                v = arm.y.variance - 2 * theta * arm.covariance + theta * theta * arm.x.variance
+                return np.maximum(v, 0.0) / arm.n  # type: ignore[no-any-return]
+
+            var_c, var_t = adjusted_var(cc), adjusted_var(ct)
+        elif name == "ratio":
+            cols = ("sy{i}", "syy{i}", "sx{i}", "sxx{i}", "sxy{i}")
+            rc = stats.RatioStats(n_c, *(pair(col)[0] for col in cols))
+            rt = stats.RatioStats(n_t, *(pair(col)[1] for col in cols))
+            test = stats.ratio_test(rc, rt, alpha=alpha)
+            var_c, var_t = rc.variance / n_c, rt.variance / n_t
+        else:  # quantile
+            n_c, n_t = pair("nq{i}")
+            est, lo, hi = pair("qest{i}"), pair("qlo{i}"), pair("qhi{i}")
+            qc = stats.QuantileStats(n_c, est[0], lo[0], hi[0], RANK_ALPHA)
+            qt = stats.QuantileStats(n_t, est[1], lo[1], hi[1], RANK_ALPHA)
+            test = stats.quantile_test(qc, qt, alpha=alpha)
+            var_c, var_t = qc.standard_error**2, qt.standard_error**2
+    return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction)
+
+
+def linearised(n: FloatArray, mean: FloatArray, var_of_mean: FloatArray) -> stats.SampleStats:
+    """SampleStats with mean ``mean`` and Var(mean) = ``var_of_mean``."""
+    with np.errstate(invalid="ignore"):
+        return stats.SampleStats(n, n * mean, (n - 1) * n * var_of_mean + n * mean * mean)
+
+
+def _engine_results(result: FamilyResult, plan: AnalysisPlan) -> None:
+    if plan.engine is Engine.FREQUENTIST:
+        return
+    # Means before reason-blanking: recompute from the test (NaN where the test is invalid).
+    control = linearised(result.control_n, result.test.control_mean, result.control_var)
+    treatment = linearised(result.treatment_n, result.test.treatment_mean, result.treatment_var)
+    if plan.engine is Engine.SEQUENTIAL:
+        result.sequential = stats.sequential_test(control, treatment, alpha=plan.alpha)
+    else:
+        result.bayesian = stats.bayesian_test(control, treatment, relative=True, alpha=plan.alpha)
+
+
+def run_families(plan: AnalysisPlan, aggregates: Aggregates) -> list[FamilyResult]:
+    """Group the metrics by test family and run each family once."""
+    groups: dict[str, list[int]] = {}
+    for i, metric in enumerate(plan.definitions):
+        groups.setdefault(family(metric.kind, uses_cuped(metric)), []).append(i)
+    results = []
+    for name, metrics in groups.items():
+        result = _test_family(name, metrics, aggregates, plan.alpha)
+        _engine_results(result, plan)
+        results.append(result)
+    return results
+
+
+def _adjust(p_values: FloatArray, correction: Correction) -> FloatArray:
+    flat = p_values.ravel()
+    adjusted = np.full(flat.shape, np.nan)
+    valid = ~np.isnan(flat)
+    if correction is Correction.NONE or not valid.any():
+        adjusted[valid] = flat[valid]
+    elif correction is Correction.HOLM:
+        adjusted[valid] = stats.holm(flat[valid])
+    else:
+        adjusted[valid] = stats.benjamini_hochberg(flat[valid])
+    return adjusted.reshape(p_values.shape)
+
+
+def _power_fields(
+    plan: AnalysisPlan, aggregates: Aggregates, result: FamilyResult, m: int, t: int
+) -> dict[str, float | None]:
+    """Achieved power against the plan's MDE, MDE now, units needed and days remaining."""
+    metric = plan.definitions[result.metrics[m]]
+    n_c = float(result.control_n[m, 0, t])
+    n_t = float(result.treatment_n[m, 0, t])
+    mean_c = float(result.test.control_mean[m, 0, t])
+    if not (n_c >= 2 and n_t >= 2 and math.isfinite(mean_c) and mean_c != 0):
+        return {"power": None, "mde": None, "n_required": None, "days_remaining": None}
+    ratio = n_t / n_c
+    options: dict[str, Any] = {"alpha": plan.alpha, "ratio": ratio}
+    binary = metric.kind is MetricKind.BINARY and not uses_cuped(metric)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if binary:
+            mde = stats.mde_for_sample_size(
+                n_c, baseline=mean_c, relative=True, power=plan.power, **options
+            )
+        else:
+            std = math.sqrt(n_c * float(result.control_var[m, 0, t]))
+            mde = stats.mde_for_sample_size(n_c, std=std, power=plan.power, **options) / abs(mean_c)
+        power = needed = remaining = None
+        if plan.mde is not None:
+            if binary:
+                power = stats.achieved_power(
+                    plan.mde, n_c, baseline=mean_c, relative=True, **options
+                )
+                needed = stats.sample_size_proportions(
+                    mean_c, plan.mde, relative=True, power=plan.power, **options
+                ).n_control
+            else:
+                power = stats.achieved_power(plan.mde * abs(mean_c), n_c, std=std, **options)
+                needed = stats.sample_size_means(
+                    std, plan.mde * abs(mean_c), power=plan.power, **options
+                ).n_control
+            days = len(aggregates.indices("day"))
+            control_units = float(aggregates.n[0, 0])
+            if days and control_units and math.isfinite(float(needed)):
+                per_day = control_units / days
+                remaining = math.ceil(max(float(needed) - control_units, 0.0) / per_day)
+    return {
+        "power": number(power) if power is not None else None,
+        "mde": number(mde),
+        "n_required": number(needed) if needed is not None else None,
+        "days_remaining": remaining,
+    }
+
+
+def _entry(
+    plan: AnalysisPlan, aggregates: Aggregates, result: FamilyResult, m: int, c: int, t: int
+) -> dict[str, Any]:
+    metric = plan.definitions[result.metrics[m]]
+    cell = aggregates.cells[c]
+    source = result.sequential if result.sequential is not None else result.test
+    entry: dict[str, Any] = {
+        "metric": metric.key,
+        "variant": plan.treatments[t],
+        "segment": cell.segment_json(),
+        "engine": plan.engine.value,
+        "control_n": number(result.control_n[m, c, t]),
+        "treatment_n": number(result.treatment_n[m, c, t]),
+    }
+    for name in TEST_FIELDS:
+        entry[name] = number(getattr(source, name)[m, c, t])
+    entry["reason"] = str(source.reason[m, c, t])
+    if result.variance_reduction is not None:
+        entry["variance_reduction"] = number(result.variance_reduction[m, c, t])
+    if result.bayesian is not None:
+        bayes = result.bayesian
+        win = float(bayes.chance_to_win[m, c, t])
+        risk_c, risk_t = float(bayes.risk_control[m, c, t]), float(bayes.risk_treatment[m, c, t])
+        if not plan.metrics[result.metrics[m]].higher_is_better:
+            win, risk_c, risk_t = 1.0 - win, risk_t, risk_c
+        entry.update(
+            chance_to_win=number(win),
+            risk_control=number(risk_c),
+            risk_treatment=number(risk_t),
+            credible_low=number(bayes.ci_low[m, c, t]),
+            credible_high=number(bayes.ci_high[m, c, t]),
+        )
+    if cell.kind == "day":
+        entry["day"] = cell.day.isoformat() if cell.day else None
+        del entry["segment"]
+    return entry
+
+
+def compute_results(
+    plan: AnalysisPlan, aggregates: Aggregates
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[FamilyResult]]:
+    """Result entries (overall and segments) and daily entries, in metric order."""
+    families = run_families(plan, aggregates)
+    order = {key: k for k, key in enumerate(m.key for m in plan.metrics)}
+    results: list[dict[str, Any]] = []
+    daily: list[dict[str, Any]] = []
+    top_cells = [c for c, cell in enumerate(aggregates.cells) if cell.kind != "day"]
+    day_cells = aggregates.indices("day")
+    adjusted: dict[tuple[int, int, int], float | None] = {}
+    if plan.engine is not Engine.BAYESIAN:
+        for c in top_cells:
+            keys, values = [], []
+            for fam in families:
+                source = fam.sequential if fam.sequential is not None else fam.test
+                for m in range(len(fam.metrics)):
+                    for t in range(len(plan.treatments)):
+                        keys.append((fam.metrics[m], c, t))
+                        values.append(float(source.p_value[m, c, t]))
+            for key, value in zip(keys, _adjust(np.array(values), plan.correction), strict=True):
+                adjusted[key] = number(value)
+    for fam in families:
+        quantile = plan.definitions[fam.metrics[0]].kind is MetricKind.QUANTILE
+        for m in range(len(fam.metrics)):
+            for t in range(len(plan.treatments)):
+                for c in top_cells:
+                    entry = _entry(plan, aggregates, fam, m, c, t)
+                    if plan.engine is not Engine.BAYESIAN:
+                        entry["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))
+                    if c == 0:
+                        entry.update(_power_fields(plan, aggregates, fam, m, t))
+                    results.append(entry)
+                if not quantile:
+                    daily += [_entry(plan, aggregates, fam, m, c, t) for c in day_cells]
+    segment_rank = {c: k for k, c in enumerate(top_cells)}
+
+    def result_key(entry: dict[str, Any]) -> tuple[int, int, int]:
+        seg = entry["segment"]
+        cell = 0 if seg is None else _cell_index(aggregates, seg)
+        return order[entry["metric"]], segment_rank[cell], plan.treatments.index(entry["variant"])
+
+    results.sort(key=result_key)
+    daily.sort(key=lambda e: (order[e["metric"]], plan.treatments.index(e["variant"]), e["day"]))
+    return results, daily, families
+
+
+def _cell_index(aggregates: Aggregates, segment: dict[str, str]) -> int:
+    for c, cell in enumerate(aggregates.cells):
+        if (
+            cell.kind == "segment"
+            and cell.segment == segment["name"]
+            and cell.value == segment["value"]
+        ):
+            return c
+    raise KeyError(segment)
+
+
+def omnibus(plan: AnalysisPlan, aggregates: Aggregates) -> list[dict[str, Any]]:
+    """A/B/n: χ² (binary) or one-way ANOVA (count, sum) across all variants, overall."""
+    if len(plan.variants) < 3:
+        return []
+    out = []
+    n = aggregates.n[0]
+    for i, metric in enumerate(plan.definitions):
+        sums = aggregates.columns.get(f"sy{i}")
+        if sums is None or metric.kind not in (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM):
+            continue
+        if metric.kind is MetricKind.BINARY:
+            result = stats.chi2_omnibus(sums[0], n)
+            test = "chi2"
+        else:
+            squares = aggregates.column(f"syy{i}")[0]
+            arms = [stats.SampleStats(n[v], sums[0, v], squares[v]) for v in range(n.size)]
+            result = stats.anova_oneway(arms)
+            test = "anova"
+        out.append(
+            {
+                "metric": metric.key,
+                "test": test,
+                "statistic": number(result.statistic),
+                "p_value": number(result.p_value),
+                "df": number(result.df),
+                "df_denominator": number(result.df_denominator),
+                "reason": str(result.reason),
+            }
+        )
+    return out

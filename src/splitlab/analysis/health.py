@@ -1,0 +1,397 @@
+"""Health checks: can the results be trusted?  Each entry is ``{check, severity, value,
+message}`` (severity ``info`` when the check passes, ``warning`` or ``critical`` otherwise),
+plus ``metric`` / ``variant`` where the check is about one of them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from splitlab import stats
+from splitlab.analysis.aggregates import Aggregates
+from splitlab.analysis.compute import FamilyResult, number
+from splitlab.analysis.plan import AnalysisPlan
+from splitlab.domain import MetricKind, MetricRole
+from splitlab.warehouse.queries import uses_cuped
+
+INFO, WARNING, CRITICAL = "info", "warning", "critical"
+MIN_UNITS = 100
+MULTIPLE_EXPOSURE_WARNING = 0.01
+MULTIPLE_EXPOSURE_CRITICAL = 0.05
+NULL_RATE_WARNING = 0.10
+IMMATURE_WARNING = 0.5
+TREND_P = 0.001
+TREND_MIN_DAYS = 5
+
+
+def _check(check: str, severity: str, value: Any, message: str, **extra: Any) -> dict[str, Any]:
+    return {"check": check, "severity": severity, "value": value, "message": message, **extra}
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+    weights = np.array(plan.weights, dtype=float)
+    out = []
+    counts = agg.n[0]
+    result = stats.srm_test(counts, weights)
+    p = float(result.p_value)
+    split = ", ".join(f"{v} {int(n)}" for v, n in zip(plan.variants, counts, strict=True))
+    if math.isnan(p):
+        out.append(_check("srm", INFO, None, "No units yet: nothing to check."))
+    elif p < stats.SRM_P_THRESHOLD:
+        out.append(
+            _check(
+                "srm",
+                CRITICAL,
+                p,
+                f"Sample ratio mismatch: the split ({split}) does not match the configured "
+                f"weights (χ² p = {_p(p)} < 0.001). Assignment or logging is broken; "
+                "do not trust the results until the cause is found.",
+            )
+        )
+    else:
+        out.append(_check("srm", INFO, p, f"Split ({split}) matches the weights (p = {_p(p)})."))
+    daily = agg.day_increments_n
+    if daily.size:
+        busy = daily.sum(axis=1) > 0
+        p_days = np.asarray(stats.srm_test(daily[busy], weights).p_value)
+        bad = int(np.sum(p_days < stats.SRM_P_THRESHOLD))
+        worst = float(np.nanmin(p_days)) if p_days.size else math.nan
+        out.append(
+            _check(
+                "srm_daily",
+                WARNING if bad else INFO,
+                number(worst),
+                f"{bad} day(s) with a sample ratio mismatch (p < 0.001); smallest p = {_p(worst)}."
+                if bad
+                else "No day shows a sample ratio mismatch.",
+            )
+        )
+    segment_cells = agg.indices("segment")
+    if segment_cells:
+        p_seg = np.asarray(stats.srm_test(agg.n[segment_cells], weights).p_value)
+        flagged = [
+            f"{agg.cells[c].segment}={agg.cells[c].value}"
+            for c, pv in zip(segment_cells, p_seg, strict=True)
+            if pv < stats.SRM_P_THRESHOLD
+        ]
+        worst = float(np.nanmin(p_seg)) if np.isfinite(p_seg).any() else math.nan
+        out.append(
+            _check(
+                "srm_segment",
+                WARNING if flagged else INFO,
+                number(worst),
+                f"Sample ratio mismatch within {', '.join(flagged)} (p < 0.001): assignment "
+                "may depend on these attributes."
+                if flagged
+                else "No segment shows a sample ratio mismatch.",
+            )
+        )
+    return out
+
+
+def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+    out = []
+    included = float(agg.n[0].sum())
+    excluded = float(agg.excluded.sum())
+    rate = excluded / (included + excluded) if included + excluded else 0.0
+    severity = (
+        CRITICAL
+        if rate >= MULTIPLE_EXPOSURE_CRITICAL
+        else WARNING
+        if rate >= MULTIPLE_EXPOSURE_WARNING
+        else INFO
+    )
+    out.append(
+        _check(
+            "multiple_exposure",
+            severity,
+            rate,
+            f"{int(excluded)} unit(s) ({rate:.2%}) saw more than one variant and are excluded."
+            + (" That many suggests an assignment or caching bug." if severity != INFO else ""),
+        )
+    )
+    smallest = float(agg.n[0].min()) if agg.n.size else 0.0
+    out.append(
+        _check(
+            "sample_size",
+            WARNING if smallest < MIN_UNITS else INFO,
+            smallest,
+            f"The smallest variant has {int(smallest)} units, below {MIN_UNITS}: results are "
+            "too noisy to act on."
+            if smallest < MIN_UNITS
+            else f"Every variant has at least {MIN_UNITS} units.",
+        )
+    )
+    daily = agg.day_increments_n
+    totals = daily.sum(axis=1) if daily.size else np.array([])
+    busy = totals >= 2
+    if int(busy.sum()) >= 2:
+        worst, worst_variant = math.inf, ""
+        for v, variant in enumerate(plan.variants):
+            p = float(stats.chi2_omnibus(daily[busy, v], totals[busy]).p_value)
+            if not math.isnan(p) and p < worst:
+                worst, worst_variant = p, variant
+        drift = worst < stats.SRM_P_THRESHOLD
+        shares = daily[busy] / totals[busy, None]
+        spread = float(np.max(shares.max(axis=0) - shares.min(axis=0)))
+        out.append(
+            _check(
+                "allocation_drift",
+                WARNING if drift else INFO,
+                number(worst) if math.isfinite(worst) else None,
+                f"The share of {worst_variant} changes from day to day (χ² p = {_p(worst)}; "
+                f"daily shares differ by up to {spread:.1%}): were weights changed mid-test? "
+                "Compare only periods with the same allocation."
+                if drift
+                else "Daily allocation is stable.",
+            )
+        )
+    return out
+
+
+def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+    out = []
+    units = float(agg.n[0].sum())
+    for i, planned in enumerate(plan.metrics):
+        metric = planned.definition
+        events = float(agg.column(f"e{i}")[0].sum())
+        nulls = float(agg.column(f"nv{i}")[0].sum())
+        if units and events == 0:
+            out.append(
+                _check(
+                    "no_data",
+                    WARNING,
+                    0,
+                    f"No {metric.event!r} events match metric {metric.key!r} in any unit's "
+                    "window: check the event name and filter.",
+                    metric=metric.key,
+                )
+            )
+        needs_value = metric.kind in (MetricKind.SUM, MetricKind.RATIO, MetricKind.QUANTILE)
+        if needs_value and events:
+            rate = nulls / events
+            out.append(
+                _check(
+                    "null_rate",
+                    WARNING if rate > NULL_RATE_WARNING else INFO,
+                    rate,
+                    f"{rate:.1%} of the matching events have no value"
+                    + (f" in {metric.value_field!r}" if metric.value_field else "")
+                    + (": the metric ignores them." if rate > NULL_RATE_WARNING else "."),
+                    metric=metric.key,
+                )
+            )
+        if metric.window_hours is not None and units:
+            immature = float(agg.column(f"imm{i}")[0].sum()) / units
+            if immature > 0:
+                out.append(
+                    _check(
+                        "maturity",
+                        WARNING if immature > IMMATURE_WARNING else INFO,
+                        immature,
+                        f"{immature:.1%} of units are still inside the {metric.window_hours:g} h "
+                        f"window of {metric.key!r}: their values will still grow.",
+                        metric=metric.key,
+                    )
+                )
+        if uses_cuped(metric):
+            n = agg.n[0]
+            sx, sxx = agg.column(f"sx{i}")[0], agg.column(f"sxx{i}")[0]
+            control = stats.SampleStats(n[0], sx[0], sxx[0])
+            treatment = stats.SampleStats(n[1:], sx[1:], sxx[1:])
+            p_values = np.atleast_1d(stats.welch_ttest(control, treatment).p_value)
+            worst = float(np.nanmin(p_values)) if np.isfinite(p_values).any() else math.nan
+            imbalanced = worst < stats.SRM_P_THRESHOLD
+            out.append(
+                _check(
+                    "pre_period_imbalance",
+                    WARNING if imbalanced else INFO,
+                    number(worst),
+                    f"Before exposure, the variants already differ on {metric.key!r} "
+                    f"(A/A p = {_p(worst)}): randomisation may be broken."
+                    if imbalanced
+                    else f"Pre-period {metric.key!r} is balanced (p = {_p(worst)}).",
+                    metric=metric.key,
+                )
+            )
+    return out
+
+
+def _daily_relative_effects(
+    agg: Aggregates, i: int, t: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per exposure-day cohort (day increments, not cumulative): relative effect, variance."""
+    days = agg.indices("day")
+    n = np.diff(agg.n[days], axis=0, prepend=0.0)
+    sy = np.diff(agg.column(f"sy{i}")[days], axis=0, prepend=0.0)
+    syy = np.diff(agg.column(f"syy{i}")[days], axis=0, prepend=0.0)
+    c = stats.SampleStats(n[:, 0], sy[:, 0], syy[:, 0])
+    tr = stats.SampleStats(n[:, t + 1], sy[:, t + 1], syy[:, t + 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_c, m_t = c.mean, tr.mean
+        ratio = m_t / m_c
+        var = (tr.variance / tr.n + ratio * ratio * c.variance / c.n) / (m_c * m_c)
+    return np.arange(len(days), dtype=float), ratio - 1.0, var
+
+
+def trend_checks(
+    plan: AnalysisPlan, agg: Aggregates, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out = []
+    overall = {(r["metric"], r["variant"]): r for r in results if r["segment"] is None}
+    for i, metric in enumerate(plan.definitions):
+        if metric.kind not in (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM):
+            continue
+        for t, variant in enumerate(plan.treatments):
+            x, y, var = _daily_relative_effects(agg, i, t)
+            ok = np.isfinite(y) & np.isfinite(var) & (var > 0)
+            if ok.sum() < TREND_MIN_DAYS:
+                continue
+            w = 1.0 / var[ok]
+            xo, yo = x[ok], y[ok]
+            x_bar = np.sum(w * xo) / np.sum(w)
+            y_bar = np.sum(w * yo) / np.sum(w)
+            sxx = np.sum(w * (xo - x_bar) ** 2)
+            slope = np.sum(w * (xo - x_bar) * (yo - y_bar)) / sxx
+            z = slope * math.sqrt(sxx)
+            p = math.erfc(abs(z) / math.sqrt(2.0))  # two-sided normal p-value
+            effect = (overall.get((metric.key, variant)) or {}).get("rel_effect") or 0.0
+            shrinking = slope * effect < 0
+            kind = "novelty" if shrinking else "primacy"
+            trending = p < TREND_P
+            out.append(
+                _check(
+                    "novelty",
+                    WARNING if trending else INFO,
+                    p,
+                    f"The daily effect of {variant} on {metric.key!r} trends by {slope:+.2%} per "
+                    f"day (p = {_p(p)}): a {kind} effect — "
+                    + (
+                        "the early lift fades; wait for it to settle before deciding."
+                        if shrinking
+                        else "users take time to adapt; the long-run effect may be larger."
+                    )
+                    if trending
+                    else f"The daily effect of {variant} on {metric.key!r} is stable over time.",
+                    metric=metric.key,
+                    variant=variant,
+                )
+            )
+    return out
+
+
+def guardrail_checks(plan: AnalysisPlan, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for planned in plan.metrics:
+        if planned.role is not MetricRole.GUARDRAIL:
+            continue
+        for entry in results:
+            if entry["metric"] != planned.key or entry["segment"] is not None:
+                continue
+            rel, low, high = entry["rel_effect"], entry["rel_ci_low"], entry["rel_ci_high"]
+            if rel is None or low is None or high is None:
+                continue
+            sign = 1.0 if planned.higher_is_better else -1.0
+            harm = -sign * rel  # > 0 means worse
+            worst_bound = -sign * (low if sign > 0 else high)  # pessimistic end of the CI
+            best_bound = -sign * (high if sign > 0 else low)
+            variant = entry["variant"]
+            name = f"{planned.key!r} for {variant}"
+            margin = planned.margin
+            if margin is not None:
+                threshold = f"{1 - sign * margin:g} × control"
+                if harm > margin:
+                    severity, message = (
+                        CRITICAL,
+                        f"Guardrail breached: {name} is {rel:+.1%} vs control, beyond the "
+                        f"margin ({threshold}).",
+                    )
+                elif worst_bound > margin:
+                    severity, message = (
+                        WARNING,
+                        f"Non-inferiority not shown: {name} could be as bad as "
+                        f"{-sign * worst_bound:+.1%}, beyond the margin ({threshold}).",
+                    )
+                else:
+                    severity, message = INFO, f"{name} is within its margin ({threshold})."
+            elif best_bound > 0:
+                severity, message = (
+                    CRITICAL,
+                    f"Guardrail breached: {name} is significantly worse ({rel:+.1%}).",
+                )
+            else:
+                severity, message = INFO, f"{name} shows no significant harm."
+            out.append(
+                _check("guardrail", severity, harm, message, metric=planned.key, variant=variant)
+            )
+    return out
+
+
+def power_checks(
+    plan: AnalysisPlan, agg: Aggregates, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    primary = next((m for m in plan.metrics if m.role is MetricRole.PRIMARY), None)
+    if primary is None:
+        return []
+    entries = [r for r in results if r["metric"] == primary.key and r["segment"] is None]
+    if not entries or plan.mde is None:
+        return [
+            _check(
+                "underpowered",
+                INFO,
+                None,
+                "The plan has no minimum detectable effect, so power cannot be judged.",
+            )
+        ]
+    powers = [e["power"] for e in entries if e["power"] is not None]
+    if not powers:
+        return [_check("underpowered", INFO, None, "Not enough data to estimate power yet.")]
+    power = min(powers)
+    remaining = max((e["days_remaining"] or 0) for e in entries)
+    elapsed = len(agg.indices("day"))
+    total = elapsed + remaining
+    too_long = plan.max_days is not None and total > plan.max_days
+    if power >= plan.power:
+        return [
+            _check(
+                "underpowered",
+                INFO,
+                power,
+                f"Power {power:.0%} against a {plan.mde:.1%} effect on {primary.key!r} meets "
+                f"the planned {plan.power:.0%}.",
+            )
+        ]
+    return [
+        _check(
+            "underpowered",
+            WARNING if too_long else INFO,
+            power,
+            f"Power so far is {power:.0%} (planned {plan.power:.0%}) for a {plan.mde:.1%} "
+            f"effect on {primary.key!r}; about {remaining} more day(s) needed"
+            + (f", past the planned maximum of {plan.max_days} days." if too_long else "."),
+        )
+    ]
+
+
+def health_checks(
+    plan: AnalysisPlan,
+    agg: Aggregates,
+    results: list[dict[str, Any]],
+    families: list[FamilyResult],
+) -> list[dict[str, Any]]:
+    """Every check, in a stable order (assignment, exposure, data, trends, guardrails, power)."""
+    del families
+    return (
+        srm_checks(plan, agg)
+        + exposure_checks(plan, agg)
+        + data_checks(plan, agg)
+        + trend_checks(plan, agg, results)
+        + guardrail_checks(plan, results)
+        + power_checks(plan, agg, results)
+    )

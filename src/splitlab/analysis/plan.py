@@ -1,0 +1,154 @@
+"""An experiment's configuration and metric definitions → the plan one analysis follows.
+
+The plan is plain data (no sessions, no connections): everything the warehouse query and the
+statistics need, plus the settings hash that keys the snapshot cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from splitlab.domain import (
+    Correction,
+    Direction,
+    Engine,
+    ExperimentSpec,
+    MetricDefinition,
+    MetricRole,
+)
+from splitlab.errors import ValidationError
+
+ANALYSIS_VERSION = 1
+"""Bump when the analysis code changes its numbers: old snapshots then no longer match."""
+
+
+@dataclass(frozen=True)
+class PlannedMetric:
+    """One metric of the experiment in its role; ``margin`` is the guardrail margin in force."""
+
+    definition: MetricDefinition
+    role: MetricRole
+    margin: float | None
+
+    @property
+    def key(self) -> str:
+        return self.definition.key
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.definition.direction is Direction.INCREASE
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """What to analyse and how: variants (control first), metrics, engine and options."""
+
+    key: str
+    variants: tuple[str, ...]
+    weights: tuple[float, ...]
+    metrics: tuple[PlannedMetric, ...]
+    engine: Engine
+    alpha: float
+    power: float
+    mde: float | None
+    correction: Correction
+    segments: tuple[str, ...]
+    max_days: int | None
+    start_at: datetime | None
+    top_n: int
+
+    @property
+    def control(self) -> str:
+        return self.variants[0]
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        return self.variants[1:]
+
+    @property
+    def definitions(self) -> list[MetricDefinition]:
+        return [m.definition for m in self.metrics]
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON form of everything that changes the numbers (hashed for the cache)."""
+        return {
+            "analysis_version": ANALYSIS_VERSION,
+            "experiment": self.key,
+            "variants": [
+                {"key": k, "weight": w} for k, w in zip(self.variants, self.weights, strict=True)
+            ],
+            "metrics": [
+                {
+                    "role": m.role.value,
+                    "margin": m.margin,
+                    "definition": m.definition.model_dump(mode="json"),
+                }
+                for m in self.metrics
+            ],
+            "engine": self.engine.value,
+            "alpha": self.alpha,
+            "power": self.power,
+            "mde": self.mde,
+            "correction": self.correction.value,
+            "segments": list(self.segments),
+            "max_days": self.max_days,
+            "start_at": self.start_at.isoformat() if self.start_at else None,
+            "top_n": self.top_n,
+        }
+
+    def settings_hash(self) -> str:
+        canonical = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def build_plan(
+    spec: ExperimentSpec, definitions: dict[str, MetricDefinition], *, top_n: int = 10
+) -> AnalysisPlan:
+    """Combine an experiment with its metric definitions (keyed by metric key).
+
+    The control variant comes first (the first variant when none is flagged).  A guardrail's
+    margin is the experiment's override, else the metric's own.
+    """
+    if len(spec.variants) < 2:
+        raise ValidationError(f"experiment {spec.key!r} needs at least two variants to analyse")
+    ordered = sorted(spec.variants, key=lambda v: not v.is_control)
+    metrics: list[PlannedMetric] = []
+    seen: set[str] = set()
+
+    def add(key: str, role: MetricRole, margin: float | None) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        definition = definitions.get(key)
+        if definition is None:
+            raise ValidationError(f"experiment {spec.key!r} uses unknown metric {key!r}")
+        metrics.append(PlannedMetric(definition, role, margin))
+
+    if spec.metrics.primary:
+        add(spec.metrics.primary, MetricRole.PRIMARY, None)
+    for key in spec.metrics.secondary:
+        add(key, MetricRole.SECONDARY, None)
+    for guard in spec.metrics.guardrails:
+        definition = definitions.get(guard.key)
+        own = definition.margin if definition is not None else None
+        add(guard.key, MetricRole.GUARDRAIL, guard.margin if guard.margin is not None else own)
+    plan = spec.plan
+    return AnalysisPlan(
+        key=spec.key,
+        variants=tuple(v.key for v in ordered),
+        weights=tuple(v.weight for v in ordered),
+        metrics=tuple(metrics),
+        engine=plan.engine,
+        alpha=plan.alpha,
+        power=plan.power,
+        mde=plan.mde,
+        correction=plan.correction,
+        segments=tuple(plan.segments),
+        max_days=plan.max_days,
+        start_at=spec.start_at,
+        top_n=top_n,
+    )

@@ -1,0 +1,77 @@
+"""Plain-text and Markdown renderings of a snapshot (for the CLI and reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEVERITY_MARK = {"info": "ok", "warning": "WARN", "critical": "CRIT"}
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2%}"
+
+
+def _rows(snapshot: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    bayesian = snapshot["engine"] == "bayesian"
+    header = ["metric", "variant", "segment", "control", "treatment", "effect", "CI"]
+    header += ["chance to win", "risk"] if bayesian else ["p", "p adj"]
+    rows = []
+    for r in snapshot["results"]:
+        segment = r["segment"]
+        row = [
+            r["metric"],
+            r["variant"],
+            "all" if segment is None else f"{segment['name']}={segment['value']}",
+            _num(r["control_mean"]),
+            _num(r["treatment_mean"]),
+            _pct(r["rel_effect"]),
+            f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}]",
+        ]
+        if bayesian:
+            row += [_num(r.get("chance_to_win"), 3), _num(r.get("risk_treatment"), 3)]
+        else:
+            row += [_num(r["p_value"], 3), _num(r.get("p_value_adjusted"), 3)]
+        if r["reason"]:
+            row[5] = f"({r['reason']})"
+        rows.append(row)
+    return header, rows
+
+
+def _summary(snapshot: dict[str, Any]) -> str:
+    units = ", ".join(f"{u['variant']} {u['n']}" for u in snapshot["units"])
+    cached = " (cached)" if snapshot.get("cached") else ""
+    return (
+        f"{snapshot['experiment']}: {snapshot['engine']} analysis of {units} units; "
+        f"data watermark {snapshot['watermark']['key']}{cached}"
+    )
+
+
+def render_table(snapshot: dict[str, Any]) -> str:
+    """A fixed-width text table of results followed by the health checks."""
+    header, rows = _rows(snapshot)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = [_summary(snapshot), ""]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines += ["", "Health"]
+    for check in snapshot["health"]:
+        mark = SEVERITY_MARK.get(check["severity"], check["severity"])
+        lines.append(f"  [{mark:>4}] {check['check']}: {check['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(snapshot: dict[str, Any]) -> str:
+    """The same content as a Markdown document."""
+    header, rows = _rows(snapshot)
+    lines = [f"## {snapshot['experiment']}", "", _summary(snapshot), ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", "### Health", ""]
+    lines += [f"- **{c['severity']}** `{c['check']}` — {c['message']}" for c in snapshot["health"]]
+    return "\n".join(lines) + "\n"
