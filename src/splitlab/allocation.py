@@ -185,6 +185,24 @@ class WarehouseStickyStore:
         return dict(self._entry(experiment_key).assignments)
 
 
+class RecentExposures:
+    """(experiment, unit) pairs whose exposure this process saw committed, so a repeated
+    assignment skips the write (the warehouse would report a duplicate anyway). Bounded:
+    cleared when full, which only costs a few redundant writes."""
+
+    def __init__(self, max_items: int = 1_000_000) -> None:
+        self.max_items = max_items
+        self._seen: set[tuple[str, str]] = set()
+
+    def __contains__(self, pair: tuple[str, str]) -> bool:
+        return pair in self._seen
+
+    def add(self, pair: tuple[str, str]) -> None:
+        if len(self._seen) >= self.max_items:
+            self._seen.clear()
+        self._seen.add(pair)
+
+
 class ReadOnlySticky:
     """A view of a sticky store whose ``set`` does nothing: the API decides separately
     whether an assignment becomes sticky (only once its exposure is recorded)."""
@@ -275,6 +293,7 @@ class Allocations:
         self.check_interval = check_interval
         self._sticky_refresh_interval = sticky_refresh_interval
         self._sticky: WarehouseStickyStore | None = None
+        self.recorded = RecentExposures()
         self._snapshot: AllocationSnapshot | None = None
         self._token: tuple[Any, ...] | None = None
         self._checked_at = 0.0

@@ -174,6 +174,9 @@ async def _record(
     sticky: bool,
 ) -> None:
     assert variant is not None
+    pair = (body.experiment, body.unit_id)
+    if pair in allocations.recorded:
+        return
     fact = exposure_fact(
         experiment_key=body.experiment,
         variant_key=variant,
@@ -190,8 +193,10 @@ async def _record(
             body.unit_id,
             variant,
         )
-    elif sticky and outcome.status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
-        allocations.sticky.set(body.experiment, "", body.unit_id, variant)
+    elif outcome.status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
+        allocations.recorded.add(pair)
+        if sticky:
+            allocations.sticky.set(body.experiment, "", body.unit_id, variant)
 
 
 def _can_fetch_config(principal: Principal) -> bool:
