@@ -264,28 +264,36 @@ def make_parquet(path: Path, rows: int) -> None:
     duckdb.sql(
         f"""COPY (SELECT 'bench' AS experimentKey, 'user-' || (i % 1000000) AS userKey,
                   'purchase' AS eventType, (i % 100)::DOUBLE AS value, 'imp-' || i AS eventId,
-                  TIMESTAMPTZ '2030-01-01' - INTERVAL 1 DAY + (i % 86400) * INTERVAL 1 SECOND
-                    AS occurredAt
+                  now() AS occurredAt
            FROM range({rows}) r(i)) TO '{path}' (FORMAT parquet)"""
     )
 
 
 def bench_import(env: dict[str, str], path: Path, rows: int) -> dict[str, float] | None:
     try:
-        from splitlab.warehouse.importer import import_file  # noqa: F401
+        from splitlab.warehouse.importer import import_into_duckdb  # noqa: F401
     except ImportError:
         return None
     command = [sys.executable, "-m", "splitlab.cli", "import", "events", str(path)]
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        print(result.stdout, result.stderr)
+    accepted = [line for line in result.stdout.splitlines() if line.startswith("accepted")]
+    if result.returncode != 0 or not accepted:
+        print(result.stdout[-2000:], result.stderr[-2000:])
+        return None
+    count = int(accepted[0].split()[1].rstrip(",").replace(",", ""))
+    if count != rows:
+        print(f"only {count:,} of {rows:,} rows were accepted:\n{result.stdout[-2000:]}")
         return None
     return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed}
 
 
 # --------------------------------------------------------------------------- main
+
+
+class _SkipApi(Exception):
+    """--import-only: the server was needed only to set up the experiment."""
 
 
 def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
@@ -306,6 +314,9 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
     port = free_port()
     process = start_server(env, port)
     try:
+        if args.import_only:
+            make_running(f"http://127.0.0.1:{port}", env.pop("_ADMIN"), env.pop("_REVIEWER"))
+            raise _SkipApi
         make_running(f"http://127.0.0.1:{port}", env.pop("_ADMIN"), env.pop("_REVIEWER"))
         batch = asyncio.run(bench_batch(port, ingest_key, args.events))
         print(
@@ -318,6 +329,8 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
             f"= {track['rate']:,.0f} req/s, p50 {track['p50_ms']:.1f} ms, "
             f"p99 {track['p99_ms']:.1f} ms (16 connections; target 3,000 req/s, p99 20 ms)"
         )
+    except _SkipApi:
+        pass
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -346,6 +359,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="batch API events")
     parser.add_argument("--track", type=int, default=60_000, help="/api/track requests (≤30 s)")
     parser.add_argument("--import-rows", type=int, default=10_000_000, help="0 to skip")
+    parser.add_argument("--import-only", action="store_true", help="skip the API benchmarks")
     parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)
     args = parser.parse_args()
     print(f"splitlab ingest benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")

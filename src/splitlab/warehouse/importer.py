@@ -143,7 +143,8 @@ def _validated_sql(kind: str) -> str:
                {text.format("variantKey")} AS variant_key,
                {text.format("userKey")} AS unit_id,
                {"'exposure'" if exposure else text.format("eventType")} AS event_name,
-               value AS raw_value, TRY_CAST(value AS DOUBLE) AS value,
+               {text.format("value")} AS raw_value,
+               TRY_CAST({text.format("value")} AS DOUBLE) AS value,
                {text.format("eventId")} AS client_id,
                occurredAt AS raw_time, {ts} AS occurred_at,
                props AS raw_props, {props} AS properties
