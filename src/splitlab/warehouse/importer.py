@@ -126,7 +126,10 @@ def _experiments_table(experiments: Mapping[str, ExperimentSummary]) -> pa.Table
     )
 
 
-def _validated_sql(kind: str) -> str:
+NUMERIC = ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL")
+
+
+def _validated_sql(kind: str, numeric_value: bool = False) -> str:
     """Rows of ``splitlab_import_src`` with ``err`` (NULL when valid) and typed columns."""
     exposure = kind == "exposures"
     text = "NULLIF(trim(CAST({} AS VARCHAR)), '')"
@@ -136,6 +139,8 @@ def _validated_sql(kind: str) -> str:
     )
     props = "COALESCE(TRY_CAST(props AS JSON), '{}'::JSON)"
     future = int(MAX_FUTURE.total_seconds())
+    # text columns: an empty value is a missing one; numeric columns need no round trip
+    raw_value = "value" if numeric_value else text.format("value")
     return f"""
     WITH typed AS (
         SELECT row_number() OVER () AS row_number,
@@ -143,8 +148,7 @@ def _validated_sql(kind: str) -> str:
                {text.format("variantKey")} AS variant_key,
                {text.format("userKey")} AS unit_id,
                {"'exposure'" if exposure else text.format("eventType")} AS event_name,
-               {text.format("value")} AS raw_value,
-               TRY_CAST({text.format("value")} AS DOUBLE) AS value,
+               {raw_value} AS raw_value, TRY_CAST({raw_value} AS DOUBLE) AS value,
                {text.format("eventId")} AS client_id,
                occurredAt AS raw_time, {ts} AS occurred_at,
                props AS raw_props, {props} AS properties
@@ -223,7 +227,12 @@ def _stage(
     select = _mapped_columns(con, source, mapping)
     con.execute(f"CREATE OR REPLACE TEMP VIEW splitlab_import_src AS SELECT {select} FROM {source}")
     con.register("splitlab_import_experiments", _experiments_table(experiments))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE splitlab_import_checked AS {_validated_sql(kind)}")
+    types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE splitlab_import_src").fetchall()}
+    value_type = types["value"]
+    numeric = str(value_type).upper().startswith(NUMERIC)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE splitlab_import_checked AS {_validated_sql(kind, numeric)}"
+    )
     report.rows, report.rejected = con.execute(
         "SELECT count(*), count(err) FROM splitlab_import_checked"
     ).fetchall()[0]
