@@ -109,6 +109,8 @@ def test_rebalance_endpoint_computes_posteriors_from_the_warehouse(
             events.append({"userKey": unit, "eventType": "purchase", "eventId": f"e-{unit}"})
     events.append({"userKey": "u0", "eventType": "purchase", "eventId": "early",
                    "occurredAt": "2000-01-01T00:00:00Z"})  # fmt: skip
+    buffer = services.extras["exposure_buffer"]
+    client.portal.call(buffer.drain)  # type: ignore[union-attr]  # exposures committed
     stored = client.post("/api/events", json={"events": events}, headers=ingest)
     assert stored.status_code == 200 and stored.json()["accepted"] == len(events)
 

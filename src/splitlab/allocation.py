@@ -150,6 +150,10 @@ class WarehouseStickyStore:
             and time.monotonic() - entry.checked_at < self.refresh_interval
         )
 
+    def loaded(self, experiment_key: str) -> bool:
+        entry = self._entries.get(experiment_key)
+        return entry is not None and entry.checked_at > 0
+
     def refresh(self, experiment_key: str) -> None:
         """Load (or incrementally refresh) one experiment's stored assignments. Blocking."""
         entry = self._entry(experiment_key)

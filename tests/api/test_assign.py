@@ -71,6 +71,13 @@ def set_weights(client: TestClient, editor: dict[str, str], control: float, new:
     assert response.status_code == 200, response.text
 
 
+def settle(client: TestClient, services: Services) -> None:
+    """Wait until the exposures /api/assign buffered are committed."""
+    buffer = services.extras.get("exposure_buffer")
+    if buffer is not None:
+        client.portal.call(buffer.drain)  # type: ignore[union-attr]
+
+
 def exposures(services: Services, key: str = "checkout") -> dict[str, tuple[str, str]]:
     rows = services.warehouse.query(
         "SELECT unit_id, variant_key, CAST(attributes AS VARCHAR) FROM exposures "
@@ -92,12 +99,14 @@ def test_assign_records_the_exposure_once_with_attributes(
     expected = {"control": None, "one-page": {"layout": "single"}}[body["variant"]]
     assert body["payload"] == expected
     assert post(client, ingest, "u1").json() == body  # same answer, exposure not repeated
+    settle(client, services)
     stored = exposures(services)
     assert list(stored) == ["u1"]
     assert stored["u1"][0] == body["variant"] and '"NL"' in stored["u1"][1]
 
     assert post(client, ingest, "u2", record=False).json()["inExperiment"] is True
     assert post(client, ingest, 12345).status_code == 200  # numeric ids are ids too
+    settle(client, services)
     assert set(exposures(services)) == {"u1", "12345"}
 
 
@@ -194,6 +203,7 @@ def test_sticky_across_a_weight_change(
     fresh = [post(client, ingest, unit).json()["variant"] for unit in unrecorded]
     fresh += [post(client, ingest, f"new{i}").json()["variant"] for i in range(100)]
     assert sum(v == "one-page" for v in fresh) > 0.8 * len(fresh)
+    settle(client, services)
     assert len(exposures(services)) == 320
     conflicts = services.warehouse.query("SELECT count(*) FROM exposure_conflicts")[0][0]
     assert conflicts == 0
@@ -210,6 +220,7 @@ def test_cli_assign_uses_stored_config_and_sticky_assignments(
 ) -> None:
     exposed = {f"u{i}": post(client, ingest, f"u{i}").json()["variant"] for i in range(100)}
     set_weights(client, editor, 0.0, 1.0)
+    settle(client, services)
     units = tmp_path / "units.csv"
     units.write_text("user\n" + "".join(f"u{i}\n" for i in range(150)))
     out = tmp_path / "out.csv"
@@ -246,3 +257,30 @@ def test_cli_assign_uses_stored_config_and_sticky_assignments(
     controls = sum(v == "control" for v in exposed.values())
     assert f"control: {controls}" in result.stdout
     assert "100 units with a stored assignment" in result.stdout
+
+
+def test_clean_shutdown_drains_buffered_exposures(
+    services: Services, settings: Settings, keys: Any
+) -> None:
+    from splitlab.api.assign import ExposureBuffer
+    from splitlab.app import create_app
+    from splitlab.warehouse import Warehouse
+
+    if services.settings.resolved_warehouse_url().startswith("postgres"):
+        pytest.skip("the DuckDB file is reopened read-only to count")
+    editor = keys.headers("ed", Role.EDITOR)
+    reviewer = keys.headers("rita", Role.REVIEWER)
+    ingest = keys.headers("collector", Role.EDITOR, Scope.INGEST)
+    with TestClient(create_app(services=services)) as client:
+        create_running(client, editor, reviewer)
+        allocations = services.extras["allocations"]
+        # nothing is written before shutdown unless the lifespan drains the buffer
+        services.extras["exposure_buffer"] = ExposureBuffer(services, allocations, max_delay=600)
+        for i in range(50):
+            assert post(client, ingest, f"u{i}").status_code == 200
+        assert services.warehouse.query("SELECT count(*) FROM exposures") == [(0,)]
+    warehouse = Warehouse.open(settings.resolved_warehouse_url(), read_only=True)
+    try:
+        assert warehouse.query("SELECT count(*) FROM exposures") == [(50,)]
+    finally:
+        warehouse.close()

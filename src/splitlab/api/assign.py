@@ -11,15 +11,18 @@ writes). Choices, for clients:
 * **Not running.** An experiment that exists but is not running answers 200 with
   ``variant: null, inExperiment: false, reason: "inactive"``, so a client keeps rendering
   its default when an experiment stops; only an unknown key is a 404.
-* **Exposures** are recorded (with ``attributes`` as the exposure's attributes, after the
-  write committed) only when the unit is in the experiment by hashing or by sticky
-  bucketing, and ``record`` is not false.
+* **Exposures** are recorded (with ``attributes`` as the exposure's attributes) only when
+  the unit is in the experiment by hashing or by sticky bucketing, and ``record`` is not
+  false. The answer does not wait for the commit (see ``ExposureBuffer``): the exposure is
+  committed within milliseconds, and drained on a clean shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, NamedTuple
 
 import orjson
@@ -38,10 +41,21 @@ from splitlab.api.ingest import KeyCache
 from splitlab.domain import LOCAL_ADMIN, Principal
 from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError, ValidationError
 from splitlab.services import Services
-from splitlab.warehouse import ItemStatus, exposure_fact
+from splitlab.warehouse import Fact, ItemStatus, exposure_fact
 from splitlab.warehouse.validation import MAX_PROPS_BYTES, MAX_TEXT
 
-router = APIRouter(tags=["assignment"])
+
+@asynccontextmanager
+async def _drain_on_shutdown(app: Any) -> AsyncIterator[None]:
+    """Nested inside the app's lifespan: runs before the app closes the warehouse."""
+    yield
+    services: Services = app.state.services
+    buffer = services.extras.get("exposure_buffer")
+    if buffer is not None:
+        await buffer.drain()
+
+
+router = APIRouter(tags=["assignment"], lifespan=_drain_on_shutdown)
 log = logging.getLogger(__name__)
 
 RECORDED_REASONS = frozenset({"assigned", "sticky"})
@@ -150,11 +164,15 @@ async def assign(request: Request) -> Response:
     if live.sticky:
         store = allocations.sticky
         if not store.is_fresh(body.experiment):
+            if not store.loaded(body.experiment):  # first load: our exposures first
+                await _buffer(services, allocations).drain()
             await run_in_threadpool(store.refresh, body.experiment)
         sticky = ReadOnlySticky(store)
     result = live.compiled.assign(body.unit_id, body.attributes, sticky=sticky)
     if body.record and result.reason in RECORDED_REASONS:
-        await _record(services, allocations, body, result.variant, sticky=live.sticky)
+        backlog = _record(services, allocations, body, result.variant, sticky=live.sticky)
+        if backlog is not None:
+            await backlog
     return _json(
         {
             "variant": result.variant,
@@ -165,18 +183,120 @@ async def assign(request: Request) -> Response:
     )
 
 
-async def _record(
+class ExposureBuffer:
+    """Exposures from ``/api/assign``, handed to the warehouse's group-commit writer as one
+    job every ``max_delay`` seconds (or ``max_items``), not one job per request.
+
+    The answer does not wait for the commit — the client waits for its variant, not for the
+    bookkeeping: an exposure is committed within one tick plus one commit; the router's
+    lifespan drains the buffer before the app closes the warehouse (no loss on a clean
+    shutdown); a failed write is logged and the unit is written again on its next
+    assignment. Past ``max_pending`` uncommitted exposures a request waits for its own
+    commit (backpressure instead of unbounded memory).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        allocations: Allocations,
+        *,
+        max_delay: float = 0.005,
+        max_items: int = 1000,
+        max_pending: int = 20_000,
+    ) -> None:
+        self.services = services
+        self.allocations = allocations
+        self.max_delay = max_delay
+        self.max_items = max_items
+        self.max_pending = max_pending
+        self._facts: list[Fact] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self.pending = 0
+
+    def add(self, fact: Fact) -> asyncio.Future[None] | None:
+        """Buffer ``fact``; returns a future to await when the backlog is too long."""
+        self._facts.append(fact)
+        self.pending += 1
+        if len(self._facts) >= self.max_items:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.max_delay, self.flush)
+        if self.pending <= self.max_pending:
+            return None
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        facts, self._facts = self._facts, []
+        waiters, self._waiters = self._waiters, []
+        if not facts:
+            return
+        writer = self.services.warehouse.writer
+        if writer is None:  # a read-only warehouse cannot record
+            log.error("warehouse is read-only: %d exposure(s) not recorded", len(facts))
+            self.pending -= len(facts)
+            return
+        written = asyncio.wrap_future(writer.submit_future(facts))
+        self._in_flight.add(written)
+
+        def done(future: asyncio.Future[Any]) -> None:
+            self._in_flight.discard(future)
+            self.pending -= len(facts)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if future.cancelled() or future.exception() is not None:
+                log.error("%d exposure(s) not recorded: %s", len(facts), future.exception())
+                return
+            recorded = self.allocations.recorded
+            for fact, outcome in zip(facts, future.result(), strict=True):
+                if outcome.conflict:  # the warehouse holds another first variant
+                    log.warning(
+                        "exposure conflict: %s/%s assigned %s, first exposed to another variant",
+                        fact.experiment_key,
+                        fact.unit_id,
+                        fact.variant_key,
+                    )
+                elif outcome.status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
+                    recorded.add((fact.experiment_key or "", fact.unit_id))
+
+        written.add_done_callback(done)
+
+    async def drain(self) -> None:
+        """Write what is buffered and wait for every write in flight."""
+        self.flush()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+
+def _buffer(services: Services, allocations: Allocations) -> ExposureBuffer:
+    buffer = services.extras.get("exposure_buffer")
+    if buffer is None:
+        buffer = services.extras["exposure_buffer"] = ExposureBuffer(services, allocations)
+    return buffer  # type: ignore[no-any-return]
+
+
+def _record(
     services: Services,
     allocations: Allocations,
     body: AssignRequest,
     variant: str | None,
     *,
     sticky: bool,
-) -> None:
+) -> asyncio.Future[None] | None:
+    """Queue the unit's exposure (see ``ExposureBuffer``) unless this process already saw
+    it committed; a sticky experiment remembers the variant at once."""
     assert variant is not None
-    pair = (body.experiment, body.unit_id)
-    if pair in allocations.recorded:
-        return
+    if (body.experiment, body.unit_id) in allocations.recorded:
+        return None
+    if sticky:
+        allocations.sticky.set(body.experiment, "", body.unit_id, variant)
     fact = exposure_fact(
         experiment_key=body.experiment,
         variant_key=variant,
@@ -184,19 +304,7 @@ async def _record(
         attributes=body.attributes,
         source="assign",
     )
-    (outcome,) = await services.warehouse.submit([fact])
-    if outcome.conflict:
-        # the warehouse holds another first variant: our sticky view was stale
-        log.warning(
-            "exposure conflict: %s/%s assigned %s but first exposed to another variant",
-            body.experiment,
-            body.unit_id,
-            variant,
-        )
-    elif outcome.status in (ItemStatus.ACCEPTED, ItemStatus.DUPLICATE):
-        allocations.recorded.add(pair)
-        if sticky:
-            allocations.sticky.set(body.experiment, "", body.unit_id, variant)
+    return _buffer(services, allocations).add(fact)
 
 
 def _can_fetch_config(principal: Principal) -> bool:
