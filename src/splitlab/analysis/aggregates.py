@@ -7,6 +7,9 @@ Every aggregate column becomes a float array of shape (cells, variants).
 
 from __future__ import annotations
 
+import contextlib
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -77,65 +80,90 @@ def fetch_aggregates(
     as_of: datetime,
 ) -> Aggregates:
     """Execute the sufficient-statistics query (and the quantile query, if any) on ``con``."""
-    import time
-
+    """Per-unit tables live only inside the engine: the units (with their variant, day and
+    segment codes) and their metric values are materialised as temporary tables, so the
+    statistics and the quantile queries share one join of events to units, and the JSON
+    attributes are read once per unit (an engine may otherwise re-evaluate them after the
+    join, once per event)."""
     timings: dict[str, float] = {}
     definitions = plan.definitions
-    units = queries.experiment_units(
-        exposures,
-        conflicts,
-        experiment_key=plan.key,
-        segments=plan.segments,
-        top_n=plan.top_n,
-    )
-    values = queries.unit_values(units, events, definitions, as_of=as_of)
-    stats_expr = queries.sufficient_statistics(values, definitions, n_segments=len(plan.segments))
     started = time.perf_counter()
-    rows = _to_numpy(con.to_pyarrow(stats_expr))
-    excluded_rows = _to_numpy(
-        con.to_pyarrow(queries.excluded_units(exposures, conflicts, experiment_key=plan.key))
-    )
-    timings["sufficient_statistics"] = (time.perf_counter() - started) * 1000
-    aggregates = _arrange(rows, plan)
-    variant_index = {v: i for i, v in enumerate(plan.variants)}
-    excluded = np.zeros(len(plan.variants))
-    for variant, count in zip(excluded_rows["variant"], excluded_rows["excluded"], strict=True):
-        if variant in variant_index:
-            excluded[variant_index[variant]] += float(count)
-    aggregates.excluded = excluded
-    quantiles = [i for i, m in enumerate(definitions) if m.kind is MetricKind.QUANTILE]
-    if quantiles:
+    kept = []
+    for name in plan.segments:
+        top = queries.top_segment_values(
+            exposures, conflicts, experiment_key=plan.key, segment=name, top_n=plan.top_n
+        )
+        kept.append((name, [str(v) for v in con.to_pyarrow(top).column("value").to_pylist()]))
+    labels = [values for _, values in kept]
+    scratch = f"splitlab_{uuid.uuid4().hex[:16]}"
+    try:
+        units = con.create_table(
+            f"{scratch}_units",
+            queries.experiment_units(
+                exposures, conflicts, experiment_key=plan.key, variants=plan.variants, segments=kept
+            ),
+            temp=True,
+        )
+        values = con.create_table(
+            f"{scratch}_values",
+            queries.unit_values(units, events, definitions, as_of=as_of),
+            temp=True,
+        )
+        timings["per_unit_tables"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        light = queries.unit_values(units, events, definitions, as_of=as_of, only=quantiles)
-        for i in quantiles:
-            _fill_quantiles(con, light, aggregates, plan, i)
-        timings["quantiles"] = (time.perf_counter() - started) * 1000
+        stats_expr = queries.sufficient_statistics(
+            values, definitions, n_segments=len(plan.segments)
+        )
+        rows = _to_numpy(con.to_pyarrow(stats_expr))
+        excluded_rows = _to_numpy(
+            con.to_pyarrow(queries.excluded_units(exposures, conflicts, experiment_key=plan.key))
+        )
+        timings["sufficient_statistics"] = (time.perf_counter() - started) * 1000
+        aggregates = _arrange(rows, plan, labels)
+        variant_index = {v: i for i, v in enumerate(plan.variants)}
+        excluded = np.zeros(len(plan.variants))
+        for variant, count in zip(excluded_rows["variant"], excluded_rows["excluded"], strict=True):
+            if variant in variant_index:
+                excluded[variant_index[variant]] += float(count)
+        aggregates.excluded = excluded
+        quantiles = [i for i, m in enumerate(definitions) if m.kind is MetricKind.QUANTILE]
+        if quantiles:
+            started = time.perf_counter()
+            for i in quantiles:
+                _fill_quantiles(con, values, aggregates, plan, i, labels)
+            timings["quantiles"] = (time.perf_counter() - started) * 1000
+    finally:
+        for suffix in ("values", "units"):
+            with contextlib.suppress(Exception):  # already gone with a failed connection
+                con.raw_sql(f'DROP TABLE IF EXISTS "{scratch}_{suffix}"')
     aggregates.timings_ms = timings
     return aggregates
 
 
-def _arrange(rows: dict[str, Any], plan: AnalysisPlan) -> Aggregates:
-    variants = {v: i for i, v in enumerate(plan.variants)}
+def segment_label(kept: list[str], code: int) -> str:
+    return kept[code] if code < len(kept) else queries.OTHER
+
+
+def _arrange(rows: dict[str, Any], plan: AnalysisPlan, kept: list[list[str]]) -> Aggregates:
     n_variants = len(plan.variants)
     segment_ids = np.asarray(rows["segment"], dtype=np.int64)
     days = np.asarray(rows["day"], dtype=np.int64)
-    known = np.array([v in variants for v in rows["variant"]], dtype=bool)
-    vidx = np.array([variants.get(v, 0) for v in rows["variant"]], dtype=np.int64)
-    first_block = segment_ids == (0 if plan.segments else -1)
-    main = first_block & known
+    vidx = np.asarray(rows["variant"], dtype=np.int64)
+    known = vidx < n_variants  # units logged under a variant the experiment does not have
+    vidx = np.where(known, vidx, 0)
+    codes = np.asarray(rows["value"], dtype=np.int64)
+    main = (segment_ids == (0 if plan.segments else -1)) & known
     cells: list[Cell] = [Cell("overall")]
-    row_cells: list[tuple[np.ndarray, np.ndarray]] = [
-        (np.flatnonzero(main), np.zeros(main.sum(), np.int64))
-    ]
-    values = np.asarray(rows["value"], dtype=object)
+    row_cells = [(np.flatnonzero(main), np.zeros(int(main.sum()), np.int64))]
     for index, name in enumerate(plan.segments):
         in_block = (segment_ids == index) & known
-        labels = sorted({str(v) for v in values[in_block]})
+        present = sorted(set(codes[in_block].tolist()))
         offset = len(cells)
-        cells += [Cell("segment", name, label) for label in labels]
-        lookup = {label: offset + k for k, label in enumerate(labels)}
+        cells += [Cell("segment", name, segment_label(kept[index], c)) for c in present]
+        lookup = np.zeros(len(kept[index]) + 1, np.int64)
+        lookup[present] = offset + np.arange(len(present))
         picked = np.flatnonzero(in_block)
-        row_cells.append((picked, np.array([lookup[str(values[r])] for r in picked], np.int64)))
+        row_cells.append((picked, lookup[codes[picked]]))
     unique_days = np.unique(days[main]) if main.any() else np.array([], np.int64)
     day_offset = len(cells)
     if unique_days.size:
@@ -166,7 +194,12 @@ def _arrange(rows: dict[str, Any], plan: AnalysisPlan) -> Aggregates:
 
 
 def _fill_quantiles(
-    con: Any, values: ibis.Table, aggregates: Aggregates, plan: AnalysisPlan, index: int
+    con: Any,
+    values: ibis.Table,
+    aggregates: Aggregates,
+    plan: AnalysisPlan,
+    index: int,
+    kept: list[list[str]],
 ) -> None:
     """Estimate and order-statistic bracket of metric ``index`` for overall and segment cells
     (daily cells stay NaN: cumulative quantiles are not additive)."""
@@ -184,15 +217,17 @@ def _fill_quantiles(
     for c, cell in enumerate(aggregates.cells):
         if cell.kind == "day":
             continue
-        for v, variant in enumerate(plan.variants):
+        seg_index = code = None
+        if cell.kind == "segment":
+            seg_index = segment_positions[cell.segment or ""]
+            labels = kept[seg_index]
+            code = labels.index(cell.value) if cell.value in labels else len(labels)
+        for v in range(len(plan.variants)):
             n = counts[c, v]
             if n < 1:
                 continue
             low, high = quantile_ranks(n, q, RANK_ALPHA)
-            seg_index = segment_positions[cell.segment or ""] if cell.kind == "segment" else None
-            groups.append(
-                queries.QuantileGroup(variant, seg_index, cell.value, (q, float(low), float(high)))
-            )
+            groups.append(queries.QuantileGroup(v, seg_index, code, (q, float(low), float(high))))
             targets.append((c, v))
     if groups:
         row = con.to_pyarrow(

@@ -21,7 +21,7 @@ Definitions (the same on every engine):
   ``value_field``, that numeric property.  Units without events get 0 (quantile: no value).
 * **Capping** — ``y`` (and the CUPED ``x``) is capped at ``min(y, cap)``; a percentile cap is
   the ``quantile_cont`` of ``y`` over all units of the experiment, computed in the same query.
-* **Day** — ``floor(epoch(exposed_at) / 86400)``: the UTC day of the unit's first exposure.
+* **Day** — ``floor(epoch_us(exposed_at) / 86400e6)``: the UTC day of the unit's first exposure.
   Daily cumulative statistics at day d are the sums over units first exposed on or before d
   (cohort-cumulative; see :func:`sufficient_statistics`).
 * **Segments** — exposure attributes; per segment the ``top_n`` most frequent values keep
@@ -36,32 +36,100 @@ from datetime import datetime
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from splitlab.domain import MetricDefinition, MetricKind
 
 OTHER = "other"
 MISSING = "(none)"
-SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True)
 class QuantileGroup:
-    """One cell whose quantile aggregates are wanted: a variant, optionally within one
-    segment value (``segment_index`` into the segment list), at three probabilities."""
+    """One cell whose quantile aggregates are wanted: a variant code, optionally within one
+    segment value (``segment_index`` into the segment list, ``segment_code`` its value's
+    code), at three probabilities."""
 
-    variant: str
+    variant: int
     segment_index: int | None
-    segment_value: str | None
+    segment_code: int | None
     probabilities: tuple[float, float, float]
 
 
-def _seconds(hours: float) -> ir.IntervalScalar:
-    return ibis.interval(seconds=round(hours * 3600))
+MICROS_PER_HOUR = 3_600_000_000
+MICROS_PER_DAY = 24 * MICROS_PER_HOUR
+
+
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _duckdb_epoch_us(moment: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type,empty-body]
+    """DuckDB's ``epoch_us``: microseconds since 1970 of a TIMESTAMPTZ, no time-zone work."""
+
+
+def _backend_name(table: ir.Table) -> str:
+    try:
+        return str(table._find_backend().name)
+    except Exception:  # an unbound table: use the portable form
+        return ""
+
+
+def micros(moment: ir.TimestampValue, backend: str) -> ir.IntegerValue:
+    """Microseconds since the epoch (UTC) as an integer, exactly, on every engine.
+
+    Window tests compare integer offsets ``event − exposure`` instead of adding intervals to
+    TIMESTAMPTZ values, which DuckDB does through calendar (ICU) arithmetic, row by row.
+    """
+    if backend == "duckdb":
+        return _duckdb_epoch_us(moment)  # type: ignore[no-any-return]
+    return (moment.epoch_seconds() * 1_000_000).round().cast("int64")
+
+
+def _us(hours: float) -> int:
+    return round(hours * MICROS_PER_HOUR)
 
 
 def segment_column(index: int) -> str:
     return f"seg{index}"
+
+
+def _included(exposures: ir.Table, conflicts: ir.Table, experiment_key: str) -> ir.Table:
+    mine = exposures.filter(exposures.experiment_key == experiment_key)
+    bad = conflicts.filter(conflicts.experiment_key == experiment_key).select("unit_id")
+    return mine.anti_join(bad, "unit_id")
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _duckdb_json_text(document: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's ``->>``: a string without quotes, any other JSON value as its JSON text."""
+
+
+def _attribute(units: ir.Table, name: str) -> ir.StringValue:
+    """An exposure attribute as text: strings as they are, other JSON values as JSON text."""
+    if _backend_name(units) == "duckdb":
+        path = "$." + '"' + name.replace('"', '\\"') + '"'
+        text = _duckdb_json_text(units.attributes, path)
+    else:
+        attribute = units.attributes[name]
+        text = ibis.coalesce(attribute.str, attribute.cast("string"))
+    return text.fill_null(MISSING)
+
+
+def top_segment_values(
+    exposures: ir.Table, conflicts: ir.Table, *, experiment_key: str, segment: str, top_n: int
+) -> ir.Table:
+    """The ``top_n`` most frequent values of one attribute among analysed units
+    (``value, units``; ties broken by value)."""
+    units = _included(exposures, conflicts, experiment_key)
+    counts = units.group_by(value=_attribute(units, segment)).agg(units=units.unit_id.count())
+    return counts.order_by([counts.units.desc(), counts.value]).limit(top_n)
+
+
+def _code(value: ir.StringValue, labels: Sequence[str]) -> ir.IntegerValue:
+    """Position of ``value`` in ``labels``, ``len(labels)`` for anything else."""
+    if not labels:
+        return ibis.literal(0, type="int16")
+    cases = [(value == label, k) for k, label in enumerate(labels)]
+    return ibis.cases(*cases, else_=len(labels)).cast("int16")
 
 
 def experiment_units(
@@ -69,32 +137,30 @@ def experiment_units(
     conflicts: ir.Table,
     *,
     experiment_key: str,
-    segments: Sequence[str] = (),
-    top_n: int = 10,
+    variants: Sequence[str],
+    segments: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> ir.Table:
-    """Analysed units: ``unit_id, variant, exposed_at, day, seg0 … segK`` (labels, top-N)."""
-    mine = exposures.filter(exposures.experiment_key == experiment_key)
-    bad = conflicts.filter(conflicts.experiment_key == experiment_key).select("unit_id")
-    units = mine.anti_join(bad, "unit_id")
-    day = (units.exposed_at.epoch_seconds() / SECONDS_PER_DAY).floor().cast("int64")
+    """Analysed units: ``unit_id, uid, variant, exposed_us, day, seg0 … segK`` with an integer
+    unit number ``uid`` and small integer codes for variant and segments (integers are much
+    cheaper to group by and carry than text).
+
+    ``variant`` is the position in ``variants`` (``len(variants)`` for an unknown variant).
+    ``segments`` pairs each attribute name with the values kept by name (usually from
+    :func:`top_segment_values`); ``seg{k}`` is the position in that list, or its length for
+    every other value (reported as ``"other"``).
+    """
+    units = _included(exposures, conflicts, experiment_key)
+    exposed_us = micros(units.exposed_at, _backend_name(exposures))
     columns: dict[str, Any] = {
         "unit_id": units.unit_id,
-        "variant": units.variant_key,
-        "exposed_at": units.exposed_at,
-        "day": day,
+        "uid": ibis.row_number().over(),
+        "variant": _code(units.variant_key, variants),
+        "exposed_us": exposed_us,
+        "day": (exposed_us / MICROS_PER_DAY).floor().cast("int64"),
     }
-    for index, name in enumerate(segments):
-        attribute = units.attributes[name]
-        raw = ibis.coalesce(attribute.str, attribute.cast("string"), ibis.literal(MISSING))
-        columns[f"raw{index}"] = raw
-    table = units.select(**columns)
-    for index in range(len(segments)):
-        raw = table[f"raw{index}"]
-        counted = table.mutate(_units=table.unit_id.count().over(group_by=raw))
-        rank = ibis.dense_rank().over(order_by=[counted._units.desc(), counted[f"raw{index}"]])
-        label = ibis.ifelse(rank < top_n, counted[f"raw{index}"], ibis.literal(OTHER))
-        table = counted.mutate(**{segment_column(index): label}).drop(f"raw{index}", "_units")
-    return table
+    for index, (name, kept) in enumerate(segments):
+        columns[segment_column(index)] = _code(_attribute(units, name), kept)
+    return units.select(**columns)
 
 
 def excluded_units(exposures: ir.Table, conflicts: ir.Table, *, experiment_key: str) -> ir.Table:
@@ -127,23 +193,31 @@ def _filter_condition(properties: ir.JSONValue, spec: dict[str, Any]) -> ir.Bool
 
 
 def _value(events: ir.Table, metric: MetricDefinition) -> ir.FloatingValue:
+    """The event's value: the ``value_field`` property (numbers only) or the value column."""
     if metric.value_field:
         return events.properties[metric.value_field].unwrap_as("float64")
     return events.value
 
 
-def _in_window(joined: ir.Table, metric: MetricDefinition) -> ir.BooleanValue:
-    start = joined.exposed_at + _seconds(metric.window_start_hours)
-    condition = joined.occurred_at >= start
-    if metric.window_hours is not None:
-        end = joined.exposed_at + _seconds(metric.window_start_hours + metric.window_hours)
-        condition = condition & (joined.occurred_at < end)
-    return condition
+Window = tuple[int, int | None]
+"""A window as microsecond offsets from exposure: [start, end) (end None = open)."""
 
 
-def _pre_period(joined: ir.Table, metric: MetricDefinition) -> ir.BooleanValue:
-    begin = joined.exposed_at - _seconds(metric.cuped_days * 24.0)
-    return (joined.occurred_at >= begin) & (joined.occurred_at < joined.exposed_at)
+def _window(metric: MetricDefinition) -> Window:
+    start = _us(metric.window_start_hours)
+    if metric.window_hours is None:
+        return start, None
+    return start, _us(metric.window_start_hours + metric.window_hours)
+
+
+def _pre_window(metric: MetricDefinition) -> Window:
+    return -metric.cuped_days * MICROS_PER_DAY, 0
+
+
+def _within(offset: ir.IntegerValue, window: Window) -> ir.BooleanValue:
+    start, end = window
+    condition = offset >= start
+    return condition if end is None else condition & (offset < end)
 
 
 def uses_cuped(metric: MetricDefinition) -> bool:
@@ -160,36 +234,71 @@ def has_x(metric: MetricDefinition) -> bool:
     return metric.kind is MetricKind.RATIO or uses_cuped(metric)
 
 
-def _per_unit_aggregates(
-    joined: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]
-) -> dict[str, ir.Scalar]:
-    aggs: dict[str, ir.Scalar] = {}
-    for i, metric in metrics:
-        match = (joined.event_name == metric.event) & _filter_condition(
-            joined.properties, metric.filter
-        )
-        window = match & _in_window(joined, metric)
+class _Aggregations:
+    """Per-unit aggregates, each computed once however many metrics share it (``converted``
+    and ``orders`` on the same event and window are one ``count``)."""
+
+    def __init__(self, joined: ir.Table, names: Sequence[str]) -> None:
+        self.joined = joined
+        self.codes = {name: k for k, name in enumerate(names)}
+        self.exprs: dict[str, ir.Scalar] = {}
+        self.by_key: dict[tuple[Any, ...], str] = {}
+
+    def _condition(self, metric: MetricDefinition, event: str, window: Window) -> ir.BooleanValue:
+        joined = self.joined
+        condition = (joined.event_code == self.codes[event]) & _within(joined.offset_us, window)
+        if event == metric.event and metric.filter:
+            condition = condition & _filter_condition(joined.properties, metric.filter)
+        return condition
+
+    def add(self, op: str, metric: MetricDefinition, event: str, window: Window) -> str:
+        """The column name of ``op`` (count, sum, nulls, mean) over matching events."""
+        filters = tuple(sorted(metric.filter.items())) if event == metric.event else ()
+        value_field = metric.value_field if op != "count" else None
+        key = (op, event, repr(filters), value_field, window)
+        if key in self.by_key:
+            return self.by_key[key]
+        name = f"a{len(self.exprs)}"
+        condition = self._condition(metric, event, window)
+        joined = self.joined
         value = _value(joined, metric)
-        aggs[f"e{i}"] = joined.event_name.count(where=window)
-        aggs[f"nv{i}"] = joined.event_name.count(where=window & value.isnull())
-        kind = metric.kind
-        if kind is MetricKind.BINARY or kind is MetricKind.COUNT:
-            aggs[f"y{i}"] = joined.event_name.count(where=window).cast("float64")
-        elif kind is MetricKind.QUANTILE:
-            aggs[f"q{i}"] = value.mean(where=window)
+        if op == "count":
+            expr: ir.Scalar = joined.event_code.count(where=condition)
+        elif op == "nulls":
+            expr = joined.event_code.count(where=condition & value.isnull())
+        elif op == "sum":
+            expr = value.sum(where=condition)
         else:
-            aggs[f"y{i}"] = value.sum(where=window)
+            expr = value.mean(where=condition)
+        self.exprs[name] = expr
+        self.by_key[key] = name
+        return name
+
+
+def _plan_aggregates(
+    aggs: _Aggregations, metrics: Sequence[tuple[int, MetricDefinition]]
+) -> dict[str, str]:
+    """Map each per-metric column (e{i}, nv{i}, y{i}, x{i}, q{i}) to an aggregate column."""
+    columns: dict[str, str] = {}
+    for i, metric in metrics:
+        window = _window(metric)
+        kind = metric.kind
+        columns[f"e{i}"] = aggs.add("count", metric, metric.event, window)
+        if kind in (MetricKind.SUM, MetricKind.RATIO, MetricKind.QUANTILE):
+            columns[f"nv{i}"] = aggs.add("nulls", metric, metric.event, window)
+        if kind in (MetricKind.BINARY, MetricKind.COUNT):
+            columns[f"y{i}"] = columns[f"e{i}"]
+        elif kind is MetricKind.QUANTILE:
+            columns[f"q{i}"] = aggs.add("mean", metric, metric.event, window)
+        else:
+            columns[f"y{i}"] = aggs.add("sum", metric, metric.event, window)
         if kind is MetricKind.RATIO:
             assert metric.denominator_event is not None
-            den = (joined.event_name == metric.denominator_event) & _in_window(joined, metric)
-            aggs[f"x{i}"] = joined.event_name.count(where=den).cast("float64")
+            columns[f"x{i}"] = aggs.add("count", metric, metric.denominator_event, window)
         elif uses_cuped(metric):
-            pre = match & _pre_period(joined, metric)
-            if kind is MetricKind.SUM:
-                aggs[f"x{i}"] = value.sum(where=pre)
-            else:
-                aggs[f"x{i}"] = joined.event_name.count(where=pre).cast("float64")
-    return aggs
+            op = "sum" if kind is MetricKind.SUM else "count"
+            columns[f"x{i}"] = aggs.add(op, metric, metric.event, _pre_window(metric))
+    return columns
 
 
 def unit_values(
@@ -199,44 +308,64 @@ def unit_values(
     *,
     as_of: datetime,
     only: Sequence[int] | None = None,
+    with_eventless_units: bool = True,
 ) -> ir.Table:
     """Per-unit metric columns next to each unit's variant, day and segments (in the engine).
 
     Columns per metric index i: ``y{i}`` (value), ``x{i}`` (CUPED covariate or ratio
     denominator), ``q{i}`` (quantile metrics: per-unit mean value, NULL without events),
     ``e{i}`` matching events, ``nv{i}`` matching events without a value, ``imm{i}`` 1 when the
-    unit's window is still open at ``as_of``.  ``only`` restricts to some metric indices.
+    unit's window is still open at ``as_of``.  ``only`` restricts to some metric indices;
+    ``with_eventless_units=False`` drops units without relevant events (enough for quantiles).
+
+    One pass: units LEFT JOIN their relevant events, grouped by unit (units without events
+    keep one row of NULLs and get zeros).
     """
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
     names = sorted(
         {m.event for _, m in chosen}
         | {m.denominator_event for _, m in chosen if m.denominator_event}
     )
-    relevant = events.filter(events.event_name.isin(names))
-    earliest = max((m.cuped_days for _, m in chosen if uses_cuped(m)), default=0)
-    anchors = units.select("unit_id", "exposed_at")
-    joined = relevant.join(anchors, "unit_id")
-    joined = joined.filter(joined.occurred_at >= joined.exposed_at - _seconds(earliest * 24.0))
-    per_unit = joined.group_by("unit_id").agg(**_per_unit_aggregates(joined, chosen))
-    table = units.left_join(per_unit, units.unit_id == per_unit.unit_id)
-    columns: dict[str, Any] = {name: table[name] for name in units.columns}
+    backend = _backend_name(events)
+    needs_properties = any(m.filter or m.value_field for _, m in chosen)
+    wanted = {
+        "unit_id": events.unit_id,
+        "event_name": events.event_name,
+        "value": events.value,
+        "occurred_us": micros(events.occurred_at, backend),
+    }
+    if needs_properties:
+        wanted["properties"] = events.properties
+    # one small integer per event name, so each condition compares integers, not text
+    wanted["event_code"] = _code(events.event_name, names)
+    relevant = events.filter(events.event_name.isin(names)).select(**wanted)
+    join = units.left_join if with_eventless_units else units.inner_join
+    joined = join(relevant, units.unit_id == relevant.unit_id)
+    joined = joined.mutate(offset_us=joined.occurred_us - joined.exposed_us)
+    carried = [c for c in units.columns if c not in ("unit_id", "uid")]
+    aggs = _Aggregations(joined, names)
+    sources = _plan_aggregates(aggs, chosen)
+    per_unit = joined.group_by("uid").agg(**{c: joined[c].max() for c in carried}, **aggs.exprs)
+    as_of_us = round(as_of.timestamp() * 1_000_000)
+    columns: dict[str, Any] = {name: per_unit[name] for name in units.columns if name != "unit_id"}
     for i, metric in chosen:
-        columns[f"e{i}"] = table[f"e{i}"].fill_null(0)
-        columns[f"nv{i}"] = table[f"nv{i}"].fill_null(0)
+        columns[f"e{i}"] = per_unit[sources[f"e{i}"]]
+        nulls = sources.get(f"nv{i}")
+        columns[f"nv{i}"] = per_unit[nulls] if nulls else ibis.literal(0, type="int64")
         if metric.kind is MetricKind.QUANTILE:
-            columns[f"q{i}"] = table[f"q{i}"]
+            columns[f"q{i}"] = per_unit[sources[f"q{i}"]]
         else:
-            y = table[f"y{i}"].fill_null(0.0)
+            y = per_unit[sources[f"y{i}"]].cast("float64").fill_null(0.0)
             columns[f"y{i}"] = ibis.least(y, 1.0) if metric.kind is MetricKind.BINARY else y
         if has_x(metric):
-            x = table[f"x{i}"].fill_null(0.0)
+            x = per_unit[sources[f"x{i}"]].cast("float64").fill_null(0.0)
             columns[f"x{i}"] = ibis.least(x, 1.0) if metric.kind is MetricKind.BINARY else x
         if metric.window_hours is not None:
-            end = table.exposed_at + _seconds(metric.window_start_hours + metric.window_hours)
-            columns[f"imm{i}"] = ibis.ifelse(end > ibis.literal(as_of), 1, 0).cast("int64")
+            end = per_unit.exposed_us + _us(metric.window_start_hours + metric.window_hours)
+            columns[f"imm{i}"] = ibis.ifelse(end > as_of_us, 1, 0).cast("int64")
         else:
             columns[f"imm{i}"] = ibis.literal(0, type="int64")
-    values = table.select(**columns)
+    values = per_unit.select(**columns)
     return _capped(values, chosen)
 
 
@@ -257,7 +386,7 @@ def _capped(values: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]) -
 
 
 def _sums(values: ir.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ir.Scalar]:
-    aggs: dict[str, ir.Scalar] = {"n": values.unit_id.count()}
+    aggs: dict[str, ir.Scalar] = {"n": values.uid.count()}
     for i, metric in enumerate(metrics):
         aggs[f"e{i}"] = values[f"e{i}"].sum()
         aggs[f"nv{i}"] = values[f"nv{i}"].sum()
@@ -281,8 +410,8 @@ def sufficient_statistics(
 ) -> ir.Table:
     """Sums per ``variant × day × (segment, value)`` for every metric at once.
 
-    With segments, one block of rows per segment (``segment`` = its index, ``value`` = label),
-    unioned; without, one block with ``segment`` = -1 and ``value`` NULL.  Each block covers
+    With segments, one block of rows per segment (``segment`` = its index, ``value`` = its
+    code), unioned; without, one block with ``segment`` = -1 and ``value`` 0.  Each block covers
     every unit once, so overall figures are the sums over any one block, per-segment figures
     are its rows, and daily cumulative figures are running sums over ``day`` (the additive
     sums make the daily increments cheap; cumulation happens on the tiny result).
@@ -290,7 +419,7 @@ def sufficient_statistics(
     aggs = _sums(values, metrics)
     blocks = []
     for index in range(max(n_segments, 1)):
-        label = values[segment_column(index)] if n_segments else ibis.null().cast("string")
+        label = values[segment_column(index)] if n_segments else ibis.literal(0, type="int16")
         block = values.group_by(
             variant=values.variant,
             day=values.day,
@@ -311,6 +440,6 @@ def quantile_aggregates(
     for k, group in enumerate(groups):
         where = values.variant == group.variant
         if group.segment_index is not None:
-            where = where & (values[segment_column(group.segment_index)] == group.segment_value)
+            where = where & (values[segment_column(group.segment_index)] == group.segment_code)
         aggs[f"g{k}"] = column.quantile(list(group.probabilities), where=where & column.notnull())
     return values.aggregate(**aggs)
