@@ -66,7 +66,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.warehouse.start()  # the server owns the warehouse and its writer thread
-        yield
+        from splitlab.analysis.background import periodic_refresh
+
+        async with periodic_refresh(services):
+            yield
         services.close()
 
     app = FastAPI(

@@ -503,6 +503,33 @@ def _sticky_assignments(settings: Settings, experiment: str) -> dict[str, str] |
         warehouse.close()
 
 
+@app.command()
+def analyze(
+    key: str,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute even if data and settings are unchanged")
+    ] = False,
+    format: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
+) -> None:
+    """Analyse an experiment (or reuse its snapshot) and print the results."""
+    from splitlab.analysis import analyze as run_analysis
+    from splitlab.analysis.render import render_markdown, render_table
+
+    if format not in ("table", "json", "markdown"):
+        _fail(SplitlabError(f"--format must be table, json or markdown, not {format!r}"))
+    services = _run(_services)
+    try:
+        snapshot = _run(lambda: run_analysis(services=services, key=key, refresh=refresh))
+    finally:
+        services.close()
+    if format == "json":
+        _print_json(snapshot)
+    elif format == "markdown":
+        typer.echo(render_markdown(snapshot), nl=False)
+    else:
+        typer.echo(render_table(snapshot), nl=False)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -1,5 +1,12 @@
 """The JSON API: FastAPI routers, request/response schemas and auth dependencies."""
 
-from splitlab.api import assign, experiments, health, ingest, metrics
+from splitlab.api import analysis, assign, experiments, health, ingest, metrics
 
-ROUTERS = [health.router, experiments.router, metrics.router, ingest.router, assign.router]
+ROUTERS = [
+    health.router,
+    experiments.router,
+    metrics.router,
+    ingest.router,
+    assign.router,
+    analysis.router,
+]

@@ -1,0 +1,38 @@
+"""Analysis: run (or reuse) an experiment's analysis, and read its latest snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from splitlab.analysis import analyze, latest, select_view
+from splitlab.api.deps import Editor, Reader, ServicesDep
+
+router = APIRouter(prefix="/api/experiments", tags=["analysis"])
+
+
+@router.post("/{key}/analyze")
+async def run(
+    key: str,
+    services: ServicesDep,
+    _: Editor,
+    refresh: bool = Query(default=False, description="recompute even if data and settings match"),
+) -> dict[str, Any]:
+    """Analyse now; returns the stored snapshot when data and settings are unchanged."""
+    return await run_in_threadpool(analyze, services=services, key=key, refresh=refresh)
+
+
+@router.get("/{key}/results")
+def results(
+    key: str,
+    services: ServicesDep,
+    _: Reader,
+    segment: str | None = Query(
+        default=None, description="a segment name: its per-value results instead of overall"
+    ),
+    daily: bool = Query(default=False, description="include the cumulative daily series"),
+) -> dict[str, Any]:
+    """The latest snapshot (404 until the experiment has been analysed once)."""
+    return select_view(latest(services=services, key=key), segment=segment, daily=daily)
