@@ -201,3 +201,22 @@ def test_validated_facts_round_trip_through_the_writer(warehouse: Warehouse) -> 
         "SELECT experiment_key, variant_key, unit_id, attributes::VARCHAR, source FROM exposures"
     )
     assert row[:3] == ("checkout", "b", "u5") and "ios" in row[3] and row[4] == "api"
+
+
+def test_groups_of_any_size_report_existing_keys_as_duplicates(warehouse: Warehouse) -> None:
+    """Small groups (list parameters, optimistic plain insert on DuckDB) and large ones
+    (Arrow staging): a key that exists falls back to the checked write, per item."""
+    assert warehouse.writer is not None
+    warehouse.write([event_fact(unit_id="u", event_name="x", event_id="old")])
+    small = warehouse.write(
+        [event_fact(unit_id="u", event_name="x", event_id=i) for i in ("new", "old")]
+    )
+    assert statuses(small) == ["accepted", "duplicate"]
+    if warehouse.dialect == "duckdb":
+        assert warehouse.writer.optimistic_misses == 1
+    ids = [f"big-{i}" for i in range(600)] + ["old", "big-7"]
+    big = warehouse.write([event_fact(unit_id="u", event_name="x", event_id=i) for i in ids])
+    assert statuses(big) == ["accepted"] * 600 + ["duplicate", "duplicate"]
+    assert count(warehouse, "events") == 602
+    rows = warehouse.query("SELECT occurred_at > TIMESTAMPTZ '2020-01-01', source FROM events")
+    assert set(rows) == {(True, "api")}

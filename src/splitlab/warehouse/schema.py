@@ -7,17 +7,27 @@
 
 Every row carries ``source`` (api, import, simulator, …) and ``ingested_at`` (commit time),
 which is what the data watermark is made of.
+
+**Dedup keys.** On PostgreSQL the keys are primary keys. On DuckDB (schema version 2) they are
+``UNIQUE`` indexes instead (``KEY_INDEXES``), which enforce exactly the same rule for every
+write and ``ON CONFLICT`` — but, unlike a primary key, can be dropped and rebuilt. A bulk
+import that is large next to the table drops the index, inserts the rows anti-joined against
+the table, and builds the index again in bulk, all in one transaction on the single writer
+thread: an ART index built in bulk costs ~0.2 µs a row, inserting into it row by row
+~1–5 µs, and the rebuild fails (rolling the whole import back) if a key were ever repeated.
+A version 1 file (primary keys) keeps working; its imports insert incrementally.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: DuckDB keys were primary keys; 2: DuckDB keys are unique indexes (PostgreSQL unchanged)."""
 
 TABLES = ("exposures", "exposure_conflicts", "events")
 
 _TEMPLATE = """
 CREATE TABLE IF NOT EXISTS exposures (
-    exposure_id {text} PRIMARY KEY,
+    exposure_id {text}{key},
     experiment_key {text} NOT NULL,
     variant_key {text} NOT NULL,
     unit_id {text} NOT NULL,
@@ -28,7 +38,7 @@ CREATE TABLE IF NOT EXISTS exposures (
     ingested_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS exposure_conflicts (
-    conflict_id {text} PRIMARY KEY,
+    conflict_id {text}{key},
     experiment_key {text} NOT NULL,
     unit_id {text} NOT NULL,
     variant_key {text} NOT NULL,
@@ -39,7 +49,7 @@ CREATE TABLE IF NOT EXISTS exposure_conflicts (
     ingested_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
-    event_id {text} PRIMARY KEY,
+    event_id {text}{key},
     unit_id {text} NOT NULL,
     event_name {text} NOT NULL,
     value {double},
@@ -56,10 +66,25 @@ CREATE TABLE IF NOT EXISTS warehouse_meta (
 );
 """
 
-DUCKDB_DDL = _TEMPLATE.format(text="VARCHAR", json="JSON", double="DOUBLE")
+KEY_INDEXES = {
+    "exposures": ("exposures_key", "exposure_id"),
+    "exposure_conflicts": ("exposure_conflicts_key", "conflict_id"),
+    "events": ("events_key", "event_id"),
+}
+"""DuckDB: table → (unique index, key column)."""
+
+
+def key_index_ddl(table: str) -> str:
+    """``CREATE UNIQUE INDEX`` for a DuckDB table's dedup key."""
+    index, column = KEY_INDEXES[table]
+    return f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({column})"
+
+
+DUCKDB_DDL = _TEMPLATE.format(text="VARCHAR", json="JSON", double="DOUBLE", key=" NOT NULL")
+"""The DuckDB tables; ``DuckDBBackend.ensure_schema`` adds the ``KEY_INDEXES``."""
 
 POSTGRES_DDL = (
-    _TEMPLATE.format(text="TEXT", json="JSONB", double="DOUBLE PRECISION")
+    _TEMPLATE.format(text="TEXT", json="JSONB", double="DOUBLE PRECISION", key=" PRIMARY KEY")
     + """
 CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment_key, variant_key);
 CREATE INDEX IF NOT EXISTS events_name_unit ON events (event_name, unit_id);
