@@ -242,3 +242,26 @@ def test_concurrent_clients_sending_overlapping_batches_store_each_id_once(
     assert not errors
     distinct = len({c * 40 + r * 40 + k for c in range(8) for r in range(3) for k in range(120)})
     assert counts(services)[1] == distinct == sum(accepted)
+
+
+def test_openapi_documents_the_ingest_bodies(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    track_body = paths["/api/track"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"userKey", "eventType"} <= set(track_body["schema"]["required"])
+    assert "experimentKey" in track_body["schema"]["properties"]
+    batch_body = paths["/api/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch_body["schema"]["properties"]["events"]["items"]["required"] == [
+        "userKey",
+        "eventType",
+    ]
+
+
+def test_errors_from_the_raw_endpoints_keep_the_api_error_shape(
+    client: TestClient, ingest: dict, running: None
+) -> None:
+    unauthenticated = client.post("/api/track", json=TRACK)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["www-authenticate"] == "Bearer"
+    assert unauthenticated.json()["error"]["code"] == "unauthenticated"
+    wrong_method = client.get("/api/track", headers=ingest)
+    assert wrong_method.status_code == 405

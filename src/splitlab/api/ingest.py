@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from splitlab.api.deps import get_principal
 from splitlab.domain import LOCAL_ADMIN, Principal, Status
@@ -169,16 +172,50 @@ def _experiment_keys(items: list[Any]) -> set[str]:
     return keys
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["userKey", "eventType"],
+    "properties": {
+        "experimentKey": {"type": "string", "description": "experiment key (or experimentId)"},
+        "experimentId": {"type": "string", "description": "alias of experimentKey"},
+        "variantKey": {"type": "string", "description": "variant key (or variantId)"},
+        "variantId": {"type": "string", "description": "alias of variantKey"},
+        "userKey": {"type": "string", "maxLength": 200, "description": "the unit (user) id"},
+        "eventType": {
+            "type": "string",
+            "maxLength": 200,
+            "description": '"exposure" records an exposure; any other name a metric event',
+        },
+        "value": {"type": "number", "description": "finite number (sum/mean/quantile metrics)"},
+        "eventId": {
+            "type": "string",
+            "description": "idempotency key; derived from (experiment, user, eventType) if absent",
+        },
+        "occurredAt": {
+            "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "ISO 8601 (naive = UTC) or epoch seconds/milliseconds; default now",
+        },
+        "props": {"type": "object", "description": "properties (≤ 8 KiB as JSON); or properties"},
+    },
+    "example": {
+        "experimentKey": "checkout",
+        "variantKey": "one-page",
+        "userKey": "u-123",
+        "eventType": "purchase",
+        "value": 19.99,
+        "eventId": "order-9001",
+        "props": {"country": "NL"},
+    },
+}
+"""JSON schema of one tracking item (documentation: validation is ``validation.parse_item``)."""
 
 
-@router.post("/api/track", summary="Record one exposure or event (the common tracking payload)")
-async def track(request: Request) -> Response:
-    """Body: ``{experimentKey|experimentId, variantKey|variantId, userKey, eventType, props,
-    value?, eventId?, occurredAt?}``; ``eventType: "exposure"`` records an exposure.
-    Answers after the write committed: ``{success, eventId, duplicate, occurredAt}``.
-    """
+def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def track_item(request: Request) -> dict[str, Any]:
+    """Validate and write one item; the response payload once it committed."""
     services: Services = request.app.state.services
     experiments, keys = _caches(services)
     await _ingestor(request, services, keys)
@@ -194,14 +231,11 @@ async def track(request: Request) -> Response:
     }
     if result.conflict:
         payload["conflict"] = True
-    return _json(payload)
+    return payload
 
 
-@router.post("/api/events", summary="Record a batch of exposures and events (idempotent)")
-async def events(request: Request) -> Response:
-    """Body: ``{"events": [items as for /api/track]}``. Valid items are stored even when
-    others are rejected; retrying the same batch reports every item as a duplicate.
-    """
+async def record_batch(request: Request) -> dict[str, Any]:
+    """Validate a batch, write its valid items, report on every item."""
     services: Services = request.app.state.services
     experiments, keys = _caches(services)
     await _ingestor(request, services, keys)
@@ -251,11 +285,92 @@ async def events(request: Request) -> Response:
         if outcome.conflict:
             entry["conflict"] = True
     rejected = len(items) - len(facts)
-    return _json(
+    return {
+        "accepted": len(facts) - duplicates,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "results": results,
+    }
+
+
+Handler = Callable[[Request], Awaitable[dict[str, Any]]]
+JSON_HEADER = (b"content-type", b"application/json")
+
+
+class RawEndpoint:
+    """A handler served as a bare ASGI app: no FastAPI request/dependency machinery, which
+    costs more than the handler itself on these hot paths. Answers errors in the same
+    ``{"error": …}`` shape as ``api.errors``; anything else propagates (500)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [JSON_HEADER]
+        try:
+            status, body = 200, orjson.dumps(await self.handler(Request(scope, receive)))
+        except SplitlabError as error:
+            status, body = error.status, orjson.dumps(error.to_dict(), default=str)
+            if status == 401:
+                headers.append((b"www-authenticate", b"Bearer"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+# Requests are served by the raw routes; the FastAPI routes below, with the same paths and
+# handlers, are matched after them and so only document the endpoints in /docs.
+router.routes.append(Route("/api/track", RawEndpoint(track_item), methods=["POST"]))
+router.routes.append(Route("/api/events", RawEndpoint(record_batch), methods=["POST"]))
+
+TRACK_RESPONSE = {
+    200: {
+        "description": "Stored (or a duplicate of a stored item), after the commit",
+        "content": {
+            "application/json": {
+                "example": {
+                    "success": True,
+                    "eventId": "order-9001",
+                    "duplicate": False,
+                    "occurredAt": "2024-05-01T12:00:00Z",
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/api/track",
+    summary="Record one exposure or event (the common tracking payload)",
+    openapi_extra=_body_doc(ITEM_SCHEMA),
+    responses=TRACK_RESPONSE,  # type: ignore[arg-type]
+)
+async def track(request: Request) -> Response:
+    """Body: ``{experimentKey|experimentId, variantKey|variantId, userKey, eventType, props,
+    value?, eventId?, occurredAt?}``; ``eventType: "exposure"`` records an exposure.
+    Answers after the write committed: ``{success, eventId, duplicate, occurredAt}``
+    (``conflict: true`` for an exposure of a unit already exposed to another variant).
+    Errors: 422 naming the field, 409 for an experiment that is not running.
+    """
+    return Response(orjson.dumps(await track_item(request)), media_type="application/json")
+
+
+@router.post(
+    "/api/events",
+    summary="Record a batch of exposures and events (idempotent)",
+    openapi_extra=_body_doc(
         {
-            "accepted": len(facts) - duplicates,
-            "duplicates": duplicates,
-            "rejected": rejected,
-            "results": results,
+            "type": "object",
+            "required": ["events"],
+            "properties": {"events": {"type": "array", "items": ITEM_SCHEMA}},
         }
-    )
+    ),
+)
+async def events(request: Request) -> Response:
+    """Body: ``{"events": [items as for /api/track]}`` (at most
+    ``SPLITLAB_INGEST_MAX_BATCH_ITEMS``). Valid items are stored even when others are rejected;
+    retrying the same batch reports every item as a duplicate. Answers
+    ``{accepted, duplicates, rejected, results: [{index, status, eventId, error?, conflict?}]}``.
+    """
+    return Response(orjson.dumps(await record_batch(request)), media_type="application/json")
