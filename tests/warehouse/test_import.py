@@ -92,3 +92,43 @@ def test_import_exposures_and_unknown_mapping(warehouse: Warehouse, tmp_path: Pa
         warehouse.import_file(
             path, kind="exposures", experiments=EXPERIMENTS, mapping={"nope": "userKey"}
         )
+
+
+def test_import_exposures_records_conflicts_like_the_writer(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    warehouse.record_exposures(
+        [{"experiment_key": "checkout", "variant_key": "b", "unit_id": "u0"}]
+    )
+    path = tmp_path / "exposures.csv"
+    path.write_text(
+        "experimentKey,variantKey,userKey,occurredAt\n"
+        "checkout,control,u1,2024-01-02T00:00:00Z\n"
+        "checkout,b,u1,2024-01-02T01:00:00Z\n"  # u1 again in another variant: conflict
+        "checkout,b,u1,2024-01-02T02:00:00Z\n"  # the same conflict again: duplicate
+        "checkout,control,u0,2024-01-02T00:00:00Z\n"  # stored in b: conflict
+        "checkout,b,u0,2024-01-02T00:00:00Z\n"  # same as stored: duplicate
+    )
+    report = warehouse.import_file(path, kind="exposures", experiments=EXPERIMENTS)
+    assert (report.accepted, report.conflicts, report.duplicates) == (1, 2, 2)
+    rows = warehouse.query(
+        "SELECT unit_id, variant_key, first_variant_key, source FROM exposure_conflicts "
+        "ORDER BY unit_id"
+    )
+    assert rows == [("u0", "control", "b", "import"), ("u1", "b", "control", "import")]
+    again = warehouse.import_file(path, kind="exposures", experiments=EXPERIMENTS)
+    assert (again.accepted, again.conflicts, again.duplicates) == (0, 0, 5)
+    assert warehouse.watermark().conflicts == 2
+
+
+def test_optimistic_bulk_import_rolls_back_and_dedups(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Event ids repeated far apart in a large file: the first row of each id wins."""
+    path = tmp_path / "events.parquet"
+    duckdb.sql(
+        f"COPY (SELECT 'checkout' AS experimentKey, 'u' || i AS userKey, 'buy' AS eventType, "
+        f"i AS value, 'id-' || (i % 3000) AS eventId FROM range(5000) r(i)) "
+        f"TO '{path}' (FORMAT parquet)"
+    )
+    report = warehouse.import_file(path, kind="events", experiments=EXPERIMENTS)
+    assert (report.rows, report.accepted, report.duplicates) == (5000, 3000, 2000)
+    assert warehouse.query("SELECT value FROM events WHERE event_id = 'id-7'") == [(7.0,)]

@@ -183,10 +183,12 @@ class Warehouse:
             if write:
                 for chunk in valid_facts(con, kind):
                     for result in self.write(chunk):
-                        if result.status.value == "accepted":
-                            report.accepted += 1
-                        else:
+                        if result.status.value != "accepted":
                             report.duplicates += 1
+                        elif result.conflict:
+                            report.conflicts += 1
+                        else:
+                            report.accepted += 1
                 report.written = True
         finally:
             con.close()

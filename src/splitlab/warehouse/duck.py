@@ -1,7 +1,7 @@
 """DuckDB writes: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` from list parameters (small
 groups) or an Arrow staging table (large ones).
 
-One ``DuckDBBackend`` is used by the writer thread only; the unique key indexes plus the
+One ``DuckDBBackend`` is used by the writer thread only; the primary keys plus the
 single writer make deduplication atomic. Timestamps travel as UTC microseconds.
 
 Why two staging paths: every statement has a fixed cost here (~0.2 ms), and registering an
@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from splitlab.warehouse.facts import Fact
-from splitlab.warehouse.schema import DUCKDB_DDL, KEY_INDEXES, SCHEMA_VERSION, key_index_ddl
+from splitlab.warehouse.schema import DUCKDB_DDL, SCHEMA_VERSION
 
 UTC_US = pa.timestamp("us", tz="UTC")
 SMALL_GROUP = 512
@@ -51,21 +51,9 @@ class DuckDBBackend:
 
     def ensure_schema(self) -> None:
         self.con.execute(DUCKDB_DDL)
-        for table in KEY_INDEXES:
-            if not self.has_primary_key(table):  # a version 1 file keeps its primary keys
-                self.con.execute(key_index_ddl(table))
         self.con.execute(
             "INSERT INTO warehouse_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
             [str(SCHEMA_VERSION)],
-        )
-
-    def has_primary_key(self, table: str) -> bool:
-        return bool(
-            self.con.execute(
-                "SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
-                "AND constraint_type = 'PRIMARY KEY' AND schema_name = 'main'",
-                [table],
-            ).fetchall()[0][0]
         )
 
     def begin(self) -> None:

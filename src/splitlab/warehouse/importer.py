@@ -5,7 +5,16 @@ Columns named as in ``/api/track`` (``experimentKey``, ``variantKey``, ``userKey
 others are renamed through a mapping (``{"user_id": "userKey"}``). Every row is validated in
 SQL by the same rules as the API (vectorised, no Python per row); rejected rows are counted
 per reason with example row numbers. Valid rows go in with the same dedup keys
-(``md5(concat_ws(chr(31), …))`` = ``facts.derive_id``), in one transaction.
+(``md5(concat_ws(chr(31), …))`` = ``facts.derive_id``), in one transaction; exposures of a
+unit already exposed to another variant are recorded in ``exposure_conflicts``, as the
+writer does.
+
+Writing events on DuckDB (``_write``): when the import is large next to the table
+(``BULK_RATIO``) the rows are first appended anti-joined against the table but without an
+in-file dedup — file ids are normally unique, and the window that keeps the first row per id
+costs more than the rest of the insert. A repeated id then violates the primary key: the
+transaction is rolled back and the import runs again with the dedup. Either way it is one
+transaction on the writer thread, so nothing interleaves and a crash leaves nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ TRACK_COLUMNS = (
 )
 ALIASES = {"experimentId": "experimentKey", "variantId": "variantKey", "properties": "props"}
 KINDS = ("events", "exposures")
+BULK_RATIO = 0.25
+"""Append events optimistically when they are at least this share of the table's rows."""
+KEYS = {"exposures": "exposure_id", "events": "event_id"}
 
 
 @dataclass
@@ -44,13 +56,17 @@ class ImportReport:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    conflicts: int = 0
+    """Exposures of a unit already exposed to another variant (recorded as conflicts)."""
     reasons: list[dict[str, Any]] = field(default_factory=list)
     columns: list[dict[str, str]] = field(default_factory=list)
     preview: list[dict[str, Any]] = field(default_factory=list)
     written: bool = False
+    dedup: bool = field(default=False, repr=False)
+    """Internal: deduplicate inside the file before a bulk append."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "dedup"}
 
 
 def reader_sql(path: Path) -> str:
@@ -187,27 +203,74 @@ def _validated_sql(kind: str, numeric_value: bool = False) -> str:
     """
 
 
-def _insert_sql(kind: str) -> str:
-    sep = "chr(31)"
-    if kind == "exposures":
-        return f"""
-        INSERT INTO exposures
-        SELECT md5(concat_ws({sep}, experiment_key, unit_id)), experiment_key, variant_key,
-               unit_id, occurred_at, properties, 'import',
-               COALESCE(client_id, md5(concat_ws({sep}, experiment_key, unit_id, 'exposure'))),
-               now()
-        FROM splitlab_import_valid
-        QUALIFY row_number() OVER (PARTITION BY experiment_key, unit_id ORDER BY row_number) = 1
-        ON CONFLICT DO NOTHING"""
-    return f"""
-    INSERT INTO events
-    SELECT COALESCE(client_id, md5(concat_ws({sep}, COALESCE(experiment_key, ''), unit_id,
-                                             event_name))) AS eid,
-           unit_id, event_name, value, occurred_at, properties, experiment_key, variant_key,
+SEP = "chr(31)"
+KEY_SQL = {
+    "exposures": f"md5(concat_ws({SEP}, experiment_key, unit_id))",
+    "events": f"COALESCE(client_id, md5(concat_ws({SEP}, COALESCE(experiment_key, ''), unit_id, "
+    "event_name)))",
+}
+SELECT_SQL = {
+    "exposures": f"""key, experiment_key, variant_key, unit_id, occurred_at, properties, 'import',
+        COALESCE(client_id, md5(concat_ws({SEP}, experiment_key, unit_id, 'exposure'))), now()""",
+    "events": """key, unit_id, event_name, value, occurred_at, properties, experiment_key,
+        variant_key, 'import', now()""",
+}
+CONFLICTS_SQL = f"""
+    INSERT INTO exposure_conflicts
+    SELECT md5(concat_ws({SEP}, v.experiment_key, v.unit_id, v.variant_key)) AS conflict_id,
+           v.experiment_key, v.unit_id, v.variant_key, e.variant_key, v.occurred_at,
+           COALESCE(v.client_id, md5(concat_ws({SEP}, v.experiment_key, v.unit_id, 'exposure'))),
            'import', now()
-    FROM splitlab_import_valid
-    QUALIFY row_number() OVER (PARTITION BY eid ORDER BY row_number) = 1
+    FROM splitlab_import_keyed v JOIN exposures e ON e.exposure_id = v.key
+    WHERE v.variant_key <> e.variant_key
+    QUALIFY row_number() OVER (PARTITION BY conflict_id ORDER BY v.row_number) = 1
     ON CONFLICT DO NOTHING"""
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, *, dedup: bool) -> None:
+    """Append the valid rows that are new to ``table``; with ``dedup``, only the first row of
+    each key (otherwise a repeated key raises ``duckdb.ConstraintException``)."""
+    if dedup:
+        con.execute(
+            f"INSERT INTO {table} SELECT {SELECT_SQL[table]} FROM splitlab_import_keyed v "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY row_number) = 1 "
+            "ON CONFLICT DO NOTHING"
+        )
+        return
+    con.execute(
+        f"INSERT INTO {table} SELECT {SELECT_SQL[table]} FROM splitlab_import_keyed v "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{KEYS[table]} = v.key)"
+    )
+
+
+def _write(con: duckdb.DuckDBPyConnection, kind: str, report: ImportReport) -> bool:
+    """Insert the staged rows; False when the optimistic append met a key repeated inside
+    the file and the caller must roll back and run again with ``report.dedup``."""
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW splitlab_import_keyed AS "
+        f"SELECT {KEY_SQL[kind]} AS key, * FROM splitlab_import_valid"
+    )
+    valid = report.rows - report.rejected
+    before = _count(con, kind)
+    # exposures repeat per unit as a rule; event ids are normally unique
+    dedup = kind == "exposures" or report.dedup or valid < BULK_RATIO * before
+    try:
+        _insert(con, kind, dedup=dedup)
+    except duckdb.ConstraintException:
+        if dedup:
+            raise
+        return False
+    report.accepted = _count(con, kind) - before
+    if kind == "exposures":
+        conflicts_before = _count(con, "exposure_conflicts")
+        con.execute(CONFLICTS_SQL)
+        report.conflicts = _count(con, "exposure_conflicts") - conflicts_before
+    report.duplicates = valid - report.accepted - report.conflicts
+    return True
 
 
 def _stage(
@@ -277,14 +340,14 @@ def import_into_duckdb(
         raise ValidationError(f"kind: use one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind, file=str(path))
     _stage(con, path, kind, experiments, mapping or {}, report, preview_rows)
-    if write:
-        table = "exposures" if kind == "exposures" else "events"
-        before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        con.execute(_insert_sql(kind)).fetchall()
-        after = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        report.accepted = int(after - before)
-        report.duplicates = report.rows - report.rejected - report.accepted
-        report.written = True
+    if write and not _write(con, kind, report):
+        # a key repeated inside the file: start the transaction again, deduplicating
+        con.execute("ROLLBACK")
+        con.execute("BEGIN TRANSACTION")
+        report = ImportReport(kind=kind, file=str(path), dedup=True)
+        _stage(con, path, kind, experiments, mapping or {}, report, preview_rows)
+        _write(con, kind, report)
+    report.written = write
     con.unregister("splitlab_import_experiments")
     return report
 

@@ -8,26 +8,22 @@
 Every row carries ``source`` (api, import, simulator, …) and ``ingested_at`` (commit time),
 which is what the data watermark is made of.
 
-**Dedup keys.** On PostgreSQL the keys are primary keys. On DuckDB (schema version 2) they are
-``UNIQUE`` indexes instead (``KEY_INDEXES``), which enforce exactly the same rule for every
-write and ``ON CONFLICT`` — but, unlike a primary key, can be dropped and rebuilt. A bulk
-import that is large next to the table drops the index, inserts the rows anti-joined against
-the table, and builds the index again in bulk, all in one transaction on the single writer
-thread: an ART index built in bulk costs ~0.2 µs a row, inserting into it row by row
-~1–5 µs, and the rebuild fails (rolling the whole import back) if a key were ever repeated.
-A version 1 file (primary keys) keeps working; its imports insert incrementally.
+The dedup keys are primary keys on both engines. Measured and rejected for DuckDB 2.0: a
+``UNIQUE`` index that a bulk import drops and rebuilds. Inside one transaction a dropped
+index is still maintained for that transaction's appends (no gain), and committing the drop
+first would let an import that fails half-way leave the table without its dedup rule.
+Bulk imports instead skip the index work they can (see ``importer._write``).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
-"""1: DuckDB keys were primary keys; 2: DuckDB keys are unique indexes (PostgreSQL unchanged)."""
+SCHEMA_VERSION = 1
 
 TABLES = ("exposures", "exposure_conflicts", "events")
 
 _TEMPLATE = """
 CREATE TABLE IF NOT EXISTS exposures (
-    exposure_id {text}{key},
+    exposure_id {text} PRIMARY KEY,
     experiment_key {text} NOT NULL,
     variant_key {text} NOT NULL,
     unit_id {text} NOT NULL,
@@ -38,7 +34,7 @@ CREATE TABLE IF NOT EXISTS exposures (
     ingested_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS exposure_conflicts (
-    conflict_id {text}{key},
+    conflict_id {text} PRIMARY KEY,
     experiment_key {text} NOT NULL,
     unit_id {text} NOT NULL,
     variant_key {text} NOT NULL,
@@ -49,7 +45,7 @@ CREATE TABLE IF NOT EXISTS exposure_conflicts (
     ingested_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
-    event_id {text}{key},
+    event_id {text} PRIMARY KEY,
     unit_id {text} NOT NULL,
     event_name {text} NOT NULL,
     value {double},
@@ -66,25 +62,10 @@ CREATE TABLE IF NOT EXISTS warehouse_meta (
 );
 """
 
-KEY_INDEXES = {
-    "exposures": ("exposures_key", "exposure_id"),
-    "exposure_conflicts": ("exposure_conflicts_key", "conflict_id"),
-    "events": ("events_key", "event_id"),
-}
-"""DuckDB: table → (unique index, key column)."""
-
-
-def key_index_ddl(table: str) -> str:
-    """``CREATE UNIQUE INDEX`` for a DuckDB table's dedup key."""
-    index, column = KEY_INDEXES[table]
-    return f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({column})"
-
-
-DUCKDB_DDL = _TEMPLATE.format(text="VARCHAR", json="JSON", double="DOUBLE", key=" NOT NULL")
-"""The DuckDB tables; ``DuckDBBackend.ensure_schema`` adds the ``KEY_INDEXES``."""
+DUCKDB_DDL = _TEMPLATE.format(text="VARCHAR", json="JSON", double="DOUBLE")
 
 POSTGRES_DDL = (
-    _TEMPLATE.format(text="TEXT", json="JSONB", double="DOUBLE PRECISION", key=" PRIMARY KEY")
+    _TEMPLATE.format(text="TEXT", json="JSONB", double="DOUBLE PRECISION")
     + """
 CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment_key, variant_key);
 CREATE INDEX IF NOT EXISTS events_name_unit ON events (event_name, unit_id);
