@@ -62,3 +62,70 @@ def test_a_mapping_must_cover_the_required_columns() -> None:
             path="/x",
             columns={"event_name": "n", "occurred_at": "t"},
         )
+
+
+@pytest.mark.postgres
+def test_a_postgresql_table_replaces_the_native_exposures(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    import psycopg
+
+    from splitlab.warehouse.postgres import conninfo
+
+    with psycopg.connect(conninfo(pg_schema_url), autocommit=True) as con:
+        con.execute("CREATE TABLE ab_exposures (exp TEXT, arm TEXT, uid BIGINT, seen TIMESTAMPTZ)")
+        con.execute(
+            "INSERT INTO ab_exposures SELECT 'checkout', CASE WHEN i % 3 = 0 THEN 'b' ELSE "
+            "'control' END, i, TIMESTAMPTZ '2024-01-02' FROM generate_series(1, 30) i"
+        )
+    mapping = SourceMapping(
+        target="exposures",
+        kind="table",
+        url=conninfo(pg_schema_url).replace("postgresql://", "postgres://", 1),
+        table="ab_exposures",
+        columns={
+            "experiment_key": "exp",
+            "variant_key": "arm",
+            "unit_id": "uid",
+            "exposed_at": "seen",
+        },
+        constants={"source": "crm"},
+    )
+    warehouse = Warehouse.open(f"duckdb:///{tmp_path / 'w.duckdb'}", sources={"exposures": mapping})
+    try:
+        table = warehouse.exposures_table()
+        assert list(table.columns) == list(warehouse.ibis_connection().table("exposures").columns)
+        counts = table.group_by("variant_key").agg(n=table.count()).order_by("variant_key")
+        assert counts.to_pyarrow().to_pylist() == [
+            {"variant_key": "b", "n": 10},
+            {"variant_key": "control", "n": 20},
+        ]
+        assert table.unit_id.cast("int64").max().execute() == 30  # uid BIGINT became text
+    finally:
+        warehouse.close()
+
+
+def test_an_ibis_table_of_the_warehouse_backend_replaces_events(tmp_path: Path) -> None:
+    """``kind: ibis`` without a url: a table in the warehouse's own engine."""
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    setup = Warehouse.open(url)
+    setup.close()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(
+        "CREATE TABLE legacy (who VARCHAR, what VARCHAR, amount INTEGER, ts TIMESTAMPTZ); "
+        "INSERT INTO legacy VALUES ('u1', 'buy', 5, '2024-01-02'), ('u2', 'buy', 7, '2024-01-03')"
+    )
+    con.close()
+    mapping = SourceMapping(
+        target="events",
+        kind="ibis",
+        table="legacy",
+        columns={"unit_id": "who", "event_name": "what", "value": "amount", "occurred_at": "ts"},
+    )
+    warehouse = Warehouse.open(url, sources={"events": mapping})
+    try:
+        events = warehouse.events_table()
+        assert events.value.sum().execute() == 12.0
+        assert events.value.type().is_float64() and events.event_id.isnull().all().execute()
+    finally:
+        warehouse.close()
