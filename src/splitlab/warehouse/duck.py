@@ -42,7 +42,7 @@ class DuckDBBackend:
     """The write side of a DuckDB warehouse (one connection, one thread)."""
 
     dialect = "duckdb"
-    key_exists = duckdb.ConstraintException
+    key_exists: type[Exception] | None = duckdb.ConstraintException
     """Raised by a write with ``assume_new`` when a key already exists."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:

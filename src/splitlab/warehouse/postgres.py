@@ -41,7 +41,9 @@ class PostgresBackend:
     """The write side of a PostgreSQL warehouse (one connection, one thread)."""
 
     dialect = "postgres"
-    key_exists = None  # ON CONFLICT is cheap here: every group is written the checked way
+    key_exists: type[Exception] | None = (
+        None  # ON CONFLICT is cheap here: every group is written the checked way
+    )
     assume_new = False
 
     def __init__(self, url: str) -> None:
