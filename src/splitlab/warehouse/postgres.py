@@ -41,9 +41,8 @@ class PostgresBackend:
     """The write side of a PostgreSQL warehouse (one connection, one thread)."""
 
     dialect = "postgres"
-    key_exists: type[Exception] | None = (
-        None  # ON CONFLICT is cheap here: every group is written the checked way
-    )
+    # ON CONFLICT is cheap here: every group is written the checked way
+    key_exists: type[Exception] | None = None
     assume_new = False
 
     def __init__(self, url: str) -> None:
