@@ -382,9 +382,9 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
     if args.import_rows:
-        parquet = root / "events.parquet"
-        if not parquet.exists():
-            make_parquet(parquet, args.import_rows)
+        # made per backend, after its experiment started (occurredAt must not precede it)
+        parquet = home / "events.parquet"
+        make_parquet(parquet, args.import_rows)
         imported = bench_import(env, parquet, args.import_rows)
         if imported is None:
             print(f"[{name}] import    : not measured (importer unavailable or failed)")
