@@ -517,9 +517,15 @@ def analyze(
 
     if format not in ("table", "json", "markdown"):
         _fail(SplitlabError(f"--format must be table, json or markdown, not {format!r}"))
+    from splitlab.warehouse import WarehouseBusyError
+
     services = _run(_services)
     try:
-        snapshot = _run(lambda: run_analysis(services=services, key=key, refresh=refresh))
+        snapshot = run_analysis(services=services, key=key, refresh=refresh)
+    except WarehouseBusyError:  # a running server owns the DuckDB file: ask it instead
+        snapshot = _run(lambda: _analyze_via_server(services.settings, key, refresh=refresh))
+    except SplitlabError as error:
+        _fail(error)
     finally:
         services.close()
     if format == "json":
@@ -528,6 +534,43 @@ def analyze(
         typer.echo(render_markdown(snapshot), nl=False)
     else:
         typer.echo(render_table(snapshot), nl=False)
+
+
+def server_http(settings: Settings) -> Any:
+    """An HTTP client for the running server of these settings (key from SPLITLAB_API_KEY)."""
+    import os
+
+    import httpx
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    headers = {}
+    if key := os.environ.get("SPLITLAB_API_KEY"):
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.Client(base_url=f"http://{host}:{settings.port}", headers=headers, timeout=300)
+
+
+def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[str, Any]:
+    import httpx
+
+    try:
+        with server_http(settings) as http:
+            response = http.post(
+                f"/api/experiments/{key}/analyze", params={"refresh": str(refresh).lower()}
+            )
+    except httpx.HTTPError as exc:
+        raise SplitlabError(
+            f"the warehouse is locked by another process, and no server answers on "
+            f"{settings.host}:{settings.port} ({exc})"
+        ) from exc
+    if response.status_code != 200:
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError):
+            error = {"code": "error", "message": response.text[:300]}
+        raised = SplitlabError(f"the server answered {response.status_code}: {error['message']}")
+        raised.status = response.status_code
+        raise raised
+    return response.json()  # type: ignore[no-any-return]
 
 
 def main() -> None:  # pragma: no cover - console entry
