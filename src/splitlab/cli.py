@@ -96,7 +96,13 @@ def serve(
     settings = Settings(**overrides)
     application = _run(lambda: create_app(settings))
     typer.echo(f"Splitlab on http://{settings.host}:{settings.port}  (API docs: /docs)")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,  # one log line per tracked event would cost more than the event
+    )
 
 
 @app.command("apply")
@@ -382,7 +388,10 @@ def _print_report(report: dict[str, Any]) -> None:
     for row in report["preview"]:
         typer.echo("  " + json.dumps(row, default=str))
     if report["written"]:
-        typer.echo(f"accepted {report['accepted']:,}, duplicates {report['duplicates']:,}")
+        line = f"accepted {report['accepted']:,}, duplicates {report['duplicates']:,}"
+        if report.get("conflicts"):
+            line += f", conflicts {report['conflicts']:,} (units exposed to a second variant)"
+        typer.echo(line)
     typer.echo(f"rejected {report['rejected']:,}")
     for reason in report["reasons"]:
         examples = ", ".join(str(n) for n in reason["examples"])
