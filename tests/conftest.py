@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -80,10 +81,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        home=tmp_path / "home", database_url=database_url, secret_key="test-secret", auth="on"
-    )
+def settings_overrides() -> dict[str, Any]:
+    """Extra settings for one test module: override this fixture there."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]) -> Settings:
+    """Auth on; on PostgreSQL the warehouse lives in the same fresh schema as the app store."""
+    common: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "database_url": database_url,
+        "secret_key": "test-secret",
+        "auth": "on",
+        "ingest_cache_seconds": 0,  # every request sees the store as it is now
+    }
+    if database_url.startswith("postgresql"):
+        common["warehouse_url"] = database_url
+    return Settings(**(common | settings_overrides))
 
 
 @pytest.fixture

@@ -9,21 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from splitlab.allocation import Allocations, rebalance_bandit
-from splitlab.config import Settings
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
 from tests.api.helpers import create_running
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        secret_key="test-secret",
-        auth="on",
-        ingest_cache_seconds=0,
-    )
+def database_url(tmp_path: Path) -> str:
+    """SQLite + DuckDB only: the subject here is not the stores."""
+    return f"sqlite:///{tmp_path / 'app.db'}"
 
 
 @pytest.fixture(autouse=True)

@@ -17,22 +17,15 @@ import uvicorn
 from splitlab.allocation import Allocations
 from splitlab.app import create_app
 from splitlab.client import Client
-from splitlab.config import Settings
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
 from tests.api.helpers import create_running
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """SQLite + DuckDB only: the SDK is the subject here, not the stores."""
-    return Settings(
-        home=tmp_path / "home",
-        database_url=f"sqlite:///{tmp_path / 'app.db'}",
-        secret_key="test-secret",
-        auth="on",
-        ingest_cache_seconds=0,
-    )
+def database_url(tmp_path: Path) -> str:
+    """SQLite + DuckDB only: the subject here is not the stores."""
+    return f"sqlite:///{tmp_path / 'app.db'}"
 
 
 def free_port() -> int:

@@ -20,21 +20,6 @@ from splitlab.services import Services
 from tests.api.helpers import create_running, experiment_body, move
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Overrides the shared fixture: the warehouse follows the app store's backend."""
-    common: dict[str, Any] = {
-        "home": tmp_path / "home",
-        "secret_key": "test-secret",
-        "auth": "on",
-        "ingest_cache_seconds": 0,
-    }
-    if request.param == "duckdb":
-        return Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **common)
-    url = request.getfixturevalue("pg_schema_url")
-    return Settings(database_url=url, warehouse_url=url, **common)
-
-
 @pytest.fixture(autouse=True)
 def _no_config_cache_delay(services: Services) -> None:
     """Probe the app store on every request, so an edit is seen by the next request."""
