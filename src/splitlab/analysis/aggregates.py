@@ -79,34 +79,47 @@ def fetch_aggregates(
     plan: AnalysisPlan,
     as_of: datetime,
 ) -> Aggregates:
-    """Execute the sufficient-statistics query (and the quantile query, if any) on ``con``."""
-    """Per-unit tables live only inside the engine: the units (with their variant, day and
-    segment codes) and their metric values are materialised as temporary tables, so the
-    statistics and the quantile queries share one join of events to units, and the JSON
-    attributes are read once per unit (an engine may otherwise re-evaluate them after the
-    join, once per event)."""
+    """Execute the sufficient-statistics query (and the quantile query, if any) on ``con``.
+
+    Per-unit tables live only inside the engine: the units (with their variant, day and
+    segment attributes) and their metric values are materialised as temporary tables, so the
+    top segment values, the statistics and the quantile queries share one read of the JSON
+    attributes and one join of events to units (an engine may otherwise re-evaluate the JSON
+    after the join, once per event)."""
     timings: dict[str, float] = {}
     definitions = plan.definitions
     started = time.perf_counter()
-    kept = []
-    for name in plan.segments:
-        top = queries.top_segment_values(
-            exposures, conflicts, experiment_key=plan.key, segment=name, top_n=plan.top_n
-        )
-        kept.append((name, [str(v) for v in con.to_pyarrow(top).column("value").to_pylist()]))
-    labels = [values for _, values in kept]
     scratch = f"splitlab_{uuid.uuid4().hex[:16]}"
+    duckdb = con.name == "duckdb"
     try:
-        units = con.create_table(
-            f"{scratch}_units",
+        units_name = f"{scratch}_units"
+        con.create_table(
+            units_name,
             queries.experiment_units(
-                exposures, conflicts, experiment_key=plan.key, variants=plan.variants, segments=kept
+                exposures,
+                conflicts,
+                experiment_key=plan.key,
+                variants=plan.variants,
+                segments=plan.segments,
+                numbered=not duckdb,
             ),
             temp=True,
         )
+        units = _numbered(con, units_name) if duckdb else con.table(units_name)
+        labels = [
+            [
+                str(v)
+                for v in con.to_pyarrow(
+                    queries.top_values(units, queries.attribute_column(k), top_n=plan.top_n)
+                )
+                .column("value")
+                .to_pylist()
+            ]
+            for k in range(len(plan.segments))
+        ]
         values = con.create_table(
             f"{scratch}_values",
-            queries.unit_values(units, events, definitions, as_of=as_of),
+            queries.unit_values(units, events, definitions, as_of=as_of, segments=labels),
             temp=True,
         )
         timings["per_unit_tables"] = (time.perf_counter() - started) * 1000
@@ -138,6 +151,13 @@ def fetch_aggregates(
                 con.raw_sql(f'DROP TABLE IF EXISTS "{scratch}_{suffix}"')
     aggregates.timings_ms = timings
     return aggregates
+
+
+def _numbered(con: Any, name: str) -> ibis.Table:
+    """A DuckDB table with its row numbers as ``uid`` (``rowid``: 0 … n-1 in a new table)."""
+    table = con.table(name)
+    schema = ibis.schema({"uid": "int64", **dict(table.schema().items())})
+    return con.sql(f'SELECT rowid AS uid, * FROM "{name}"', schema=schema)
 
 
 def segment_label(kept: list[str], code: int) -> str:

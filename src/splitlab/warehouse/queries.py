@@ -124,13 +124,10 @@ def _attribute(units: ir.Table, name: str) -> ir.StringValue:
     return text.fill_null(MISSING)
 
 
-def top_segment_values(
-    exposures: ir.Table, conflicts: ir.Table, *, experiment_key: str, segment: str, top_n: int
-) -> ir.Table:
-    """The ``top_n`` most frequent values of one attribute among analysed units
-    (``value, units``; ties broken by value)."""
-    units = _included(exposures, conflicts, experiment_key)
-    counts = units.group_by(value=_attribute(units, segment)).agg(units=units.unit_id.count())
+def top_values(units: ir.Table, column: str, *, top_n: int) -> ir.Table:
+    """The ``top_n`` most frequent values of a text column of :func:`experiment_units` (a
+    segment attribute), ``value, units``; ties broken by value."""
+    counts = units.group_by(value=units[column]).agg(units=units.count())
     return counts.order_by([counts.units.desc(), counts.value]).limit(top_n)
 
 
@@ -142,34 +139,39 @@ def _code(value: ir.StringValue, labels: Sequence[str]) -> ir.IntegerValue:
     return ibis.cases(*cases, else_=len(labels)).cast("int16")
 
 
+def attribute_column(index: int) -> str:
+    return f"attr{index}"
+
+
 def experiment_units(
     exposures: ir.Table,
     conflicts: ir.Table,
     *,
     experiment_key: str,
     variants: Sequence[str],
-    segments: Sequence[tuple[str, Sequence[str]]] = (),
+    segments: Sequence[str] = (),
+    numbered: bool = True,
 ) -> ir.Table:
-    """Analysed units: ``unit_id, uid, variant, exposed_us, day, seg0 … segK`` with an integer
-    unit number ``uid`` and small integer codes for variant and segments (integers are much
+    """Analysed units: ``unit_id, uid, variant, exposed_us, day, attr0 … attrK`` with an
+    integer unit number ``uid`` and a small integer code for the variant (integers are much
     cheaper to group by and carry than text).
 
     ``variant`` is the position in ``variants`` (``len(variants)`` for an unknown variant).
-    ``segments`` pairs each attribute name with the values kept by name (usually from
-    :func:`top_segment_values`); ``seg{k}`` is the position in that list, or its length for
-    every other value (reported as ``"other"``).
+    ``attr{k}`` is the text of attribute ``segments[k]`` (``"(none)"`` when missing), read from
+    the JSON once per unit; :func:`unit_values` turns it into a small code.  ``numbered=False``
+    leaves ``uid`` out, for an engine that numbers the rows of a table by itself (DuckDB's
+    ``rowid``: ``row_number()`` is a single-threaded window over all units).
     """
     units = _included(exposures, conflicts, experiment_key)
     exposed_us = micros(units.exposed_at, _backend_name(exposures))
-    columns: dict[str, Any] = {
-        "unit_id": units.unit_id,
-        "uid": ibis.row_number().over(),
-        "variant": _code(units.variant_key, variants),
-        "exposed_us": exposed_us,
-        "day": (exposed_us / MICROS_PER_DAY).floor().cast("int64"),
-    }
-    for index, (name, kept) in enumerate(segments):
-        columns[segment_column(index)] = _code(_attribute(units, name), kept)
+    columns: dict[str, Any] = {"unit_id": units.unit_id}
+    if numbered:
+        columns["uid"] = ibis.row_number().over()
+    columns["variant"] = _code(units.variant_key, variants)
+    columns["exposed_us"] = exposed_us
+    columns["day"] = (exposed_us / MICROS_PER_DAY).floor().cast("int64")
+    for index, name in enumerate(segments):
+        columns[attribute_column(index)] = _attribute(units, name)
     return units.select(**columns)
 
 
@@ -317,6 +319,7 @@ def unit_values(
     metrics: Sequence[MetricDefinition],
     *,
     as_of: datetime,
+    segments: Sequence[Sequence[str]] = (),
     only: Sequence[int] | None = None,
     with_eventless_units: bool = True,
 ) -> ir.Table:
@@ -325,13 +328,25 @@ def unit_values(
     Columns per metric index i: ``y{i}`` (value), ``x{i}`` (CUPED covariate or ratio
     denominator), ``q{i}`` (quantile metrics: per-unit mean value, NULL without events),
     ``e{i}`` matching events, ``nv{i}`` matching events without a value, ``imm{i}`` 1 when the
-    unit's window is still open at ``as_of``.  ``only`` restricts to some metric indices;
-    ``with_eventless_units=False`` drops units without relevant events (enough for quantiles).
+    unit's window is still open at ``as_of``.  ``segments[k]`` lists the values of ``attr{k}``
+    kept by name (usually from :func:`top_values`); ``seg{k}`` is the position in that list,
+    or its length for every other value (reported as ``"other"``).  ``only`` restricts to some
+    metric indices; ``with_eventless_units=False`` drops units without relevant events (enough
+    for quantiles).
 
     One pass: units LEFT JOIN their relevant events, grouped by unit (units without events
     keep one row of NULLs and get zeros).
     """
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
+    # segment codes on the units side of the join: once per unit, not once per event
+    texts = {attribute_column(k) for k in range(len(segments))}
+    units = units.select(
+        *[c for c in units.columns if c not in texts],
+        **{
+            segment_column(k): _code(units[attribute_column(k)], kept)
+            for k, kept in enumerate(segments)
+        },
+    )
     names = sorted(
         {m.event for _, m in chosen}
         | {m.denominator_event for _, m in chosen if m.denominator_event}
