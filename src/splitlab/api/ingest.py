@@ -34,6 +34,7 @@ from splitlab.errors import (
 from splitlab.services import Services
 from splitlab.store.experiments import get_experiment, list_experiments, spec_from_row
 from splitlab.store.tables import ExperimentRow, MetricRow
+from splitlab.warehouse.columnar import parse_batch
 from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
 from splitlab.warehouse.validation import error_entry, from_us, now_us, parse_item
 
@@ -254,27 +255,18 @@ async def record_batch(request: Request) -> dict[str, Any]:
             details=[{"loc": ["events"], "msg": f"at most {limit} items"}],
         )
     await experiments.ensure(_experiment_keys(items))
-    lookup, now = experiments.get, now_us()
-    facts = []
-    positions = []
-    results: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        try:
-            fact = parse_item(item, lookup=lookup, now=now)
-        except SplitlabError as error:
-            event_id = item.get("eventId") if isinstance(item, dict) else None
-            results.append(
-                {
-                    "index": index,
-                    "status": "rejected",
-                    "eventId": event_id,
-                    "error": error_entry(error),
-                }
-            )
-            continue
-        positions.append(index)
-        facts.append(fact)
-        results.append({"index": index, "status": "accepted", "eventId": fact.event_id})
+    parsed = parse_batch(items, lookup=experiments.get, now=now_us())
+    facts, positions = parsed.facts, parsed.positions
+    results: list[dict[str, Any]] = [{"index": index} for index in range(len(items))]
+    for index, fact in zip(positions, facts, strict=True):
+        results[index] |= {"status": "accepted", "eventId": fact.event_id}
+    for index, error in parsed.errors.items():
+        item = items[index]
+        results[index] |= {
+            "status": "rejected",
+            "eventId": item.get("eventId") if isinstance(item, dict) else None,
+            "error": error_entry(error),
+        }
     written = await services.warehouse.submit(facts) if facts else []
     duplicates = 0
     for index, outcome in zip(positions, written, strict=True):
