@@ -25,7 +25,7 @@ from splitlab.warehouse.postgres import PostgresBackend, conninfo
 from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
 from splitlab.warehouse.sources import SourceMapping, mapped_table
 from splitlab.warehouse.validation import EXPOSURE, from_us, to_us
-from splitlab.warehouse.writer import Backend, GroupCommitWriter
+from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
 
 
 class WarehouseBusyError(SplitlabError):
@@ -88,6 +88,7 @@ class Warehouse:
             else None
         )
         self._backend = backend
+        self._gc_tuned = False
 
     @classmethod
     def open(cls, url: str, **options: Any) -> Warehouse:
@@ -257,13 +258,20 @@ class Warehouse:
             return con.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
     def start(self) -> None:
+        """Start the writer thread: the server calls this once its app is built."""
         if self.writer is not None:
+            if not self._gc_tuned:
+                tune_gc_for_ingestion()
+                self._gc_tuned = True
             self.writer.start()
 
     def close(self) -> None:
         """Drain and stop the writer, then close the connections."""
         if self.writer is not None:
             self.writer.stop()
+            if self._gc_tuned:
+                restore_gc()
+                self._gc_tuned = False
         if self._backend is not None:
             self._backend.close()
         if self._duck is not None:
