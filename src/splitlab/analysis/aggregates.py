@@ -117,11 +117,10 @@ def fetch_aggregates(
             ]
             for k in range(len(plan.segments))
         ]
-        values = con.create_table(
-            f"{scratch}_values",
-            queries.unit_values(units, events, definitions, as_of=as_of, segments=labels),
-            temp=True,
-        )
+        per_unit = queries.unit_aggregates(units, events, definitions, segments=labels)
+        stored = con.create_table(f"{scratch}_values", per_unit.table, temp=True)
+        # only the distinct aggregates are stored; metric columns are expressions over them
+        values = queries.metric_values(per_unit._replace(table=stored), definitions, as_of=as_of)
         timings["per_unit_tables"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         stats_expr = queries.sufficient_statistics(
@@ -231,33 +230,41 @@ def _fill_quantiles(
     estimate = np.full(shape, np.nan)
     lower = np.full(shape, np.nan)
     upper = np.full(shape, np.nan)
-    groups: list[queries.QuantileGroup] = []
-    targets: list[tuple[int, int]] = []
     segment_positions = {name: k for k, name in enumerate(plan.segments)}
+    # per cell × variant: its block (0 overall, k + 1 segment k), code and probabilities
+    wanted: dict[tuple[int, int, int], tuple[int, int, tuple[float, float, float]]] = {}
+    probabilities: list[set[float]] = [set() for _ in range(len(plan.segments) + 1)]
     for c, cell in enumerate(aggregates.cells):
         if cell.kind == "day":
             continue
-        seg_index = code = None
+        block, code = 0, 0
         if cell.kind == "segment":
             seg_index = segment_positions[cell.segment or ""]
             labels = kept[seg_index]
+            block = seg_index + 1
             code = labels.index(cell.value) if cell.value in labels else len(labels)
         for v in range(len(plan.variants)):
             n = counts[c, v]
             if n < 1:
                 continue
             low, high = quantile_ranks(n, q, RANK_ALPHA)
-            groups.append(queries.QuantileGroup(v, seg_index, code, (q, float(low), float(high))))
-            targets.append((c, v))
-    if groups:
-        row = con.to_pyarrow(
-            queries.quantile_aggregates(values, metric_index=index, groups=groups)
-        ).to_pylist()[0]
-        for k, (c, v) in enumerate(targets):
-            found = row[f"g{k}"]
-            if found is None:
+            ps = (q, float(low), float(high))
+            wanted[(block, code, v)] = (c, v, ps)
+            probabilities[block].update(ps)
+    if wanted:
+        expr = queries.quantile_aggregates(
+            values,
+            metric_index=index,
+            probabilities=[sorted(ps) for ps in probabilities],
+            n_segments=len(plan.segments),
+        )
+        for row in con.to_pyarrow(expr).to_pylist():
+            key = (int(row["segment"]) + 1, int(row["value"]), int(row["variant"]))
+            if key not in wanted or row["quantiles"] is None:
                 continue
-            estimate[c, v], lower[c, v], upper[c, v] = (float(x) for x in found)
+            c, v, ps = wanted[key]
+            found = dict(zip(sorted(probabilities[key[0]]), row["quantiles"], strict=True))
+            estimate[c, v], lower[c, v], upper[c, v] = (float(found[p]) for p in ps)
     aggregates.columns[f"qest{index}"] = estimate
     aggregates.columns[f"qlo{index}"] = lower
     aggregates.columns[f"qhi{index}"] = upper

@@ -31,9 +31,8 @@ Definitions (the same on every engine):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -43,18 +42,6 @@ from splitlab.domain import MetricDefinition, MetricKind
 
 OTHER = "other"
 MISSING = "(none)"
-
-
-@dataclass(frozen=True)
-class QuantileGroup:
-    """One cell whose quantile aggregates are wanted: a variant code, optionally within one
-    segment value (``segment_index`` into the segment list, ``segment_code`` its value's
-    code), at three probabilities."""
-
-    variant: int
-    segment_index: int | None
-    segment_code: int | None
-    probabilities: tuple[float, float, float]
 
 
 MICROS_PER_HOUR = 3_600_000_000
@@ -313,26 +300,32 @@ def _plan_aggregates(
     return columns
 
 
-def unit_values(
+class UnitAggregates(NamedTuple):
+    """The per-unit aggregates of :func:`unit_aggregates` and where each metric finds its own."""
+
+    table: ir.Table
+    """``uid, variant, exposed_us, day, seg0 … segK, a0 … aN``: one row per unit."""
+    sources: dict[str, str]
+    """Per-metric column (``e{i}``, ``nv{i}``, ``y{i}``, ``x{i}``, ``q{i}``) → its ``a{j}``."""
+
+
+def unit_aggregates(
     units: ir.Table,
     events: ir.Table,
     metrics: Sequence[MetricDefinition],
     *,
-    as_of: datetime,
     segments: Sequence[Sequence[str]] = (),
     only: Sequence[int] | None = None,
     with_eventless_units: bool = True,
-) -> ir.Table:
-    """Per-unit metric columns next to each unit's variant, day and segments (in the engine).
+) -> UnitAggregates:
+    """Per-unit aggregates next to each unit's variant, day and segments (in the engine): each
+    distinct aggregate once, however many metrics share it (materialise this table; the
+    metrics' columns are cheap expressions over it, see :func:`metric_values`).
 
-    Columns per metric index i: ``y{i}`` (value), ``x{i}`` (CUPED covariate or ratio
-    denominator), ``q{i}`` (quantile metrics: per-unit mean value, NULL without events),
-    ``e{i}`` matching events, ``nv{i}`` matching events without a value, ``imm{i}`` 1 when the
-    unit's window is still open at ``as_of``.  ``segments[k]`` lists the values of ``attr{k}``
-    kept by name (usually from :func:`top_values`); ``seg{k}`` is the position in that list,
-    or its length for every other value (reported as ``"other"``).  ``only`` restricts to some
-    metric indices; ``with_eventless_units=False`` drops units without relevant events (enough
-    for quantiles).
+    ``segments[k]`` lists the values of ``attr{k}`` kept by name (usually from
+    :func:`top_values`); ``seg{k}`` is the position in that list, or its length for every
+    other value (reported as ``"other"``).  ``only`` restricts to some metric indices;
+    ``with_eventless_units=False`` drops units without relevant events (enough for quantiles).
 
     One pass: units LEFT JOIN their relevant events, grouped by unit (units without events
     keep one row of NULLs and get zeros).
@@ -371,27 +364,70 @@ def unit_values(
     aggs = _Aggregations(joined, names)
     sources = _plan_aggregates(aggs, chosen)
     per_unit = joined.group_by("uid").agg(**{c: joined[c].max() for c in carried}, **aggs.exprs)
+    return UnitAggregates(per_unit, sources)
+
+
+def metric_values(
+    per_unit: UnitAggregates,
+    metrics: Sequence[MetricDefinition],
+    *,
+    as_of: datetime,
+    only: Sequence[int] | None = None,
+) -> ir.Table:
+    """Per-unit metric columns over :func:`unit_aggregates` (usually its materialised table,
+    passed as ``per_unit._replace(table=…)``), capped; ``uid, variant, exposed_us, day,
+    seg0 … segK`` and per metric index i: ``y{i}`` (value), ``x{i}`` (CUPED covariate or ratio
+    denominator), ``q{i}`` (quantile metrics: per-unit mean value, NULL without events),
+    ``e{i}`` matching events, ``nv{i}`` matching events without a value, ``imm{i}`` 1 when the
+    unit's window is still open at ``as_of``."""
+    chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
+    table, sources = per_unit
     as_of_us = round(as_of.timestamp() * 1_000_000)
-    columns: dict[str, Any] = {name: per_unit[name] for name in units.columns if name != "unit_id"}
+    aggregated = set(sources.values())
+    columns: dict[str, Any] = {
+        name: table[name] for name in table.columns if name not in aggregated
+    }
     for i, metric in chosen:
-        columns[f"e{i}"] = per_unit[sources[f"e{i}"]]
+        columns[f"e{i}"] = table[sources[f"e{i}"]]
         nulls = sources.get(f"nv{i}")
-        columns[f"nv{i}"] = per_unit[nulls] if nulls else ibis.literal(0, type="int64")
+        columns[f"nv{i}"] = table[nulls] if nulls else ibis.literal(0, type="int64")
         if metric.kind is MetricKind.QUANTILE:
-            columns[f"q{i}"] = per_unit[sources[f"q{i}"]]
+            columns[f"q{i}"] = table[sources[f"q{i}"]]
         else:
-            y = per_unit[sources[f"y{i}"]].cast("float64").fill_null(0.0)
+            y = table[sources[f"y{i}"]].cast("float64").fill_null(0.0)
             columns[f"y{i}"] = ibis.least(y, 1.0) if metric.kind is MetricKind.BINARY else y
         if has_x(metric):
-            x = per_unit[sources[f"x{i}"]].cast("float64").fill_null(0.0)
+            x = table[sources[f"x{i}"]].cast("float64").fill_null(0.0)
             columns[f"x{i}"] = ibis.least(x, 1.0) if metric.kind is MetricKind.BINARY else x
         if metric.window_hours is not None:
-            end = per_unit.exposed_us + _us(metric.window_start_hours + metric.window_hours)
+            end = table.exposed_us + _us(metric.window_start_hours + metric.window_hours)
             columns[f"imm{i}"] = ibis.ifelse(end > as_of_us, 1, 0).cast("int64")
         else:
             columns[f"imm{i}"] = ibis.literal(0, type="int64")
-    values = per_unit.select(**columns)
+    values = table.select(**columns)
     return _capped(values, chosen)
+
+
+def unit_values(
+    units: ir.Table,
+    events: ir.Table,
+    metrics: Sequence[MetricDefinition],
+    *,
+    as_of: datetime,
+    segments: Sequence[Sequence[str]] = (),
+    only: Sequence[int] | None = None,
+    with_eventless_units: bool = True,
+) -> ir.Table:
+    """:func:`metric_values` straight over :func:`unit_aggregates` (one expression)."""
+    per_unit = unit_aggregates(
+        units,
+        events,
+        metrics,
+        segments=segments,
+        only=only,
+        with_eventless_units=with_eventless_units,
+    )
+    return metric_values(per_unit, metrics, as_of=as_of, only=only)
 
 
 def _capped(values: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]) -> ir.Table:
@@ -456,15 +492,36 @@ def sufficient_statistics(
 
 
 def quantile_aggregates(
-    values: ir.Table, *, metric_index: int, groups: Sequence[QuantileGroup]
+    values: ir.Table,
+    *,
+    metric_index: int,
+    probabilities: Sequence[Sequence[float]],
+    n_segments: int,
 ) -> ir.Table:
-    """One row: for each group ``g{k}`` the array ``quantile_cont(q{i}, [q, p_low, p_high])``
-    over the group's units (``quantile_cont``/``percentile_cont``: linear interpolation)."""
-    column = values[f"q{metric_index}"]
-    aggs: dict[str, ir.Scalar] = {}
-    for k, group in enumerate(groups):
-        where = values.variant == group.variant
-        if group.segment_index is not None:
-            where = where & (values[segment_column(group.segment_index)] == group.segment_code)
-        aggs[f"g{k}"] = column.quantile(list(group.probabilities), where=where & column.notnull())
-    return values.aggregate(**aggs)
+    """``quantile_cont(q{i}, probabilities[block])`` over the units with a value, in one scan:
+    per variant (``segment`` -1, ``value`` 0: block 0) and per variant × segment value
+    (``segment`` k, ``value`` its code: block k + 1); rows ``variant, segment, value,
+    quantiles`` (``quantile_cont``/``percentile_cont``: linear interpolation, each probability
+    evaluated on its own, so asking one group for another group's probabilities changes
+    nothing).  Groups without values have no row."""
+    column = f"q{metric_index}"
+    present = values.filter(values[column].notnull())
+    blocks = []
+    for block in range(n_segments + 1):
+        if block == 0:
+            keys: dict[str, Any] = {
+                "segment": ibis.literal(-1, type="int64"),
+                "value": ibis.literal(0, type="int16"),
+            }
+        else:
+            keys = {
+                "segment": ibis.literal(block - 1, type="int64"),
+                "value": present[segment_column(block - 1)].cast("int16"),
+            }
+        wanted = sorted(set(probabilities[block]))
+        blocks.append(
+            present.group_by(variant=present.variant, **keys).agg(
+                quantiles=present[column].quantile(wanted)
+            )
+        )
+    return ibis.union(*blocks) if len(blocks) > 1 else blocks[0]
