@@ -220,3 +220,16 @@ def test_groups_of_any_size_report_existing_keys_as_duplicates(warehouse: Wareho
     assert count(warehouse, "events") == 602
     rows = warehouse.query("SELECT occurred_at > TIMESTAMPTZ '2020-01-01', source FROM events")
     assert set(rows) == {(True, "api")}
+
+
+def test_a_large_optimistic_group_that_meets_an_existing_key_is_written_again_checked(
+    warehouse: Warehouse,
+) -> None:
+    assert warehouse.writer is not None
+    warehouse.write([event_fact(unit_id="u", event_name="x", event_id="old")])
+    ids = [f"big-{i}" for i in range(1000)] + ["old"]
+    big = warehouse.write([event_fact(unit_id="u", event_name="x", event_id=i) for i in ids])
+    assert statuses(big) == ["accepted"] * 1000 + ["duplicate"]
+    assert count(warehouse, "events") == 1001
+    if warehouse.dialect == "duckdb":
+        assert warehouse.writer.optimistic_misses == 1

@@ -4,6 +4,11 @@ groups) or an Arrow staging table (large ones).
 One ``DuckDBBackend`` is used by the writer thread only; the primary keys plus the
 single writer make deduplication atomic. Timestamps travel as UTC microseconds.
 
+Both paths honour ``assume_new`` (a plain ``INSERT``): measured against a 3.3M-row table,
+10,000 rows take ~25 ms plainly vs ~40–60 ms with ``ON CONFLICT DO NOTHING RETURNING``
+(40,000: ~90 vs ~140 ms); an anti-join to find the existing keys first and then a plain
+insert was slower than either (~125–235 ms).
+
 Why two staging paths: every statement has a fixed cost here (~0.2 ms), and registering an
 Arrow table costs ~1–2 ms more, which is most of a small group commit (/api/track sends one
 item per request). Up to ``SMALL_GROUP`` rows the columns go in as list parameters and
@@ -97,15 +102,20 @@ class DuckDBBackend:
             }
         )
         self.con.register("splitlab_stage", staged)
+        sql = f"INSERT INTO {table} SELECT s.*, make_timestamptz(?) FROM splitlab_stage s"
         try:
+            if self.assume_new:
+                self.con.execute(sql, [ingested_us])
+                return set(columns[0][1])
             rows = self.con.execute(
-                f"INSERT INTO {table} SELECT s.*, make_timestamptz(?) FROM splitlab_stage s "
-                f"ON CONFLICT DO NOTHING RETURNING {key}",
-                [ingested_us],
+                f"{sql} ON CONFLICT DO NOTHING RETURNING {key}", [ingested_us]
             ).fetchall()
             return {row[0] for row in rows}
         finally:
-            self.con.unregister("splitlab_stage")
+            # after a failed plain insert the transaction is aborted until the writer rolls
+            # back; the stale stage is then replaced by the next ``register``
+            with contextlib.suppress(duckdb.TransactionException):
+                self.con.unregister("splitlab_stage")
 
     def insert_events(self, facts: Sequence[Fact], ingested_us: int) -> set[str]:
         if not facts:

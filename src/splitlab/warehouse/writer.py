@@ -9,7 +9,7 @@ resolves each job's future with its per-item results. So:
 * deduplication is atomic — one writer, primary keys, and first-occurrence-wins inside a group;
 * a failed transaction fails every job in it (nothing is half-written) and the writer goes on.
 
-Optimistic groups: a backend with ``key_exists`` (DuckDB) first writes a small group with plain
+Optimistic groups: a backend with ``key_exists`` (DuckDB) first writes a group with plain
 ``INSERT``s, assuming every key is new — true for nearly all live traffic and half the cost
 of ``ON CONFLICT … RETURNING``. If a key exists the insert raises, the transaction is rolled
 back and the group is written again the checked way; after such a miss the next
