@@ -45,6 +45,8 @@ MISSING = "(none)"
 
 
 MICROS_PER_HOUR = 3_600_000_000
+_NO_LIMIT = 2**63 - 1
+"""A LIMIT that keeps every row: an optimisation fence on PostgreSQL (see ``unit_aggregates``)."""
 MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 
@@ -360,6 +362,10 @@ def unit_aggregates(
     join = units.left_join if with_eventless_units else units.inner_join
     joined = join(relevant, units.unit_id == relevant.unit_id)
     joined = joined.mutate(offset_us=joined.occurred_us - joined.exposed_us)
+    if backend == "postgres":
+        # A LIMIT keeps PostgreSQL from flattening this subquery into the aggregate, where it
+        # would re-evaluate the offset (and the codes behind it) in every FILTER, per event.
+        joined = joined.limit(_NO_LIMIT)
     carried = [c for c in units.columns if c not in ("unit_id", "uid")]
     aggs = _Aggregations(joined, names)
     sources = _plan_aggregates(aggs, chosen)
