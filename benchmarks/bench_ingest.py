@@ -352,6 +352,8 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
             con.execute(f'CREATE SCHEMA "{schema}"')
         database_url = warehouse_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     env, ingest_key, _ = prepare(home, database_url, warehouse_url)
+    if args.group_commit_wait_ms is not None:
+        env["SPLITLAB_GROUP_COMMIT_WAIT_MS"] = str(args.group_commit_wait_ms)
     port = free_port()
     process = start_server(env, port)
     try:
@@ -408,8 +410,19 @@ def main() -> None:
     parser.add_argument("--import-rows", type=int, default=10_000_000, help="0 to skip")
     parser.add_argument("--import-only", action="store_true", help="skip the API benchmarks")
     parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)
+    parser.add_argument(
+        "--group-commit-wait-ms",
+        type=float,
+        default=None,
+        help="SPLITLAB_GROUP_COMMIT_WAIT_MS for the server (default: the server's default)",
+    )
     args = parser.parse_args()
-    print(f"splitlab ingest benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    wait = args.group_commit_wait_ms
+    print(
+        f"splitlab ingest benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"load average {os.getloadavg()[0]:.2f}, group commit wait "
+        + ("server default" if wait is None else f"{wait:g} ms")
+    )
     with tempfile.TemporaryDirectory(prefix="splitlab-bench-") as tmp:
         for name in ["duckdb", "postgres"]:
             if args.only in (None, name):

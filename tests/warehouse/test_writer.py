@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -233,3 +234,51 @@ def test_a_large_optimistic_group_that_meets_an_existing_key_is_written_again_ch
     assert count(warehouse, "events") == 1001
     if warehouse.dialect == "duckdb":
         assert warehouse.writer.optimistic_misses == 1
+
+
+def test_a_group_commit_wait_never_delays_a_lone_client(warehouse_url: str) -> None:
+    """The writer waits only for as many jobs as its previous group had: one at a time,
+    it does not wait at all (each write here would take 0.5 s if it did)."""
+    warehouse = Warehouse.open(warehouse_url, max_wait_seconds=0.5)
+    try:
+        started = time.monotonic()
+        for i in range(4):
+            warehouse.write([event_fact(unit_id="u", event_name="x", event_id=f"lone-{i}")])
+        assert time.monotonic() - started < 1.0
+        assert warehouse.writer is not None and warehouse.writer.commits == 4
+    finally:
+        warehouse.close()
+
+
+def test_concurrent_clients_are_gathered_into_one_commit_within_the_wait(
+    warehouse_url: str,
+) -> None:
+    warehouse = Warehouse.open(warehouse_url, max_wait_seconds=0.5)
+    writer = warehouse.writer
+    assert writer is not None
+    gate = threading.Event()
+    try:
+        # hold the writer so that four jobs queue up and form one group
+        blocker = threading.Thread(target=writer.run, args=(lambda backend: gate.wait(10),))
+        blocker.start()
+        first = [
+            writer.submit_future([event_fact(unit_id="u", event_name="x", event_id=f"a{i}")])
+            for i in range(4)
+        ]
+        commits = writer.commits  # the blocker commits once the gate opens
+        gate.set()
+        blocker.join(10)
+        for future in first:
+            future.result(10)
+        assert writer.commits == commits + 2
+        # the previous group had several jobs: the next one waits (up to 0.5 s) for as many
+        futures = []
+        for i in range(4):
+            futures.append(
+                writer.submit_future([event_fact(unit_id="u", event_name="x", event_id=f"b{i}")])
+            )
+            time.sleep(0.02)
+        assert [f.result(10)[0].status for f in futures] == [ACCEPTED] * 4
+        assert writer.commits == commits + 3
+    finally:
+        warehouse.close()

@@ -2,7 +2,7 @@
 
 Requests hand their validated facts to ``submit`` (async) or ``write`` (blocking). The
 thread takes every job waiting in the queue (up to ``max_items`` facts, optionally waiting
-``max_wait`` seconds for more), writes them in *one* transaction, commits, and only then
+up to ``max_wait`` seconds for as many jobs as its previous group had), writes them in *one* transaction, commits, and only then
 resolves each job's future with its per-item results. So:
 
 * acknowledged means durable — a result exists only after ``COMMIT`` returned;
@@ -166,6 +166,7 @@ class GroupCommitWriter:
         self.items = 0
         self.optimistic_misses = 0
         self._checked_groups = 0
+        self._last_group_jobs = 1
 
     # ------------------------------------------------------------------ public
 
@@ -214,6 +215,13 @@ class GroupCommitWriter:
     # ------------------------------------------------------------------ thread
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and every job queued behind it (up to ``max_items`` facts).
+
+        With ``max_wait``, the writer waits up to that long for as many jobs as the previous
+        group had: concurrent clients that were answered together tend to come back
+        together, and one commit for all of them costs about what one for half of them
+        does. A lone client (groups of one) never waits; jobs already queued never wait.
+        """
         jobs, count, stop = [first], len(first.facts), False
         deadline = time.monotonic() + self.max_wait
         while count < self.max_items:
@@ -221,7 +229,7 @@ class GroupCommitWriter:
                 remaining = deadline - time.monotonic()
                 job = (
                     self._queue.get(timeout=remaining)
-                    if remaining > 0
+                    if remaining > 0 and len(jobs) < self._last_group_jobs
                     else self._queue.get_nowait()
                 )
             except queue.Empty:
@@ -234,6 +242,7 @@ class GroupCommitWriter:
                 break
             jobs.append(job)
             count += len(job.facts)
+        self._last_group_jobs = len(jobs)
         return jobs, stop
 
     def _run(self) -> None:
