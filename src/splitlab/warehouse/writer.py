@@ -2,8 +2,8 @@
 
 Requests hand their validated facts to ``submit`` (async) or ``write`` (blocking). The
 thread takes every job waiting in the queue (up to ``max_items`` facts, optionally waiting
-up to ``max_wait`` seconds for as many jobs as its previous group had), writes them in *one* transaction, commits, and only then
-resolves each job's future with its per-item results. So:
+up to ``max_wait`` seconds for as many jobs as its previous group had), writes them in *one*
+transaction, commits, and only then resolves each job's future with its per-item results. So:
 
 * acknowledged means durable — a result exists only after ``COMMIT`` returned;
 * deduplication is atomic — one writer, primary keys, and first-occurrence-wins inside a group;
@@ -102,16 +102,25 @@ def write_group(backend: Backend, facts: Sequence[Fact]) -> list[ItemResult]:
     duplicates (or conflicts, for an exposure to another variant).
     """
     ingested = now_us()
-    first: dict[str, int] = {}
-    events: list[Fact] = []
-    exposures: list[Fact] = []
-    for index, fact in enumerate(facts):
-        if fact.key in first:
-            continue
-        first[fact.key] = index
-        (exposures if fact.kind is Kind.EXPOSURE else events).append(fact)
+    keys = [fact.key for fact in facts]
+    # later items overwrite earlier ones, so each key keeps the index of its first occurrence
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    unique = len(first) == len(facts)
+    events = [
+        fact
+        for index, fact in enumerate(facts)
+        if fact.kind is Kind.EVENT and (unique or first[fact.key] == index)
+    ]
+    exposures = [
+        fact
+        for index, fact in enumerate(facts)
+        if fact.kind is Kind.EXPOSURE and (unique or first[fact.key] == index)
+    ]
     new_events = backend.insert_events(events, ingested)
     new_exposures = backend.insert_exposures(exposures, ingested)
+    if unique and not exposures and len(new_events) == len(facts):
+        # the common batch: every item a new event (no per-item checks needed)
+        return [ItemResult._make((ACCEPTED, fact.event_id, False)) for fact in facts]
     stored = backend.exposure_variants([f.key for f in exposures if f.key not in new_exposures])
 
     results: list[ItemResult] = []
