@@ -24,6 +24,7 @@ number printed is measured here.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -297,8 +298,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     units = 100_000 if args.quick else 1_000_000
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"Python {platform.python_version()} on {platform.machine()}, duckdb {duckdb.__version__}"
+        f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} CPUs, "
+        f"load average {load}), duckdb {duckdb.__version__}"
     )
 
     with tempfile.TemporaryDirectory() as directory:
@@ -374,6 +377,7 @@ def main() -> None:
             "computes 5 segment values, 28 daily points and the health checks, and stores "
             "the snapshot)"
         )
+        print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
