@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -265,3 +266,23 @@ def test_errors_from_the_raw_endpoints_keep_the_api_error_shape(
     assert unauthenticated.json()["error"]["code"] == "unauthenticated"
     wrong_method = client.get("/api/track", headers=ingest)
     assert wrong_method.status_code == 405
+
+
+def test_a_client_gone_before_its_body_arrived_gets_no_response_and_no_error() -> None:
+    from splitlab.api.ingest import RawEndpoint
+
+    async def handler(request: Any) -> dict[str, Any]:
+        await request.body()
+        raise AssertionError("the body of a disconnected client was read")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/track", "headers": []}
+    asyncio.run(RawEndpoint(handler)(scope, receive, send))
+    assert sent == []

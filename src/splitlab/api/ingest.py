@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -301,6 +302,8 @@ class RawEndpoint:
         headers = [JSON_HEADER]
         try:
             status, body = 200, orjson.dumps(await self.handler(Request(scope, receive)))
+        except ClientDisconnect:  # gone before its body arrived (e.g. a load generator stopping)
+            return
         except SplitlabError as error:
             status, body = error.status, orjson.dumps(error.to_dict(), default=str)
             if status == 401:
