@@ -79,11 +79,11 @@ class Settings(BaseSettings):
         description="Most facts the warehouse writer puts in one transaction.",
     )
     group_commit_wait_ms: float = Field(
-        default=0.0,
+        default=2.0,
         ge=0,
         le=1000,
-        description="Extra time the warehouse writer waits to gather more requests into one "
-        "transaction (0: commit whatever arrived while the previous commit ran).",
+        description="Longest extra wait of the warehouse writer for as many requests as its "
+        "previous group had, to put them in one transaction (a lone client never waits; 0: off).",
     )
     analysis_refresh_seconds: float = Field(
         default=900.0,

@@ -202,7 +202,9 @@ class Warehouse:
         con = getattr(self._local, "ibis", None)
         if con is None:
             if self._duck is not None:
-                con = ibis.duckdb.from_connection(self._duck.cursor())
+                cursor = self._duck.cursor()
+                cursor.execute("SET TimeZone = 'UTC'")  # a cursor does not inherit it
+                con = ibis.duckdb.from_connection(cursor)
             else:
                 con = ibis.connect(conninfo(self.url).replace("postgresql://", "postgres://", 1))
             self._local.ibis = con
