@@ -251,8 +251,6 @@ def test_clean_shutdown_drains_buffered_exposures(
     from splitlab.app import create_app
     from splitlab.warehouse import Warehouse
 
-    if services.settings.resolved_warehouse_url().startswith("postgres"):
-        pytest.skip("the DuckDB file is reopened read-only to count")
     editor = keys.headers("ed", Role.EDITOR)
     reviewer = keys.headers("rita", Role.REVIEWER)
     ingest = keys.headers("collector", Role.EDITOR, Scope.INGEST)
