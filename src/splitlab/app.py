@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from splitlab import __version__
 from splitlab.api import ROUTERS
 from splitlab.api.errors import install_error_handlers
+from splitlab.api.ingest import RAW_ENDPOINTS
 from splitlab.config import Settings
 from splitlab.errors import PayloadTooLargeError
 from splitlab.services import Services
@@ -57,6 +58,21 @@ class BodyLimit:
         await JSONResponse(error.to_dict(), status_code=413)(scope, receive, send)
 
 
+class SplitlabApp(FastAPI):
+    """FastAPI, except that ``POST /api/track`` and ``POST /api/events`` go straight to their
+    bare ASGI endpoints, ahead of the middleware stack and the router: those hot paths enforce
+    authentication, the body limit and the error shapes themselves (``api.ingest``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = RAW_ENDPOINTS.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """Build the app. Settings are read here (never at import time); the schema must be current."""
     settings = settings or (services.settings if services else Settings())
@@ -72,7 +88,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield
         services.close()
 
-    app = FastAPI(
+    app = SplitlabApp(
         title="Splitlab",
         version=__version__,
         description="Experimentation platform API: experiments, metrics, lifecycle and reviews.",

@@ -286,3 +286,21 @@ def test_a_client_gone_before_its_body_arrived_gets_no_response_and_no_error() -
     scope = {"type": "http", "method": "POST", "path": "/api/track", "headers": []}
     asyncio.run(RawEndpoint(handler)(scope, receive, send))
     assert sent == []
+
+
+def test_track_is_served_ahead_of_the_middleware_and_still_refuses_big_bodies(
+    client: TestClient, services: Services, ingest: dict, running: None
+) -> None:
+    declared = client.post("/api/track", content=b" " * (300 * 1024), headers=ingest)
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Any:
+        for _ in range(300):
+            yield b" " * 1024
+
+    streamed = client.post("/api/track", content=chunks(), headers=ingest)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+    assert client.get("/api/track").status_code == 405
+    assert counts(services) == (0, 0, 0)

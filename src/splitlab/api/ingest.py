@@ -149,8 +149,33 @@ async def _ingestor(request: Request, services: Services, keys: KeyCache) -> Pri
     return principal
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused with 413 over ``limit`` bytes — by Content-Length or while
+    streaming, with the messages of ``app.BodyLimit`` (these routes are served ahead of it)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise PayloadTooLargeError(
+                    f"request body exceeds the limit of {limit} bytes (SPLITLAB_MAX_BODY_BYTES)"
+                )
+            break
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _json_body(request: Request, services: Services) -> Any:
+    body = await read_body(request.scope, request.receive, services.settings.max_body_bytes)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -221,7 +246,7 @@ async def track_item(request: Request) -> dict[str, Any]:
     services: Services = request.app.state.services
     experiments, keys = _caches(services)
     await _ingestor(request, services, keys)
-    item = await _json_body(request)
+    item = await _json_body(request, services)
     await experiments.ensure(_experiment_keys([item]))
     fact = parse_item(item, lookup=experiments.get, now=now_us())
     (result,) = await services.warehouse.submit([fact])
@@ -241,7 +266,7 @@ async def record_batch(request: Request) -> dict[str, Any]:
     services: Services = request.app.state.services
     experiments, keys = _caches(services)
     await _ingestor(request, services, keys)
-    body = await _json_body(request)
+    body = await _json_body(request, services)
     items = body.get("events") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise ValidationError(
@@ -287,6 +312,7 @@ async def record_batch(request: Request) -> dict[str, Any]:
 
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
+
 JSON_HEADER = (b"content-type", b"application/json")
 
 
@@ -313,10 +339,17 @@ class RawEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-# Requests are served by the raw routes; the FastAPI routes below, with the same paths and
-# handlers, are matched after them and so only document the endpoints in /docs.
-router.routes.append(Route("/api/track", RawEndpoint(track_item), methods=["POST"]))
-router.routes.append(Route("/api/events", RawEndpoint(record_batch), methods=["POST"]))
+RAW_ENDPOINTS: dict[str, RawEndpoint] = {
+    "/api/track": RawEndpoint(track_item),
+    "/api/events": RawEndpoint(record_batch),
+}
+"""``POST`` to these paths is dispatched by ``app.SplitlabApp`` ahead of the middleware stack."""
+
+# The raw routes also serve any app that includes this router without that dispatch; the
+# FastAPI routes below, with the same paths and handlers, are matched after them and so only
+# document the endpoints in /docs.
+for _path, _endpoint in RAW_ENDPOINTS.items():
+    router.routes.append(Route(_path, _endpoint, methods=["POST"]))
 
 TRACK_RESPONSE = {
     200: {
