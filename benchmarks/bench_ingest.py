@@ -226,11 +226,13 @@ async def bench_batch(port: int, key: str, total: int, clients: int = 4) -> dict
 
 
 WRK_SCRIPT = """
-local counter, tid, threads = 0, 0, {}
+-- `tid` is a per-thread global set by setup(); a local here would shadow it
+local counter, threads = 0, {}
 function setup(thread)
   thread:set("tid", #threads)
   table.insert(threads, thread)
 end
+local run = os.getenv("BENCH_RUN")
 function init(args)
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
   wrk.headers["Content-Type"] = "application/json"
@@ -239,17 +241,18 @@ function request()
   counter = counter + 1
   local body = string.format(
     '{"experimentKey":"bench","variantKey":"%s","userKey":"user-%d","eventType":"purchase",'
-    .. '"value":%d.0,"eventId":"track-%d-%d","props":{"sku":"s%d"}}',
-    (counter % 2 == 0) and "control" or "b", counter % 200000, counter % 100, tid, counter,
+    .. '"value":%d.0,"eventId":"track-%s-%d-%d","props":{"sku":"s%d"}}',
+    (counter % 2 == 0) and "control" or "b", counter % 200000, counter % 100, run, tid, counter,
     counter % 50)
   return wrk.format("POST", "/api/track", nil, body)
 end
 function done(summary, latency, requests)
   io.write(string.format(
-    'WRK {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "non2xx": %d, '
-    .. '"socket_errors": %d}\\n',
+    'WRK {"requests": %d, "seconds": %f, "p50_ms": %f, "p90_ms": %f, "p99_ms": %f, '
+    .. '"p999_ms": %f, "max_ms": %f, "non2xx": %d, "socket_errors": %d}\\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, summary.errors.status,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(99.9) / 1000, latency.max / 1000, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout))
 end
@@ -281,7 +284,7 @@ def bench_track(
             str(script),
             f"http://127.0.0.1:{port}/api/track",
         ],
-        env=dict(os.environ, BENCH_KEY=key),
+        env=dict(os.environ, BENCH_KEY=key, BENCH_RUN=str(time.time_ns())),  # ids new per run
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -294,6 +297,22 @@ def bench_track(
         raise SystemExit(f"/api/track answered errors under load: {stats}")
     stats["rate"] = stats["requests"] / stats["seconds"]
     return stats  # type: ignore[no-any-return]
+
+
+def count_track_events(warehouse_url: str) -> int:
+    """Events the wrk run stored (read after the server stopped)."""
+    sql = "SELECT count(*) FROM events WHERE event_id LIKE 'track-%'"
+    if warehouse_url.startswith("duckdb:///"):
+        import duckdb
+
+        with duckdb.connect(warehouse_url.removeprefix("duckdb:///"), read_only=True) as con:
+            return int(con.execute(sql).fetchall()[0][0])
+    import psycopg
+
+    base, _, query = warehouse_url.replace("+psycopg", "").partition("?")
+    schema = query.rsplit("%3D", 1)[1]
+    with psycopg.connect(base, autocommit=True, options=f"-csearch_path={schema}") as con:
+        return int(con.execute(sql).fetchone()[0])  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------- import
@@ -375,14 +394,26 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
             print(
                 f"[{name}] /api/track: {track['requests']:,} requests in {track['seconds']:.2f} s "
                 f"= {track['rate']:,.0f} req/s, p50 {track['p50_ms']:.1f} ms, "
-                f"p99 {track['p99_ms']:.1f} ms (wrk, 2 threads, 16 connections; "
+                f"p90 {track['p90_ms']:.1f} ms, p99 {track['p99_ms']:.1f} ms, "
+                f"p99.9 {track['p999_ms']:.1f} ms, max {track['max_ms']:.0f} ms "
+                "(wrk, 2 threads, 16 connections; "
                 "target 3,000 req/s, p99 20 ms)"
             )
     except _SkipApi:
-        pass
+        track = None
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
+    if track is not None:
+        stored = count_track_events(warehouse_url)
+        # wrk counts answered requests; the ones in flight when it stopped may land as well
+        ok = track["requests"] <= stored <= track["requests"] + 16
+        print(
+            f"[{name}] /api/track: {stored:,} distinct events stored for "
+            f"{track['requests']:,} answered requests ({'ok' if ok else 'MISMATCH'})"
+        )
+        if not ok:
+            raise SystemExit("/api/track lost or double-counted events under load")
     if args.import_rows:
         # made per backend, after its experiment started (occurredAt must not precede it)
         parquet = home / "events.parquet"

@@ -141,6 +141,53 @@ def test_async_submit_groups_concurrent_requests(warehouse: Warehouse) -> None:
     assert warehouse.writer.commits - before < 40  # grouped into fewer transactions
 
 
+def test_a_cancelled_request_is_still_written_and_the_others_are_answered(
+    warehouse: Warehouse,
+) -> None:
+    """A client that goes away cancels its await, not its write: the group commits and the
+    writer settles the other requests of the group (one wake-up of the loop per group)."""
+
+    async def main() -> list[Any]:
+        gone = asyncio.ensure_future(
+            warehouse.submit([event_fact(unit_id="u", event_name="x", event_id="gone")])
+        )
+        others = [
+            warehouse.submit([event_fact(unit_id="u", event_name="x", event_id=f"stay-{i}")])
+            for i in range(5)
+        ]
+        await asyncio.sleep(0)
+        gone.cancel()
+        return await asyncio.gather(*others)
+
+    results = asyncio.run(main())
+    assert [statuses(r) for r in results] == [["accepted"]] * 5
+    assert (
+        warehouse.write([event_fact(unit_id="u", event_name="x", event_id="gone")])[0].status
+        is DUPLICATE
+    )  # the cancelled request's event was stored
+
+
+def test_exposure_only_groups_and_mixed_groups_are_written_alike(warehouse: Warehouse) -> None:
+    """DuckDB writes a group of new exposures (or of new events) as one self-committing
+    INSERT and a mixed group in a transaction; the outcomes are the same."""
+    exposures = [
+        exposure_fact(experiment_key="exp", variant_key="a", unit_id=f"u{i}", exposed_at=T0)
+        for i in range(3)
+    ]
+    assert statuses(warehouse.write(exposures)) == ["accepted"] * 3
+    mixed = [
+        exposure_fact(experiment_key="exp", variant_key="b", unit_id="u0", exposed_at=T0),
+        exposure_fact(experiment_key="exp", variant_key="a", unit_id="u9", exposed_at=T0),
+        event_fact(unit_id="u9", event_name="x", event_id="m1"),
+    ]
+    outcome = warehouse.write(mixed)
+    assert statuses(outcome) == ["accepted", "accepted", "accepted"]
+    assert outcome[0].conflict
+    assert count(warehouse, "exposures") == 4
+    assert count(warehouse, "exposure_conflicts") == 1
+    assert count(warehouse, "events") == 1
+
+
 def test_a_failed_transaction_fails_its_requests_and_writes_nothing(warehouse: Warehouse) -> None:
     bad = event_fact(unit_id="u", event_name="x", event_id="ok")._replace(properties="{not json")
     good = event_fact(unit_id="u", event_name="x", event_id="fine")

@@ -68,10 +68,13 @@ class Role(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Role).index(self)
+        return _ROLE_RANK[self]
 
     def at_least(self, other: Role) -> bool:
         return self.rank >= other.rank
+
+
+_ROLE_RANK = {role: rank for rank, role in enumerate(Role)}
 
 
 class Scope(StrEnum):

@@ -49,6 +49,8 @@ class DuckDBBackend:
     dialect = "duckdb"
     key_exists: type[Exception] | None = duckdb.ConstraintException
     """Raised by a write with ``assume_new`` when a key already exists."""
+    autocommit = True
+    """A statement run outside a transaction commits (WAL written) before it returns."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.con = connection

@@ -44,6 +44,7 @@ class PostgresBackend:
     # ON CONFLICT is cheap here: every group is written the checked way
     key_exists: type[Exception] | None = None
     assume_new = False
+    autocommit = False
 
     def __init__(self, url: str) -> None:
         self.con = psycopg.connect(conninfo(url), autocommit=False)

@@ -14,7 +14,13 @@ Optimistic groups: a backend with ``key_exists`` (DuckDB) first writes a group w
 of ``ON CONFLICT … RETURNING``. If a key exists the insert raises, the transaction is rolled
 back and the group is written again the checked way; after such a miss the next
 ``CHECKED_AFTER_MISS`` groups go the checked way directly, so duplicate-heavy traffic (retries,
-repeated exposures) does not pay twice.
+repeated exposures) does not pay twice. A backend with ``autocommit`` (DuckDB) writes an
+optimistic group of one kind (only new events, or only new exposures — all ``/api/track``
+traffic of one kind) as a single self-committing ``INSERT``, without ``BEGIN``/``COMMIT``.
+
+Results reach ``submit`` callers through their own event loop: the writer settles all the
+jobs of a group that wait on one loop with a single ``call_soon_threadsafe`` — one wake-up of
+the loop per commit instead of one per request, and no ``concurrent.futures`` hand-off.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class Backend(Protocol):
     key_exists: type[Exception] | None
     """What an insert raises under ``assume_new`` when a key exists (None: never assume)."""
     assume_new: bool
+    autocommit: bool
+    """A single statement outside ``begin``/``commit`` is atomic and durable on its own."""
 
     def ensure_schema(self) -> None: ...
     def begin(self) -> None: ...
@@ -84,12 +92,35 @@ class Backend(Protocol):
 
 
 class _Job:
-    __slots__ = ("facts", "fn", "future")
+    """Facts to write (or a bulk ``fn``) and where the outcome goes: a thread-safe
+    ``Future``, or — for ``submit`` — an asyncio future settled on its own event loop."""
 
-    def __init__(self, facts: Sequence[Fact], fn: Callable[[Backend], Any] | None = None) -> None:
+    __slots__ = ("facts", "fn", "future", "loop")
+
+    def __init__(
+        self,
+        facts: Sequence[Fact],
+        fn: Callable[[Backend], Any] | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.facts = facts
         self.fn = fn
-        self.future: Future[Any] = Future()
+        self.loop = loop
+        self.future: Future[Any] | asyncio.Future[Any] = (
+            Future() if loop is None else loop.create_future()
+        )
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Resolve a group's asyncio futures (runs on their event loop, once per group)."""
+    for future, result, error in outcomes:
+        if future.done():  # the awaiting request was cancelled (client gone)
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 _STOP = object()
@@ -195,7 +226,7 @@ class GroupCommitWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
-    def _enqueue(self, job: _Job) -> Future[Any]:
+    def _enqueue(self, job: _Job) -> Future[Any] | asyncio.Future[Any]:
         if self._stopped:
             raise RuntimeError("the warehouse writer is stopped")
         self.start()
@@ -203,13 +234,23 @@ class GroupCommitWriter:
         return job.future
 
     def submit_future(self, facts: Sequence[Fact]) -> Future[list[ItemResult]]:
-        return self._enqueue(_Job(facts))
+        job = _Job(facts)
+        self._enqueue(job)
+        return job.future  # type: ignore[return-value]
 
     async def submit(self, facts: Sequence[Fact]) -> list[ItemResult]:
-        """Write ``facts``; returns their results once the transaction has committed."""
+        """Write ``facts``; returns their results once the transaction has committed.
+
+        The writer settles every job of a group that waits on the same event loop with one
+        ``call_soon_threadsafe`` (one wake-up of the loop per commit, not one per request).
+        """
         if not facts:
             return []
-        return await asyncio.wrap_future(self.submit_future(facts))
+        job = _Job(facts, loop=asyncio.get_running_loop())
+        future = job.future
+        assert isinstance(future, asyncio.Future)
+        self._enqueue(job)
+        return await future  # type: ignore[no-any-return]
 
     def write(self, facts: Sequence[Fact], timeout: float | None = None) -> list[ItemResult]:
         """Blocking ``submit`` for threads and scripts (simulator, CLI, sync routes)."""
@@ -219,7 +260,9 @@ class GroupCommitWriter:
 
     def run(self, fn: Callable[[Backend], Any], timeout: float | None = None) -> Any:
         """Run ``fn(backend)`` alone in its own transaction on the writer thread (bulk imports)."""
-        return self._enqueue(_Job((), fn)).result(timeout)
+        job = _Job((), fn)
+        self._enqueue(job)
+        return job.future.result(timeout)  # type: ignore[call-arg]
 
     # ------------------------------------------------------------------ thread
 
@@ -265,7 +308,43 @@ class GroupCommitWriter:
                 continue
             jobs, stop = self._collect(job)
             facts = [fact for j in jobs for fact in j.facts]
-            self._transaction(jobs, partial(self._write_group, facts))
+            if not self._autocommit_group(jobs, facts):
+                self._transaction(jobs, partial(self._write_group, facts))
+
+    def _autocommit_group(self, jobs: list[_Job], facts: Sequence[Fact]) -> bool:
+        """Write a group of new events (or new exposures) with one plain ``INSERT`` that
+        commits on its own; False when the group must go the transactional way.
+
+        A backend with ``autocommit`` (DuckDB) makes a single statement atomic and durable
+        by itself, and the explicit ``BEGIN``/``COMMIT`` would cost two more statements —
+        each a fixed ~0.2 ms there, most of a small group's time (``/api/track`` traffic).
+        If a key exists the statement fails as a whole (nothing was written) and the group
+        goes the checked way, as for any optimistic miss.
+        """
+        backend = self.backend
+        if not backend.autocommit or backend.key_exists is None or self._checked_groups > 0:
+            return False
+        kind = facts[0].kind
+        if any(fact.kind is not kind for fact in facts):
+            return False
+        if len({fact.key for fact in facts}) != len(facts):
+            return False
+        insert = backend.insert_events if kind is Kind.EVENT else backend.insert_exposures
+        backend.assume_new = True
+        try:
+            insert(facts, now_us())
+        except backend.key_exists:
+            self.optimistic_misses += 1
+            self._checked_groups = CHECKED_AFTER_MISS
+            return False
+        except BaseException as exc:
+            log.exception("warehouse write failed; %d job(s) not written", len(jobs))
+            self._resolve(jobs, [(None, exc)] * len(jobs))
+            return True
+        finally:
+            backend.assume_new = False
+        self._finish(jobs, [ItemResult._make((ACCEPTED, fact.event_id, False)) for fact in facts])
+        return True
 
     def _write_group(self, facts: Sequence[Fact]) -> list[ItemResult]:
         """``write_group``, optimistically first where the backend supports it."""
@@ -296,17 +375,44 @@ class GroupCommitWriter:
                 self.backend.rollback()
             except Exception:  # the connection itself may be gone
                 log.exception("rollback failed")
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            self._resolve(jobs, [(None, exc)] * len(jobs))
             return
-        self.commits += 1
         if single:
-            jobs[0].future.set_result(outcome)
+            self.commits += 1
+            self._resolve(jobs, [(outcome, None)])
             return
+        self._finish(jobs, outcome)
+
+    def _finish(self, jobs: list[_Job], outcome: list[ItemResult]) -> None:
+        """A group committed: hand each job its slice of the results."""
+        self.commits += 1
         self.items += len(outcome)
+        parts: list[tuple[Any, BaseException | None]] = []
         start = 0
         for job in jobs:
             end = start + len(job.facts)
-            job.future.set_result(outcome[start:end])
+            parts.append((outcome[start:end], None))
             start = end
+        self._resolve(jobs, parts)
+
+    @staticmethod
+    def _resolve(jobs: list[_Job], parts: list[tuple[Any, BaseException | None]]) -> None:
+        """Hand each job its (result, error): thread futures directly, asyncio futures in
+        one batch per event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, (result, error) in zip(jobs, parts, strict=True):
+            if job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.future, result, error))
+                continue
+            future = job.future
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, outcomes)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                log.warning("%d write result(s) for a closed event loop dropped", len(outcomes))
