@@ -112,10 +112,14 @@ class _Job:
         )
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    """Resolve a group's asyncio futures (runs on their event loop, once per group)."""
+Outcome = tuple[Future[Any] | asyncio.Future[Any], Any, BaseException | None]
+"""A job's future, its result and its error (None when it succeeded)."""
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """Resolve futures; asyncio ones run this on their event loop, once per group."""
     for future, result, error in outcomes:
-        if future.done():  # the awaiting request was cancelled (client gone)
+        if future.done():  # the waiting caller was cancelled (e.g. the client went away)
             continue
         if error is None:
             future.set_result(result)
@@ -334,8 +338,7 @@ class GroupCommitWriter:
         try:
             insert(facts, now_us())
         except backend.key_exists:
-            self.optimistic_misses += 1
-            self._checked_groups = CHECKED_AFTER_MISS
+            self._missed()
             return False
         except BaseException as exc:
             log.exception("warehouse write failed; %d job(s) not written", len(jobs))
@@ -345,6 +348,11 @@ class GroupCommitWriter:
             backend.assume_new = False
         self._finish(jobs, [ItemResult._make((ACCEPTED, fact.event_id, False)) for fact in facts])
         return True
+
+    def _missed(self) -> None:
+        """An optimistic write met an existing key: the next groups go the checked way."""
+        self.optimistic_misses += 1
+        self._checked_groups = CHECKED_AFTER_MISS
 
     def _write_group(self, facts: Sequence[Fact]) -> list[ItemResult]:
         """``write_group``, optimistically first where the backend supports it."""
@@ -356,8 +364,7 @@ class GroupCommitWriter:
         try:
             return write_group(backend, facts)
         except backend.key_exists:
-            self.optimistic_misses += 1
-            self._checked_groups = CHECKED_AFTER_MISS
+            self._missed()
             backend.rollback()
             backend.begin()
         finally:
@@ -399,18 +406,12 @@ class GroupCommitWriter:
     def _resolve(jobs: list[_Job], parts: list[tuple[Any, BaseException | None]]) -> None:
         """Hand each job its (result, error): thread futures directly, asyncio futures in
         one batch per event loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        direct: list[Outcome] = []
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         for job, (result, error) in zip(jobs, parts, strict=True):
-            if job.loop is not None:
-                by_loop.setdefault(job.loop, []).append((job.future, result, error))
-                continue
-            future = job.future
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            outcomes = direct if job.loop is None else by_loop.setdefault(job.loop, [])
+            outcomes.append((job.future, result, error))
+        _settle(direct)
         for loop, outcomes in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle, outcomes)
