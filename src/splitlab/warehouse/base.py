@@ -24,7 +24,7 @@ from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark, derive_i
 from splitlab.warehouse.postgres import PostgresBackend, conninfo
 from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
 from splitlab.warehouse.sources import SourceMapping, mapped_table
-from splitlab.warehouse.validation import EXPOSURE, from_us, to_us
+from splitlab.warehouse.validation import EXPOSURE, from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
 
 
@@ -160,10 +160,11 @@ class Warehouse:
         """Validate and import a CSV/Parquet/JSONL file (see ``importer``); an ``ImportReport``.
 
         ``experiments`` maps experiment keys to ``ExperimentSummary``. On DuckDB the whole
-        import is one transaction on the writer thread; on PostgreSQL DuckDB validates and
-        the valid rows go through the group-commit writer in chunks.
+        import is one transaction on the writer thread; on PostgreSQL DuckDB validates and the
+        valid rows stream into PostgreSQL with ``COPY`` and are appended by SQL with the same
+        dedup and conflict rules, also in one transaction on the writer thread.
         """
-        from splitlab.warehouse.importer import import_into_duckdb, valid_facts
+        from splitlab.warehouse.importer import STAGE_COLUMNS, import_into_duckdb, valid_batches
 
         options: dict[str, Any] = {"kind": kind, "experiments": experiments, "mapping": mapping}
         if self.dialect == "duckdb":
@@ -182,14 +183,14 @@ class Warehouse:
                 con, Path(path), write=False, preview_rows=preview_rows, **options
             )
             if write:
-                for chunk in valid_facts(con, kind):
-                    for result in self.write(chunk):
-                        if result.status.value != "accepted":
-                            report.duplicates += 1
-                        elif result.conflict:
-                            report.conflicts += 1
-                        else:
-                            report.accepted += 1
+                ingested = now_us()
+                report.accepted, report.conflicts = self._writer().run(
+                    lambda backend: backend.import_rows(  # type: ignore[attr-defined]
+                        kind, STAGE_COLUMNS, valid_batches(con, kind), ingested
+                    )
+                )
+                valid = report.rows - report.rejected
+                report.duplicates = valid - report.accepted - report.conflicts
                 report.written = True
         finally:
             con.close()
@@ -289,8 +290,6 @@ def _duck_backend(connection: duckdb.DuckDBPyConnection) -> Backend:
 
 
 def _us(moment: datetime | None) -> int:
-    from splitlab.warehouse.validation import now_us
-
     return now_us() if moment is None else to_us(moment)
 
 

@@ -352,6 +352,31 @@ def import_into_duckdb(
     return report
 
 
+STAGE_COLUMNS = (
+    "row_number BIGINT, key TEXT, event_id TEXT, experiment_key TEXT, variant_key TEXT, "
+    "unit_id TEXT, event_name TEXT, value DOUBLE PRECISION, occurred_us BIGINT, properties TEXT"
+)
+"""The layout in which validated rows leave DuckDB for another warehouse (``valid_batches``)."""
+
+
+def valid_batches(
+    con: duckdb.DuckDBPyConnection, kind: str, rows_per_batch: int = 200_000
+) -> pa.RecordBatchReader:
+    """The valid staged rows in the ``STAGE_COLUMNS`` layout, in file order, as Arrow batches:
+    the dedup ``key`` (and an exposure's ``event_id``) computed as ``facts.derive_id`` does."""
+    event_id = (
+        f"COALESCE(client_id, md5(concat_ws({SEP}, experiment_key, unit_id, 'exposure')))"
+        if kind == "exposures"
+        else "NULL"
+    )
+    return con.sql(
+        f"SELECT row_number, {KEY_SQL[kind]} AS key, {event_id} AS event_id, experiment_key, "
+        "variant_key, unit_id, event_name, value, epoch_us(occurred_at) AS occurred_us, "
+        "CAST(properties AS VARCHAR) AS properties "
+        "FROM splitlab_import_valid ORDER BY row_number"
+    ).to_arrow_reader(rows_per_batch)  # type: ignore[no-any-return]
+
+
 def valid_facts(
     con: duckdb.DuckDBPyConnection, kind: str, chunk: int = 10_000
 ) -> Iterator[list[Fact]]:

@@ -1,4 +1,5 @@
-"""PostgreSQL writes: ``COPY`` into temp tables, ``INSERT … ON CONFLICT DO NOTHING RETURNING``.
+"""PostgreSQL writes: ``COPY`` into temp tables, ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+(group commits), or plain ``ON CONFLICT DO NOTHING`` with row counts (bulk imports).
 
 Timestamps travel as epoch microseconds and become ``timestamptz`` in SQL
 (``'epoch' + us * interval '1 microsecond'``), exactly, without float rounding.
@@ -6,11 +7,14 @@ Timestamps travel as epoch microseconds and become ``timestamptz`` in SQL
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from splitlab.warehouse.facts import Fact
 from splitlab.warehouse.schema import POSTGRES_DDL, SCHEMA_VERSION
@@ -26,6 +30,32 @@ CREATE TEMP TABLE IF NOT EXISTS stage_exposures (
 ) ON COMMIT DELETE ROWS;
 """
 US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
+
+IMPORT_INSERT = {
+    "events": "INSERT INTO events SELECT key, unit_id, event_name, value, "
+    f"{US.format('occurred_us')}, properties::jsonb, experiment_key, variant_key, 'import', "
+    f"{US.format('%(ingested)s')} FROM import_stage ORDER BY row_number "
+    "ON CONFLICT DO NOTHING",
+    "exposures": "INSERT INTO exposures SELECT key, experiment_key, variant_key, unit_id, "
+    f"{US.format('occurred_us')}, properties::jsonb, 'import', event_id, "
+    f"{US.format('%(ingested)s')} FROM import_stage ORDER BY row_number "
+    "ON CONFLICT DO NOTHING",
+}
+"""Append staged import rows: the first row of each key wins (rows go in file order, and
+``ON CONFLICT DO NOTHING`` also skips a key repeated within the statement)."""
+IMPORT_CONFLICTS = f"""
+INSERT INTO exposure_conflicts
+SELECT DISTINCT ON (conflict_id) conflict_id, s.experiment_key, s.unit_id, s.variant_key,
+       x.variant_key, {US.format("s.occurred_us")}, s.event_id, 'import',
+       {US.format("%(ingested)s")}
+FROM (SELECT md5(concat_ws(chr(31), experiment_key, unit_id, variant_key)) AS conflict_id, *
+      FROM import_stage) s
+JOIN exposures x ON x.exposure_id = s.key
+WHERE s.variant_key <> x.variant_key
+ORDER BY conflict_id, s.row_number
+ON CONFLICT DO NOTHING"""
+"""Exposures of the file whose unit is stored with another variant (``writer.write_group``'s
+rule, in SQL; the conflict id is ``derive_id(experiment, unit, variant)``)."""
 
 
 def conninfo(url: str) -> str:
@@ -117,6 +147,31 @@ class PostgresBackend:
             "ON CONFLICT DO NOTHING RETURNING exposure_id",
             ingested_us,
         )
+
+    def import_rows(
+        self, kind: str, columns: str, batches: Iterable[pa.RecordBatch], ingested_us: int
+    ) -> tuple[int, int]:
+        """Append validated import rows inside the current transaction; (accepted, conflicts).
+
+        The batches (``columns`` is their SQL layout) stream into a temporary table with
+        ``COPY … (FORMAT csv)`` written by Arrow, then one ``INSERT … SELECT`` per table does
+        the dedup — no Python per row, and no keys travel back.
+        """
+        options = pacsv.WriteOptions(include_header=False)
+        with self.con.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE import_stage ({columns}) ON COMMIT DROP")
+            with cur.copy("COPY import_stage FROM STDIN (FORMAT csv)") as copy:
+                for batch in batches:
+                    sink = io.BytesIO()
+                    pacsv.write_csv(batch, sink, options)
+                    copy.write(sink.getbuffer())
+            cur.execute(IMPORT_INSERT[kind], {"ingested": ingested_us})
+            accepted = cur.rowcount
+            conflicts = 0
+            if kind == "exposures":
+                cur.execute(IMPORT_CONFLICTS, {"ingested": ingested_us})
+                conflicts = cur.rowcount
+        return accepted, conflicts
 
     def exposure_variants(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
