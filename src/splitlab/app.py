@@ -11,13 +11,23 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitlab import __version__
-from splitlab.api import ROUTERS
+from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload
 from splitlab.api.errors import install_error_handlers
-from splitlab.api.ingest import RAW_ENDPOINTS
 from splitlab.config import Settings
 from splitlab.errors import PayloadTooLargeError
 from splitlab.services import Services
 from splitlab.web import pages
+
+RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
+ROUTERS = [
+    health.router,
+    experiments.router,
+    metrics.router,
+    ingest.router,
+    upload.router,
+    assign.router,
+    analysis.router,
+]
 
 STATIC = Path(__file__).parent / "web" / "static"
 

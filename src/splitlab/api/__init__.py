@@ -1,13 +1,5 @@
-"""The JSON API: FastAPI routers, request/response schemas and auth dependencies."""
+"""The JSON API: FastAPI routers, request/response schemas and auth dependencies.
 
-from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload
-
-ROUTERS = [
-    health.router,
-    experiments.router,
-    metrics.router,
-    ingest.router,
-    upload.router,
-    assign.router,
-    analysis.router,
-]
+The routers are assembled by ``splitlab.app``; importing one module of this package (the CLI
+reads ``api.ingest``'s experiment summaries) does not import the others.
+"""
