@@ -569,7 +569,8 @@ def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[
     except httpx.HTTPError as exc:
         raise SplitlabError(
             f"the warehouse is locked by another process, and no server answers on "
-            f"{settings.host}:{settings.port} ({exc})"
+            f"{settings.host}:{settings.port} ({exc}); if the server listens elsewhere, set "
+            "SPLITLAB_HOST / SPLITLAB_PORT to its address"
         ) from exc
     if response.status_code != 200:
         try:

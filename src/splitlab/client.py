@@ -100,13 +100,15 @@ def _now_iso() -> str:
 class Client:
     """Assign locally, track events, deliver both in the background (see module docs).
 
-    ``transport`` is an optional ``httpx.BaseTransport`` (proxies, tests).
+    ``api_key`` is a key with scope ``ingest`` (or ``admin``); leave it out for a server
+    with ``SPLITLAB_AUTH=off`` on loopback. ``transport`` is an optional
+    ``httpx.BaseTransport`` (proxies, tests).
     """
 
     def __init__(
         self,
         base_url: str,
-        api_key: str | None,
+        api_key: str | None = None,
         *,
         refresh_interval: float = 30.0,
         flush_interval: float = 1.0,

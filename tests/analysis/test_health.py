@@ -146,6 +146,31 @@ def test_pre_period_imbalance(warehouse: Warehouse) -> None:
     assert severities(checks, "pre_period_imbalance") == {"warning"}
 
 
+def test_a_pre_period_without_events_is_reported_as_uncheckable(warehouse: Warehouse) -> None:
+    dataset = generate(seed=10, n_units=600)
+    exposed = {u.unit_id: u.exposed_at for u in dataset.units}
+    dataset.events = [e for e in dataset.events if e.occurred_at >= exposed[e.unit_id]]
+    checks = health(warehouse, dataset)
+    (entry,) = [e for e in checks["pre_period_imbalance"] if e["metric"] == "revenue"]
+    assert entry["severity"] == "info" and entry["value"] is None
+    assert "cannot be compared" in entry["message"] and "nan" not in entry["message"]
+
+
+def test_the_text_readout_names_the_metric_of_each_check(warehouse: Warehouse) -> None:
+    from splitlab.analysis.render import render_markdown, render_table
+
+    dataset = generate(seed=3, n_units=400)
+    dataset.write(warehouse, "checkout")
+    plan = build_plan(spec(), DEFINITIONS)
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    table = render_table(snapshot)
+    first = table.splitlines()[0]
+    mark = warehouse.watermark()
+    assert f"{mark.exposures:,} exposures, {mark.events:,} events in the warehouse" in first
+    assert "null_rate (revenue): " in table and "pre_period_imbalance (revenue): " in table
+    assert "`null_rate` (revenue) — " in render_markdown(snapshot)
+
+
 def test_novelty(warehouse: Warehouse) -> None:
     dataset = generate(seed=11, n_units=4000, days=8)
     rng = np.random.default_rng(2)

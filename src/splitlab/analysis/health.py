@@ -208,15 +208,25 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
             p_values = np.atleast_1d(stats.welch_ttest(control, treatment).p_value)
             worst = float(np.nanmin(p_values)) if np.isfinite(p_values).any() else math.nan
             imbalanced = worst < stats.SRM_P_THRESHOLD
+            if math.isnan(worst):
+                message = (
+                    f"Pre-period {metric.key!r} cannot be compared: it has no variance before "
+                    f"exposure (no {metric.event!r} events in the {metric.cuped_days} days "
+                    "before?), so CUPED has nothing to adjust with."
+                )
+            elif imbalanced:
+                message = (
+                    f"Before exposure, the variants already differ on {metric.key!r} "
+                    f"(A/A p = {_p(worst)}): randomisation may be broken."
+                )
+            else:
+                message = f"Pre-period {metric.key!r} is balanced (p = {_p(worst)})."
             out.append(
                 _check(
                     "pre_period_imbalance",
                     WARNING if imbalanced else INFO,
                     number(worst),
-                    f"Before exposure, the variants already differ on {metric.key!r} "
-                    f"(A/A p = {_p(worst)}): randomisation may be broken."
-                    if imbalanced
-                    else f"Pre-period {metric.key!r} is balanced (p = {_p(worst)}).",
+                    message,
                     metric=metric.key,
                 )
             )

@@ -42,12 +42,22 @@ def _rows(snapshot: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _summary(snapshot: dict[str, Any]) -> str:
-    units = ", ".join(f"{u['variant']} {u['n']}" for u in snapshot["units"])
+    units = ", ".join(f"{u['variant']} {u['n']:,}" for u in snapshot["units"])
     cached = " (cached)" if snapshot.get("cached") else ""
-    return (
-        f"{snapshot['experiment']}: {snapshot['engine']} analysis of {units} units; "
-        f"data watermark {snapshot['watermark']['key']}{cached}"
+    mark = snapshot["watermark"]
+    last = mark.get("last_ingested_at")
+    data = f"{mark['exposures']:,} exposures, {mark['events']:,} events in the warehouse" + (
+        f", last ingested {last[:19].replace('T', ' ')} UTC" if last else ""
     )
+    return (
+        f"{snapshot['experiment']}: {snapshot['engine']} analysis of {units} units; {data}{cached}"
+    )
+
+
+def _subject(check: dict[str, Any]) -> str:
+    """`` (metric, variant)`` for a check about one metric or variant, else nothing."""
+    about = [check[k] for k in ("metric", "variant") if check.get(k)]
+    return f" ({', '.join(about)})" if about else ""
 
 
 def render_table(snapshot: dict[str, Any]) -> str:
@@ -61,7 +71,7 @@ def render_table(snapshot: dict[str, Any]) -> str:
     lines += ["", "Health"]
     for check in snapshot["health"]:
         mark = SEVERITY_MARK.get(check["severity"], check["severity"])
-        lines.append(f"  [{mark:>4}] {check['check']}: {check['message']}")
+        lines.append(f"  [{mark:>4}] {check['check']}{_subject(check)}: {check['message']}")
     return "\n".join(lines) + "\n"
 
 
@@ -73,5 +83,8 @@ def render_markdown(snapshot: dict[str, Any]) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "### Health", ""]
-    lines += [f"- **{c['severity']}** `{c['check']}` — {c['message']}" for c in snapshot["health"]]
+    lines += [
+        f"- **{c['severity']}** `{c['check']}`{_subject(c)} — {c['message']}"
+        for c in snapshot["health"]
+    ]
     return "\n".join(lines) + "\n"
