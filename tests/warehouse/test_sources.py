@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -50,6 +51,17 @@ def test_a_parquet_directory_replaces_the_native_tables(tmp_path: Path) -> None:
         ]
         assert table.source.to_pyarrow().to_pylist()[0] == "lake"
         assert warehouse.events_table().count().execute() == 0  # still the native table
+        # the cache key follows the source: a new file changes it (results are recomputed)
+        before = warehouse.watermark()
+        assert (before.exposures, before.events) == (20, 0)
+        assert before.last_ingested_at == datetime(2024, 1, 2, tzinfo=UTC)
+        duckdb.sql(
+            "COPY (SELECT 'checkout' AS exp, 'b' AS arm, 'u99' AS user_id, "
+            f"TIMESTAMPTZ '2024-01-03' AS ts) TO '{lake / 'part-9.parquet'}' (FORMAT parquet)"
+        )
+        after = warehouse.watermark()
+        assert after.exposures == 21 and after.cache_key() != before.cache_key()
+        assert after.last_ingested_at == datetime(2024, 1, 3, tzinfo=UTC)
     finally:
         warehouse.close()
 

@@ -27,6 +27,13 @@ from splitlab.warehouse.sources import SourceMapping, mapped_table
 from splitlab.warehouse.validation import EXPOSURE, from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
 
+WATERMARK_TABLES = {
+    "exposures": "exposed_at",
+    "events": "occurred_at",
+    "exposure_conflicts": "occurred_at",
+}
+"""The tables behind the watermark and the time that stands in for a source's ingestion."""
+
 
 class WarehouseBusyError(SplitlabError):
     """The DuckDB file is open in another process (usually a running ``splitlab serve``)."""
@@ -230,22 +237,37 @@ class Warehouse:
         return self._table("exposure_conflicts")
 
     def watermark(self) -> Watermark:
-        """Row counts and the newest ``ingested_at``: a cache key for analysis results."""
-        stamp = (
-            "epoch_us({})"
-            if self.dialect == "duckdb"
-            else ("(extract(epoch FROM {}) * 1000000)::BIGINT")
-        )
-        newest = ", ".join(
-            stamp.format(f"(SELECT max(ingested_at) FROM {t})")
-            for t in ("exposures", "events", "exposure_conflicts")
-        )
-        row = self.query(
-            "SELECT (SELECT count(*) FROM exposures), (SELECT count(*) FROM events), "
-            f"(SELECT count(*) FROM exposure_conflicts), greatest({newest})"
-        )[0]
-        last = from_us(int(row[3])) if row[3] is not None else None
-        return Watermark(int(row[0]), int(row[1]), int(row[2]), last)
+        """Row counts and the newest ``ingested_at``: a cache key for analysis results.
+
+        A table replaced by a configured source counts the source's rows, and its newest
+        time is its ``ingested_at`` or, where the source has none, its event time — so
+        results cached over a source are recomputed when the source changes.
+        """
+        counts: dict[str, int] = {}
+        newest: list[int] = []
+        native = [t for t in WATERMARK_TABLES if t not in self.sources]
+        if native:
+            stamp = (
+                "epoch_us({})"
+                if self.dialect == "duckdb"
+                else "(extract(epoch FROM {}) * 1000000)::BIGINT"
+            )
+            columns = [f"(SELECT count(*) FROM {t})" for t in native] + [
+                stamp.format(f"(SELECT max(ingested_at) FROM {t})") for t in native
+            ]
+            row = self.query(f"SELECT {', '.join(columns)}")[0]
+            counts.update({t: int(n) for t, n in zip(native, row, strict=False)})
+            newest += [int(us) for us in row[len(native) :] if us is not None]
+        for name in WATERMARK_TABLES:
+            if name in self.sources:
+                table = self._table(name)
+                time = table.ingested_at.coalesce(table[WATERMARK_TABLES[name]])
+                (row,) = table.aggregate(n=table.count(), last=time.max()).to_pyarrow().to_pylist()
+                counts[name] = int(row["n"])
+                if row["last"] is not None:
+                    newest.append(to_us(row["last"]))
+        last = from_us(max(newest)) if newest else None
+        return Watermark(counts["exposures"], counts["events"], counts["exposure_conflicts"], last)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run read-only SQL on a reader connection (tests, tools, diagnostics)."""
