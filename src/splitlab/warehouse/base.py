@@ -256,7 +256,7 @@ class Warehouse:
                 stamp.format(f"(SELECT max(ingested_at) FROM {t})") for t in native
             ]
             row = self.query(f"SELECT {', '.join(columns)}")[0]
-            counts.update({t: int(n) for t, n in zip(native, row, strict=False)})
+            counts.update({t: int(n) for t, n in zip(native, row[: len(native)], strict=True)})
             newest += [int(us) for us in row[len(native) :] if us is not None]
         for name in WATERMARK_TABLES:
             if name in self.sources:
