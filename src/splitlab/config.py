@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     ingest_cache_seconds: float = Field(
         default=2.0,
         ge=0,
-        description="How long /api/track and /api/events reuse an experiment lookup and an API "
-        "key check (an experiment that stops is refused at most this much later).",
+        description="How long /api/track, /api/events and /api/assign reuse an experiment "
+        "lookup and an API-key check before refreshing it in the background (an experiment "
+        "that stops, or a revoked key, is refused about this much later); 0 turns it off.",
     )
     group_commit_max_items: int = Field(
         default=50_000,

@@ -36,9 +36,9 @@ from splitlab.allocation import (
     binary_posteriors,
     rebalance_bandit,
 )
-from splitlab.api.deps import Editor, ServicesDep, get_principal
-from splitlab.api.ingest import KeyCache
-from splitlab.domain import LOCAL_ADMIN, Principal
+from splitlab.api.caches import cached_principal
+from splitlab.api.deps import Editor, ServicesDep
+from splitlab.domain import Principal
 from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError, ValidationError
 from splitlab.services import Services
 from splitlab.warehouse import Fact, ItemStatus, exposure_fact
@@ -106,29 +106,12 @@ def parse_assign(body: bytes) -> AssignRequest:
     return AssignRequest(experiment, unit, attributes, record)
 
 
-def _keys(services: Services) -> KeyCache:
-    cache = services.extras.get("assign_keys")
-    if cache is None:
-        cache = services.extras["assign_keys"] = KeyCache(services.settings.ingest_cache_seconds)
-    return cache  # type: ignore[no-any-return]
-
-
 async def _authorize(
     request: Request, services: Services, allowed: Callable[[Principal], bool], needs: str
 ) -> Principal:
     """The caller (API key checks cached for ``ingest_cache_seconds``), who must pass
     ``allowed``; ``needs`` names the required scopes in the 403 message."""
-    if not services.settings.auth_enabled:
-        return LOCAL_ADMIN
-    keys = _keys(services)
-    header = request.headers.get("authorization", "")
-    api_key = header[7:].strip() if header.lower().startswith("bearer ") else None
-    api_key = api_key or request.headers.get("x-api-key")
-    principal = keys.get(api_key) if api_key else None
-    if principal is None:
-        principal = await run_in_threadpool(get_principal, request, services)
-        if api_key:
-            keys.put(api_key, principal)
+    principal = await cached_principal(request, services)
     if not allowed(principal):
         raise PermissionDeniedError(
             f"this needs an API key with scope {needs}", details={"scope": principal.scope}

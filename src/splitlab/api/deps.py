@@ -22,7 +22,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _api_key(request: Request) -> str | None:
+def request_api_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
@@ -40,7 +40,7 @@ def get_principal(request: Request, services: ServicesDep) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    key = _api_key(request)
+    key = request_api_key(request)
     if key:
         with services.sessions() as session:
             principal = authenticate_api_key(session=session, key=key)

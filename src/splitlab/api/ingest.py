@@ -9,7 +9,6 @@ an item only after its transaction committed.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -18,13 +17,12 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from splitlab.api.deps import get_principal
-from splitlab.domain import LOCAL_ADMIN, Principal, Status
+from splitlab.api.caches import Refreshing, cached_principal
+from splitlab.domain import Principal, Status
 from splitlab.errors import (
     NotFoundError,
     PayloadTooLargeError,
@@ -44,41 +42,30 @@ router = APIRouter(tags=["ingest"])
 EXPERIMENT_FIELDS = ("experimentId", "experimentKey")
 
 
-class ExperimentCache:
-    """Experiment summaries by key. A running experiment is reused for ``ttl`` seconds;
-    an unknown or not-running one is looked up again every time, so an experiment that was
-    just started is accepted at once (and one that stopped is refused within ``ttl``)."""
+def experiment_cache(services: Services) -> Refreshing[ExperimentSummary | None]:
+    """Experiment summaries by key (None: unknown), shared by the ingestion paths. A running
+    experiment is reused for ``ingest_cache_seconds`` (refreshed in the background after
+    that); an unknown or not-running one is looked up again on every request, so an
+    experiment that was just started is accepted at once."""
+    cache = services.extras.get("experiment_cache")
+    if cache is None:
 
-    def __init__(self, services: Services, ttl: float) -> None:
-        self.services = services
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, ExperimentSummary | None]] = {}
+        def load(keys: frozenset[str]) -> dict[str, ExperimentSummary | None]:
+            found: dict[str, ExperimentSummary | None] = {}
+            with services.sessions() as session:
+                for key in keys:
+                    try:
+                        found[key] = summarize(session, get_experiment(session=session, key=key))
+                    except NotFoundError:
+                        found[key] = None
+            return found
 
-    def fresh(self, key: str) -> ExperimentSummary | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[1] is None or not entry[1].accepting:
-            return None
-        return entry[1] if time.monotonic() - entry[0] < self.ttl else None
-
-    def load(self, keys: set[str]) -> None:
-        """Fetch ``keys`` from the app store (blocking: call it in a thread)."""
-        with self.services.sessions() as session:
-            for key in keys:
-                try:
-                    row = get_experiment(session=session, key=key)
-                except NotFoundError:
-                    self._entries[key] = (time.monotonic(), None)
-                    continue
-                self._entries[key] = (time.monotonic(), summarize(session, row))
-
-    def get(self, key: str) -> ExperimentSummary | None:
-        entry = self._entries.get(key)
-        return entry[1] if entry else None
-
-    async def ensure(self, keys: set[str]) -> None:
-        missing = {key for key in keys if self.fresh(key) is None}
-        if missing:
-            await run_in_threadpool(self.load, missing)
+        cache = services.extras["experiment_cache"] = Refreshing(
+            services.settings.ingest_cache_seconds,
+            load,
+            usable=lambda summary: summary is not None and summary.accepting,
+        )
+    return cache  # type: ignore[no-any-return]
 
 
 def summarize(session: Session, row: ExperimentRow) -> ExperimentSummary:
@@ -102,45 +89,9 @@ def all_summaries(services: Services) -> dict[str, ExperimentSummary]:
         return {row.key: summarize(session, row) for row in list_experiments(session=session)}
 
 
-class KeyCache:
-    """Principals by API key for ``ttl`` seconds (a revoked key stops working within ``ttl``)."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Principal]] = {}
-
-    def get(self, key: str) -> Principal | None:
-        entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self.ttl:
-            return entry[1]
-        return None
-
-    def put(self, key: str, principal: Principal) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic(), principal)
-
-
-def _caches(services: Services) -> tuple[ExperimentCache, KeyCache]:
-    caches = services.extras.get("ingest_caches")
-    if caches is None:
-        ttl = services.settings.ingest_cache_seconds
-        caches = services.extras["ingest_caches"] = (ExperimentCache(services, ttl), KeyCache(ttl))
-    return caches  # type: ignore[no-any-return]
-
-
-async def _ingestor(request: Request, services: Services, keys: KeyCache) -> Principal:
+async def _ingestor(request: Request, services: Services) -> Principal:
     """The caller, who must be allowed to ingest (API key scope ingest/admin, or auth off)."""
-    if not services.settings.auth_enabled:
-        return LOCAL_ADMIN
-    header = request.headers.get("authorization", "")
-    api_key = header[7:].strip() if header.lower().startswith("bearer ") else None
-    api_key = api_key or request.headers.get("x-api-key")
-    principal = keys.get(api_key) if api_key else None
-    if principal is None:
-        principal = await run_in_threadpool(get_principal, request, services)
-        if api_key:
-            keys.put(api_key, principal)
+    principal = await cached_principal(request, services)
     if not principal.can_ingest():
         raise PermissionDeniedError(
             "ingestion needs an API key with scope ingest or admin",
@@ -244,8 +195,8 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
 async def track_item(request: Request) -> dict[str, Any]:
     """Validate and write one item; the response payload once it committed."""
     services: Services = request.app.state.services
-    experiments, keys = _caches(services)
-    await _ingestor(request, services, keys)
+    experiments = experiment_cache(services)
+    await _ingestor(request, services)
     item = await _json_body(request, services)
     await experiments.ensure(_experiment_keys([item]))
     fact = parse_item(item, lookup=experiments.get, now=now_us())
@@ -264,8 +215,8 @@ async def track_item(request: Request) -> dict[str, Any]:
 async def record_batch(request: Request) -> dict[str, Any]:
     """Validate a batch, write its valid items, report on every item."""
     services: Services = request.app.state.services
-    experiments, keys = _caches(services)
-    await _ingestor(request, services, keys)
+    experiments = experiment_cache(services)
+    await _ingestor(request, services)
     body = await _json_body(request, services)
     items = body.get("events") if isinstance(body, dict) else None
     if not isinstance(items, list):

@@ -18,7 +18,7 @@ import duckdb
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.api.ingest import _caches, _ingestor, all_summaries
+from splitlab.api.ingest import _ingestor, all_summaries
 from splitlab.errors import ValidationError
 from splitlab.services import Services
 from splitlab.warehouse.importer import KINDS
@@ -116,8 +116,7 @@ async def import_file(
     ``rows, accepted, duplicates, conflicts, rejected, reasons[{reason, rows, examples}],
     columns, preview, written``. Needs an API key with scope ingest or admin."""
     services: Services = request.app.state.services
-    _, keys = _caches(services)
-    await _ingestor(request, services, keys)
+    await _ingestor(request, services)
     if kind not in KINDS:
         raise ValidationError(
             f"kind: use one of {', '.join(KINDS)}", details=[{"loc": ["kind"], "msg": "unknown"}]
