@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_ingest.py                 # DuckDB, then PostgreSQL
     .venv/bin/python benchmarks/bench_ingest.py --only duckdb --events 200000
     .venv/bin/python benchmarks/bench_ingest.py --check-wrk     # how wrk reports a rare stall
+    .venv/bin/python benchmarks/bench_ingest.py --import-floor  # DuckDB's own cost of an import
 
 Measures, per warehouse backend:
 * batch API: N events in batches of 10,000 from 4 concurrent clients (target ≥ 100,000/s);
@@ -490,6 +491,76 @@ def bench_import(env: dict[str, str], path: Path, rows: int) -> dict[str, float]
     return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed}
 
 
+def import_floor(path: Path, rows: int) -> None:
+    """What storing the file costs before any of our work: DuckDB alone, no validation, no
+    dedup, no process start-up — the lower bounds under the import figure on this machine."""
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    from splitlab.domain import Status
+    from splitlab.warehouse.facts import ExperimentSummary
+    from splitlab.warehouse.importer import import_into_duckdb
+    from splitlab.warehouse.schema import DUCKDB_DDL
+
+    columns = (
+        "eventId, userKey, eventType, value, occurredAt, '{}'::JSON, experimentKey, NULL, "
+        "'import', now()"
+    )
+    source = f"read_parquet('{path}')"
+    experiments = {
+        "bench": ExperimentSummary(
+            key="bench",
+            status=Status.RUNNING,
+            variants=frozenset({"control", "b"}),
+            start_at=datetime.now(UTC) - timedelta(days=1),
+            pre_period=timedelta(0),
+        )
+    }
+
+    def timed(label: str, ddl: str, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> None:
+        target = path.parent / "floor.duckdb"
+        target.unlink(missing_ok=True)
+        with duckdb.connect(str(target)) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(ddl)
+            started = time.perf_counter()
+            con.execute("BEGIN TRANSACTION")
+            work(con)
+            con.execute("COMMIT")
+            elapsed = time.perf_counter() - started
+        target.unlink(missing_ok=True)
+        print(f"[floor] {label}: {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s")
+
+    plain = DUCKDB_DDL.replace("event_id VARCHAR PRIMARY KEY", "event_id VARCHAR")
+    timed(
+        "copy the rows to a new Parquet file (no validation, no dedup)",
+        "SELECT 1",
+        lambda con: con.execute(
+            f"COPY (SELECT {columns} FROM {source}) TO '{path.parent / 'floor.parquet'}' "
+            "(FORMAT parquet)"
+        ),
+    )
+    timed(
+        "validate every row (the importer's checks, nothing written)",
+        DUCKDB_DDL,
+        lambda con: import_into_duckdb(
+            con, path, kind="events", experiments=experiments, write=False
+        ),
+    )
+    timed(
+        "insert the rows into an events table without a key (no validation)",
+        plain,
+        lambda con: con.execute(f"INSERT INTO events SELECT {columns} FROM {source}"),
+    )
+    timed(
+        "insert the rows into the events table with its event_id key (no validation)",
+        DUCKDB_DDL,
+        lambda con: con.execute(f"INSERT INTO events SELECT {columns} FROM {source}"),
+    )
+    (path.parent / "floor.parquet").unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -605,12 +676,22 @@ def main() -> None:
         help="SPLITLAB_GROUP_COMMIT_WAIT_MS for the server (default: the server's default)",
     )
     parser.add_argument(
+        "--import-floor",
+        action="store_true",
+        help="only measure DuckDB's own cost of storing the import file (lower bounds)",
+    )
+    parser.add_argument(
         "--check-wrk", action="store_true", help="only show how wrk reports a rare stall"
     )
     args = parser.parse_args()
-    if args.check_wrk:
+    if args.check_wrk or args.import_floor:
         with tempfile.TemporaryDirectory(prefix="splitlab-bench-") as tmp:
-            check_wrk(Path(tmp))
+            if args.check_wrk:
+                check_wrk(Path(tmp))
+            if args.import_floor:
+                parquet = Path(tmp) / "events.parquet"
+                make_parquet(parquet, args.import_rows)
+                import_floor(parquet, args.import_rows)
         return
     wait = args.group_commit_wait_ms
     print(
