@@ -86,11 +86,18 @@ class Refreshing(Generic[V]):
             await asyncio.gather(*flights)
 
     def _start(self, keys: set[str]) -> set[asyncio.Task[None]]:
-        """The loads that will bring ``keys``: running ones joined, one new for the rest."""
-        flights = {self._flights[key] for key in keys if key in self._flights}
-        new = frozenset(key for key in keys if key not in self._flights)
+        """The loads that will bring ``keys``: running ones joined, one new for the rest (a
+        load left by another event loop, e.g. a closed test client's, is not joined)."""
+        loop = asyncio.get_running_loop()
+        running = {
+            key: task
+            for key in keys
+            if (task := self._flights.get(key)) is not None and task.get_loop() is loop
+        }
+        flights = set(running.values())
+        new = frozenset(keys - running.keys())
         if new:
-            task = asyncio.get_running_loop().create_task(self._run(new))
+            task = loop.create_task(self._run(new))
             task.add_done_callback(_retrieve)
             for key in new:
                 self._flights[key] = task
