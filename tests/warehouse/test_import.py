@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -116,6 +117,10 @@ def test_import_exposures_records_conflicts_like_the_writer(
         "ORDER BY unit_id"
     )
     assert rows == [("u0", "control", "b", "import"), ("u1", "b", "control", "import")]
+    (first,) = warehouse.query(
+        "SELECT occurred_at FROM exposure_conflicts WHERE unit_id = 'u1'"
+    )  # the file's first row of a conflict is the one recorded
+    assert first[0] == datetime(2024, 1, 2, 1, tzinfo=UTC)
     again = warehouse.import_file(path, kind="exposures", experiments=EXPERIMENTS)
     assert (again.accepted, again.conflicts, again.duplicates) == (0, 0, 5)
     assert warehouse.watermark().conflicts == 2

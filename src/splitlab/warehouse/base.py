@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import ibis
@@ -26,6 +26,9 @@ from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_
 from splitlab.warehouse.sources import SourceMapping, mapped_table
 from splitlab.warehouse.validation import EXPOSURE, from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
+
+if TYPE_CHECKING:
+    from splitlab.warehouse.duck import DuckDBBackend
 
 WATERMARK_TABLES = {
     "exposures": "exposed_at",
@@ -177,7 +180,7 @@ class Warehouse:
         if self.dialect == "duckdb":
             return self._writer().run(
                 lambda backend: import_into_duckdb(
-                    backend.con,  # type: ignore[attr-defined]
+                    cast("DuckDBBackend", backend).con,
                     Path(path),
                     write=write,
                     preview_rows=preview_rows,
@@ -192,7 +195,7 @@ class Warehouse:
             if write:
                 ingested = now_us()
                 report.accepted, report.conflicts = self._writer().run(
-                    lambda backend: backend.import_rows(  # type: ignore[attr-defined]
+                    lambda backend: cast(PostgresBackend, backend).import_rows(
                         kind, STAGE_COLUMNS, valid_batches(con, kind), ingested
                     )
                 )

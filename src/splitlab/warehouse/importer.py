@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from splitlab.errors import ValidationError
 from splitlab.warehouse.facts import ExperimentSummary, Fact, Kind, derive_id
+from splitlab.warehouse.schema import IMPORT_CONFLICTS
 from splitlab.warehouse.validation import CLOCK_SKEW, MAX_FUTURE, MAX_PROPS_BYTES, MAX_TEXT
 
 TRACK_COLUMNS = (
@@ -220,22 +221,21 @@ KEY_SQL = {
     "events": f"COALESCE(client_id, md5(concat_ws({SEP}, COALESCE(experiment_key, ''), unit_id, "
     "event_name)))",
 }
+EXPOSURE_EVENT_ID_SQL = (
+    f"COALESCE(client_id, md5(concat_ws({SEP}, experiment_key, unit_id, 'exposure')))"
+)
+"""An exposure's event id: the client's, else ``derive_id(experiment, unit, 'exposure')``."""
 SELECT_SQL = {
-    "exposures": f"""key, experiment_key, variant_key, unit_id, occurred_at, properties, 'import',
-        COALESCE(client_id, md5(concat_ws({SEP}, experiment_key, unit_id, 'exposure'))), now()""",
+    "exposures": "key, experiment_key, variant_key, unit_id, occurred_at, properties, 'import', "
+    f"{EXPOSURE_EVENT_ID_SQL}, now()",
     "events": """key, unit_id, event_name, value, occurred_at, properties, experiment_key,
         variant_key, 'import', now()""",
 }
-CONFLICTS_SQL = f"""
-    INSERT INTO exposure_conflicts
-    SELECT md5(concat_ws({SEP}, v.experiment_key, v.unit_id, v.variant_key)) AS conflict_id,
-           v.experiment_key, v.unit_id, v.variant_key, e.variant_key, v.occurred_at,
-           COALESCE(v.client_id, md5(concat_ws({SEP}, v.experiment_key, v.unit_id, 'exposure'))),
-           'import', now()
-    FROM splitlab_import_keyed v JOIN exposures e ON e.exposure_id = v.key
-    WHERE v.variant_key <> e.variant_key
-    QUALIFY row_number() OVER (PARTITION BY conflict_id ORDER BY v.row_number) = 1
-    ON CONFLICT DO NOTHING"""
+CONFLICTS_SQL = IMPORT_CONFLICTS.format(
+    stage=f"(SELECT *, {EXPOSURE_EVENT_ID_SQL} AS event_id FROM splitlab_import_keyed)",
+    occurred="s.occurred_at",
+    ingested="now()",
+)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -379,11 +379,7 @@ def valid_batches(
 ) -> pa.RecordBatchReader:
     """The valid staged rows in the ``STAGE_COLUMNS`` layout, in file order, as Arrow batches:
     the dedup ``key`` (and an exposure's ``event_id``) computed as ``facts.derive_id`` does."""
-    event_id = (
-        f"COALESCE(client_id, md5(concat_ws({SEP}, experiment_key, unit_id, 'exposure')))"
-        if kind == "exposures"
-        else "NULL"
-    )
+    event_id = EXPOSURE_EVENT_ID_SQL if kind == "exposures" else "NULL"
     return con.sql(
         f"SELECT row_number, {KEY_SQL[kind]} AS key, {event_id} AS event_id, experiment_key, "
         "variant_key, unit_id, event_name, value, epoch_us(occurred_at) AS occurred_us, "

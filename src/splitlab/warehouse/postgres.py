@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from splitlab.warehouse.facts import Fact
-from splitlab.warehouse.schema import POSTGRES_DDL, SCHEMA_VERSION
+from splitlab.warehouse.schema import IMPORT_CONFLICTS, POSTGRES_DDL, SCHEMA_VERSION
 
 STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_events (
@@ -43,19 +43,9 @@ IMPORT_INSERT = {
 }
 """Append staged import rows: the first row of each key wins (rows go in file order, and
 ``ON CONFLICT DO NOTHING`` also skips a key repeated within the statement)."""
-IMPORT_CONFLICTS = f"""
-INSERT INTO exposure_conflicts
-SELECT DISTINCT ON (conflict_id) conflict_id, s.experiment_key, s.unit_id, s.variant_key,
-       x.variant_key, {US.format("s.occurred_us")}, s.event_id, 'import',
-       {US.format("%(ingested)s")}
-FROM (SELECT md5(concat_ws(chr(31), experiment_key, unit_id, variant_key)) AS conflict_id, *
-      FROM import_stage) s
-JOIN exposures x ON x.exposure_id = s.key
-WHERE s.variant_key <> x.variant_key
-ORDER BY conflict_id, s.row_number
-ON CONFLICT DO NOTHING"""
-"""Exposures of the file whose unit is stored with another variant (``writer.write_group``'s
-rule, in SQL; the conflict id is ``derive_id(experiment, unit, variant)``)."""
+CONFLICTS = IMPORT_CONFLICTS.format(
+    stage="import_stage", occurred=US.format("s.occurred_us"), ingested=US.format("%(ingested)s")
+)
 
 
 def conninfo(url: str) -> str:
@@ -169,7 +159,7 @@ class PostgresBackend:
             accepted = cur.rowcount
             conflicts = 0
             if kind == "exposures":
-                cur.execute(IMPORT_CONFLICTS, {"ingested": ingested_us})
+                cur.execute(CONFLICTS, {"ingested": ingested_us})
                 conflicts = cur.rowcount
         return accepted, conflicts
 

@@ -107,3 +107,19 @@ CONFLICT_COLUMNS = (
     "source",
     "ingested_at",
 )
+
+IMPORT_CONFLICTS = """
+INSERT INTO exposure_conflicts
+SELECT DISTINCT ON (conflict_id) conflict_id, s.experiment_key, s.unit_id, s.variant_key,
+       x.variant_key, {occurred}, s.event_id, 'import', {ingested}
+FROM (SELECT md5(concat_ws(chr(31), experiment_key, unit_id, variant_key)) AS conflict_id, *
+      FROM {stage}) s
+JOIN exposures x ON x.exposure_id = s.key
+WHERE s.variant_key <> x.variant_key
+ORDER BY conflict_id, s.row_number
+ON CONFLICT DO NOTHING"""
+"""A bulk import's exposures whose unit is stored with another variant, in either dialect:
+``writer.write_group``'s rule in SQL (the first such row of the file per conflict wins; the
+conflict id is ``facts.derive_id(experiment, unit, variant)``). ``stage`` holds the valid
+rows with ``row_number``, ``key`` (the exposure id) and ``event_id``; ``occurred`` and
+``ingested`` are SQL for the two times."""
