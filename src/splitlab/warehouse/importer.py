@@ -15,6 +15,13 @@ in-file dedup — file ids are normally unique, and the window that keeps the fi
 costs more than the rest of the insert. A repeated id then violates the primary key: the
 transaction is rolled back and the import runs again with the dedup. Either way it is one
 transaction on the writer thread, so nothing interleaves and a crash leaves nothing.
+
+Where the time goes (10M Parquet rows, 2 cores; ``bench_ingest.py --import-floor``): DuckDB
+alone copies the rows to a new Parquet file in ~2.5 s, validates them in ~2.6 s, inserts
+them into an events table without a key in ~5 s and into the real one, keyed by
+``event_id`` (the index that makes every later write exactly-once), in ~11.7 s. The import
+(~14 s with process start-up) is that last figure plus validation; a faster bulk path would
+need a second storage layout without a per-row index (see the note on issue 4).
 """
 
 from __future__ import annotations
