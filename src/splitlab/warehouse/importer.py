@@ -21,7 +21,8 @@ alone copies the rows to a new Parquet file in ~2.5 s, validates them in ~2.6 s,
 them into an events table without a key in ~5 s and into the real one, keyed by
 ``event_id`` (the index that makes every later write exactly-once), in ~11.7 s. The import
 (~14 s with process start-up) is that last figure plus validation; a faster bulk path would
-need a second storage layout without a per-row index (see the note on issue 4).
+need a second storage layout without a per-row index (e.g. imports kept as validated Parquet
+files deduplicated by a hash anti-join, the API path checking them through a key filter).
 """
 
 from __future__ import annotations
