@@ -58,8 +58,6 @@ class Refreshing(Generic[V]):
         self._usable = usable
         self._entries: dict[str, tuple[float, V]] = {}
         self._flights: dict[str, asyncio.Task[None]] = {}
-        self.loads = 0
-        """How many loads ran (for tests and diagnostics)."""
 
     def get(self, key: str) -> V | None:
         """The cached value (fresh or stale), None when there is none."""
@@ -106,7 +104,6 @@ class Refreshing(Generic[V]):
 
     async def _run(self, keys: frozenset[str]) -> None:
         try:
-            self.loads += 1
             values = await run_in_threadpool(self._load, keys)
         except BaseException:
             for key in keys:
