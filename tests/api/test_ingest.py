@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from splitlab.config import Settings
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
+from splitlab.store.users import revoke_api_key
 from tests.api.helpers import create_running, move
 
 TRACK = {"experimentKey": "checkout", "variantKey": "control", "userKey": "u1"}
@@ -159,6 +160,20 @@ def test_ingest_needs_an_ingest_scoped_key(client: TestClient, keys: Any, runnin
     assert track(client, reader).status_code == 403
     viewer = keys.headers("viewer", Role.VIEWER, Scope.INGEST)
     assert track(client, viewer).status_code == 403
+
+
+def test_a_wrong_or_revoked_key_is_401_and_writes_nothing(
+    client: TestClient, services: Services, ingest: dict, running: None
+) -> None:
+    """The key cache (``api.caches``) refuses what the store refuses."""
+    assert track(client, {"Authorization": "Bearer sl_nope_nope"}).status_code == 401
+    assert track(client, ingest).status_code == 200
+    prefix = ingest["Authorization"].split("_")[1]
+    with services.sessions.begin() as session:
+        revoke_api_key(session=session, prefix=prefix, actor="owner")
+    response = track(client, ingest, userKey="u2")
+    assert response.status_code == 401
+    assert counts(services) == (0, 1, 0)
 
 
 def test_batch_partial_acceptance_and_idempotent_retry(
