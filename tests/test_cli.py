@@ -83,3 +83,38 @@ def test_forbidden_transition_exit_1(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["experiments", "transition", "fast-checkout", "shipped"])
     assert result.exit_code == 1
     assert "cannot go from draft to shipped" in result.output
+
+
+def _running_experiment(tmp_path: Path) -> None:
+    invoke("init")
+    invoke("users", "create", "rita", "--role", "reviewer", "--password", "long-password")
+    contract = tmp_path / "exp.yaml"
+    contract.write_text(CONTRACT)
+    invoke("apply", "-f", str(contract))
+    invoke("experiments", "transition", "fast-checkout", "review")
+    invoke("experiments", "review", "fast-checkout", "approve", "--as", "rita")
+    invoke("experiments", "transition", "fast-checkout", "running")
+
+
+@pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--preview"]])
+def test_import_where_every_row_is_rejected_exits_1(
+    home: Path, tmp_path: Path, mode: list[str]
+) -> None:
+    _running_experiment(tmp_path)
+    events = tmp_path / "events.csv"
+    events.write_text("experimentKey,userKey,eventType\nno-such,u1,purchase\nno-such,u2,purchase\n")
+    result = runner.invoke(app, ["import", "events", str(events), *mode])
+    assert result.exit_code == 1, result.output
+    assert "rejected 2" in result.output
+    assert "2 × experimentKey: unknown experiment" in result.output
+    assert "every row of" in result.output and "was rejected" in result.output
+
+
+def test_import_with_some_rows_accepted_exits_0(home: Path, tmp_path: Path) -> None:
+    _running_experiment(tmp_path)
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "experimentKey,userKey,eventType\nfast-checkout,u1,purchase\nno-such,u2,purchase\n"
+    )
+    out = invoke("import", "events", str(events))
+    assert "accepted 1, duplicates 0" in out and "rejected 1" in out

@@ -14,7 +14,37 @@ from splitlab.config import Settings
 from splitlab.domain import Principal, ReviewDecision, Role, Scope
 from splitlab.errors import SplitlabError
 
-app = typer.Typer(
+
+def _unreachable(exc: BaseException) -> str | None:
+    """What could not be reached, when ``exc`` is a network or database connection failure
+    (recognised without importing httpx or SQLAlchemy)."""
+    httpx, sqlalchemy_exc = sys.modules.get("httpx"), sys.modules.get("sqlalchemy.exc")
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        return "the server"
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.OperationalError):
+        return "the database"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return "the network peer"
+    return None
+
+
+class SplitlabTyper(typer.Typer):
+    """The command group: a connection failure that no command turned into a
+    ``SplitlabError`` is still one line on stderr and exit code 1, never a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            peer = _unreachable(exc)
+            if peer is None:
+                raise
+            reason = " ".join(str(exc).split())[:500] or type(exc).__name__
+            typer.secho(f"error: cannot use {peer}: {reason}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+
+
+app = SplitlabTyper(
     help="Splitlab: experiments from hypothesis to ship/kill decision.", no_args_is_help=True
 )
 experiments_app = typer.Typer(help="List, show and move experiments.", no_args_is_help=True)
@@ -83,10 +113,11 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="port (default SPLITLAB_PORT)")] = None,
 ) -> None:
-    """Run the API and dashboard (uvicorn)."""
+    """Run the API and dashboard (uvicorn); HOME/server.json records the address meanwhile."""
     import uvicorn
 
     from splitlab.app import create_app
+    from splitlab.server_address import forget_server, record_server
 
     overrides: dict[str, Any] = {}
     if host:
@@ -95,14 +126,34 @@ def serve(
         overrides["port"] = port
     settings = Settings(**overrides)
     application = _run(lambda: create_app(settings))
+
+    class RecordingServer(uvicorn.Server):
+        """Writes server.json once listening and removes it as shutdown starts (uvicorn
+        re-raises SIGTERM after serving, so code after ``run()`` would not run)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                record_server(settings, host=settings.host, port=settings.port)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            forget_server(settings)
+            await super().shutdown(sockets)
+
     typer.echo(f"Splitlab on http://{settings.host}:{settings.port}  (API docs: /docs)")
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,  # one log line per tracked event would cost more than the event
     )
+    try:
+        RecordingServer(config).run()
+    except KeyboardInterrupt:  # pragma: no cover - as uvicorn.run
+        pass
+    finally:
+        forget_server(settings)
 
 
 @app.command("apply")
@@ -379,6 +430,8 @@ def _import(kind: str, file: Path, pairs: list[str], preview: bool, dry_run: boo
     finally:
         services.close()
     _print_report(report.to_dict())
+    if report.rows and report.rejected >= report.rows:
+        _fail(SplitlabError(f"every row of {file} was rejected; nothing was imported"))
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -545,42 +598,25 @@ def analyze(
         typer.echo(render_table(snapshot), nl=False)
 
 
-def server_http(settings: Settings) -> Any:
-    """An HTTP client for the running server of these settings (key from SPLITLAB_API_KEY)."""
-    import os
-
-    import httpx
-
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    headers = {}
-    if key := os.environ.get("SPLITLAB_API_KEY"):
-        headers["Authorization"] = f"Bearer {key}"
-    return httpx.Client(base_url=f"http://{host}:{settings.port}", headers=headers, timeout=300)
-
-
 def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[str, Any]:
     import httpx
 
+    from splitlab.server_address import refused, server_client, unreachable
+
+    doing = "the warehouse file is in use by another process; analysing through the server"
+    http, address = server_client(settings)
     try:
-        with server_http(settings) as http:
+        with http:
             response = http.post(
                 f"/api/experiments/{key}/analyze", params={"refresh": str(refresh).lower()}
             )
+            if response.status_code == 200:
+                return response.json()  # type: ignore[no-any-return]
     except httpx.HTTPError as exc:
-        raise SplitlabError(
-            f"the warehouse is locked by another process, and no server answers on "
-            f"{settings.host}:{settings.port} ({exc}); if the server listens elsewhere, set "
-            "SPLITLAB_HOST / SPLITLAB_PORT to its address"
-        ) from exc
-    if response.status_code != 200:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError):
-            error = {"code": "error", "message": response.text[:300]}
-        raised = SplitlabError(f"the server answered {response.status_code}: {error['message']}")
-        raised.status = response.status_code
-        raise raised
-    return response.json()  # type: ignore[no-any-return]
+        raise unreachable(address, exc, doing=doing) from exc
+    except ValueError as exc:
+        raise refused(response, doing=doing, scope="admin") from exc
+    raise refused(response, doing=doing, scope="admin")
 
 
 def main() -> None:  # pragma: no cover - console entry
@@ -588,4 +624,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -1,13 +1,14 @@
 """Import through a running server: used when its process owns the DuckDB file.
 
 The file is validated locally with DuckDB (same SQL rules), and the valid rows are sent to
-``POST /api/events`` in batches, so the server's writer applies the usual dedup. The API key
-comes from ``SPLITLAB_API_KEY`` (not needed when the server runs with auth off).
+``POST /api/events`` in batches, so the server's writer applies the usual dedup. The server
+is found through ``HOME/server.json`` (``splitlab.server_address``); the API key, with scope
+ingest or admin, comes from ``SPLITLAB_API_KEY`` (not needed when the server runs with auth
+off). A network failure or a refusal is a ``SplitlabError`` with a one-line message.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import httpx
 import orjson
 
 from splitlab.config import Settings
-from splitlab.errors import SplitlabError
+from splitlab.server_address import refused, server_client, unreachable
 from splitlab.warehouse.facts import ExperimentSummary
 from splitlab.warehouse.importer import ImportReport, import_into_duckdb, valid_facts
 from splitlab.warehouse.validation import from_us
@@ -47,13 +48,9 @@ def import_via_server(
         )
         if not write:
             return report
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        headers = {}
-        if key := os.environ.get("SPLITLAB_API_KEY"):
-            headers["Authorization"] = f"Bearer {key}"
-        with httpx.Client(
-            base_url=f"http://{host}:{settings.port}", headers=headers, timeout=120
-        ) as http:
+        http, address = server_client(settings, timeout=120)
+        sent = 0
+        with http:
             for facts in valid_facts(con, kind, chunk=batch):
                 items: list[dict[str, Any]] = [
                     {
@@ -68,13 +65,19 @@ def import_via_server(
                     }
                     for f in facts
                 ]
-                response = http.post("/api/events", content=orjson.dumps({"events": items}))
-                if response.status_code != 200:
-                    raise SplitlabError(
-                        f"the server refused the import batch ({response.status_code}): "
-                        f"{response.text[:300]}"
-                    )
-                body = response.json()
+                doing = "importing through the server" + (
+                    f" ({sent:,} rows were sent; importing the file again is safe)" if sent else ""
+                )
+                try:
+                    response = http.post("/api/events", content=orjson.dumps({"events": items}))
+                    body = response.json() if response.status_code == 200 else None
+                except httpx.HTTPError as exc:
+                    raise unreachable(address, exc, doing=doing) from exc
+                except ValueError as exc:
+                    raise refused(response, doing=doing, scope="ingest") from exc
+                if body is None:
+                    raise refused(response, doing=doing, scope="ingest")
+                sent += len(items)
                 report.accepted += body["accepted"]
                 report.duplicates += body["duplicates"]
                 report.rejected += body["rejected"]
