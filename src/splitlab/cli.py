@@ -487,7 +487,13 @@ def import_exposures(
 def assign_units(
     experiment: Annotated[str, typer.Argument(help="experiment key")],
     units: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="CSV or Parquet file of unit ids")
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="CSV or Parquet file, one unit per row: ids in --unit-column, other columns "
+            "are targeting attributes",
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="output .csv/.parquet (default: <units>.assigned.<ext>)")
