@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitlab import __version__
-from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload
+from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload, users
 from splitlab.api.errors import install_error_handlers
 from splitlab.config import Settings
 from splitlab.errors import PayloadTooLargeError
@@ -27,6 +27,7 @@ ROUTERS = [
     upload.router,
     assign.router,
     analysis.router,
+    users.router,
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"

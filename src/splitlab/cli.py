@@ -385,6 +385,160 @@ def keys_create(
     typer.secho("Store this key now: it is not shown again.", err=True, fg=typer.colors.YELLOW)
 
 
+# ---------------------------------------------------------------- users and keys (manage)
+# Each change is audited and bumps the store's cache version: a running server applies it
+# within SPLITLAB_INGEST_CACHE_SECONDS (API keys) / SPLITLAB_SESSION_CACHE_SECONDS (sessions).
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+ReasonOption = Annotated[str, typer.Option(help="recorded in the audit log")]
+
+
+def _user_change(change: Any, done: str) -> None:
+    services = _run(_services)
+
+    def apply() -> None:
+        with services.sessions.begin() as session:
+            change(session)
+
+    _run(apply)
+    typer.echo(done)
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOption = False) -> None:
+    """List users with their role, state and number of active API keys."""
+    from splitlab.store import users as repo
+
+    services = _run(_services)
+    with services.sessions() as session:
+        counts = repo.active_key_counts(session=session)
+        items = [
+            repo.user_to_dict(row, active_keys=counts.get(row.id, 0))
+            for row in repo.list_users(session=session)
+        ]
+    if as_json:
+        _print_json({"users": items})
+        return
+    if not items:
+        typer.echo("no users (create one: splitlab users create NAME --role admin)")
+    for user in items:
+        state = "active" if user["active"] else "disabled"
+        typer.echo(f"{user['username']:<24} {user['role']:<9} {state:<9} keys={user['activeKeys']}")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: str,
+    role: Annotated[Role, typer.Argument(help="viewer, editor, reviewer or admin")],
+    reason: ReasonOption = "",
+) -> None:
+    """Change a user's role (their sessions and API keys act with it at once)."""
+    from splitlab.store.users import set_role
+
+    _user_change(
+        lambda session: set_role(
+            session=session, username=username, role=role, actor=_actor().username, reason=reason
+        ),
+        f"user {username} now has role {role.value}",
+    )
+
+
+@users_app.command("disable")
+def users_disable(username: str, reason: ReasonOption = "") -> None:
+    """Disable a user: their sessions end and their API keys are refused."""
+    from splitlab.store.users import set_active
+
+    _user_change(
+        lambda session: set_active(
+            session=session, username=username, active=False, actor=_actor().username, reason=reason
+        ),
+        f"user {username} disabled",
+    )
+
+
+@users_app.command("enable")
+def users_enable(username: str, reason: ReasonOption = "") -> None:
+    """Enable a disabled user again (they log in again; unrevoked keys work again)."""
+    from splitlab.store.users import set_active
+
+    _user_change(
+        lambda session: set_active(
+            session=session, username=username, active=True, actor=_actor().username, reason=reason
+        ),
+        f"user {username} enabled",
+    )
+
+
+@users_app.command("delete")
+def users_delete(
+    username: str,
+    reason: ReasonOption = "",
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a user with their sessions and API keys (the audit log keeps the record)."""
+    from splitlab.store.users import delete_user
+
+    if not yes:
+        typer.confirm(f"Delete user {username} and their API keys?", abort=True)
+    _user_change(
+        lambda session: delete_user(
+            session=session, username=username, actor=_actor().username, reason=reason
+        ),
+        f"user {username} deleted",
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option(help="only this user's keys")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List API keys (never their secret); the id is what `keys revoke` takes."""
+    from splitlab.store import users as repo
+
+    services = _run(_services)
+
+    def load() -> list[dict[str, Any]]:
+        with services.sessions() as session:
+            rows = repo.list_api_keys(session=session, username=user)
+            return [repo.api_key_to_dict(row) for row in rows]
+
+    items = _run(load)
+    if as_json:
+        _print_json({"keys": items})
+        return
+    if not items:
+        typer.echo("no API keys")
+    for key in items:
+        state = (
+            "revoked" if key["revokedAt"] else "active" if key["userActive"] else "user disabled"
+        )
+        typer.echo(
+            f"{key['id']:<14} {key['user']:<20} {key['scope']:<7} {state:<14} "
+            f"{(key['createdAt'] or '')[:19]}  {key['name']}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the id shown by `splitlab keys list`")],
+    reason: ReasonOption = "",
+) -> None:
+    """Revoke an API key; requests with it are refused from then on."""
+    from splitlab.store.users import revoke_api_key
+
+    services = _run(_services)
+
+    def revoke() -> bool:
+        with services.sessions.begin() as session:
+            return revoke_api_key(
+                session=session, prefix=key_id, actor=_actor().username, reason=reason
+            )
+
+    revoked = _run(revoke)
+    typer.echo(f"key {key_id} revoked" if revoked else f"key {key_id} was already revoked")
+
+
 # ---------------------------------------------------------------- import (warehouse)
 
 import_app = typer.Typer(

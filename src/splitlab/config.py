@@ -71,8 +71,27 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         description="How long /api/track, /api/events and /api/assign reuse an experiment "
-        "lookup and an API-key check before refreshing it in the background (an experiment "
-        "that stops, or a revoked key, is refused about this much later); 0 turns it off.",
+        "lookup and an API-key check. A change made through this server (an experiment "
+        "stopped, a key revoked, a user disabled) applies to its next request; one made "
+        "through another server process or the CLI within this delay; 0 turns it off.",
+    )
+    session_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A dashboard session ends after this many minutes without a request.",
+    )
+    session_max_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="A dashboard session ends this many days after login, however active.",
+    )
+    session_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a server reuses a dashboard session check. A logout, role "
+        "change or disabled user applies at once on the server that made it, and within "
+        "this delay on another server process or from the CLI; 0 checks every request.",
     )
     group_commit_max_items: int = Field(
         default=50_000,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.config import Settings
 from splitlab.store.db import make_engine, session_factory
 from splitlab.store.migrate import check_current
+from splitlab.store.versions import ChangeFeed
 
 if TYPE_CHECKING:
     from splitlab.warehouse import Warehouse
@@ -26,6 +27,11 @@ class Services:
     secret_key: str
     extras: dict[str, Any] = field(default_factory=dict)
     _warehouse: Warehouse | None = field(default=None, repr=False)
+    changes: ChangeFeed = field(init=False, repr=False)
+    """What this process's commits changed: caches subscribe to drop stale entries."""
+
+    def __post_init__(self) -> None:
+        self.changes = ChangeFeed(self.sessions)
 
     @property
     def warehouse(self) -> Warehouse:

@@ -6,7 +6,11 @@ API-key principals and experiment summaries, loaded from the app store in a work
 * a value is reused for ``ttl`` seconds; after that it is still served while *one* refresh
   runs in the background (stale-while-revalidate), so a revoked key or a stopped experiment
   takes effect within ``ttl`` plus one lookup;
-* concurrent requests that miss the same key share one load (single flight).
+* concurrent requests that miss the same key share one load (single flight);
+* a change made through this process clears the caches it concerns at once
+  (``Services.changes``), and one made by another process (a second server worker, the CLI)
+  is noticed by ``StoreVersions`` within ``ttl``: every hot path first checks the store's
+  cache versions, at most once per ``ttl``, and clears what moved.
 
 Why: with a plain expiring cache every in-flight request found the entry expired at the
 same moment and each ran its own lookup — 16 connections meant 16 SQLAlchemy loads
@@ -29,6 +33,7 @@ from splitlab.domain import LOCAL_ADMIN, Principal
 from splitlab.errors import AuthenticationError
 from splitlab.services import Services
 from splitlab.store.users import authenticate_api_key
+from splitlab.store.versions import ACCESS, current_versions
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,13 @@ class Refreshing(Generic[V]):
         self._usable = usable
         self._entries: dict[str, tuple[float, V]] = {}
         self._flights: dict[str, asyncio.Task[None]] = {}
+        self._cleared_at = 0.0
+
+    def clear(self) -> None:
+        """Forget every value; a load already running is done again, as it may predate the
+        change that caused this. Safe to call from any thread."""
+        self._cleared_at = time.monotonic()
+        self._entries.clear()
 
     def get(self, key: str) -> V | None:
         """The cached value (fresh or stale), None when there is none."""
@@ -104,7 +116,11 @@ class Refreshing(Generic[V]):
 
     async def _run(self, keys: frozenset[str]) -> None:
         try:
-            values = await run_in_threadpool(self._load, keys)
+            while True:
+                started = time.monotonic()
+                values = await run_in_threadpool(self._load, keys)
+                if started >= self._cleared_at:
+                    break
         except BaseException:
             for key in keys:
                 self._entries.pop(key, None)
@@ -149,12 +165,67 @@ def principal_cache(services: Services) -> Refreshing[Principal]:
         cache = services.extras["api_key_cache"] = Refreshing(
             services.settings.ingest_cache_seconds, load
         )
+        services.changes.subscribe(ACCESS, cache.clear)
     return cache  # type: ignore[no-any-return]
+
+
+class StoreVersions:
+    """This process's view of the store's cache versions (``store.versions``): polled at
+    most once per ``interval`` seconds (concurrent requests share the poll), and when a
+    group's counter moved, that group's caches are cleared through ``Services.changes``
+    before the request goes on — so a change made by another process takes effect here
+    within ``interval``."""
+
+    def __init__(self, services: Services, interval: float) -> None:
+        self.services = services
+        self.interval = interval
+        self._seen: dict[str, int] | None = None
+        self._checked_at = float("-inf")
+        self._poll_task: asyncio.Future[None] | None = None
+
+    async def check(self) -> None:
+        if self.interval <= 0 or time.monotonic() - self._checked_at < self.interval:
+            return  # without a cache there is nothing to bring up to date
+        loop = asyncio.get_running_loop()
+        task = self._poll_task
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._poll_task = asyncio.ensure_future(run_in_threadpool(self.poll))
+        await asyncio.shield(task)
+
+    def poll(self) -> None:
+        """Read the versions and clear the caches of every group that moved. Blocking."""
+        started = time.monotonic()
+        versions = current_versions(self.services.engine)
+        seen, self._seen = self._seen, versions
+        if seen is not None:
+            moved = {
+                name
+                for name in versions.keys() | seen.keys()
+                if versions.get(name) != seen.get(name)
+            }
+            if moved:
+                log.debug("cache versions moved: %s", sorted(moved))
+                self.services.changes.notify(moved)
+        self._checked_at = started
+
+
+def store_versions(services: Services) -> StoreVersions:
+    """This process's ``StoreVersions``, polled every ``ingest_cache_seconds``."""
+    found = services.extras.get("store_versions")
+    if found is None:
+        found = services.extras["store_versions"] = StoreVersions(
+            services, services.settings.ingest_cache_seconds
+        )
+    return found  # type: ignore[no-any-return]
 
 
 async def cached_principal(request: Request, services: Services) -> Principal:
     """The caller: an API key through ``principal_cache``; a dashboard cookie (rare on these
-    paths) the usual way, with its CSRF check."""
+    paths) the usual way, with its CSRF check.
+
+    Every hot path starts here, so this first brings the process's caches up to date with
+    the store's cache versions (``StoreVersions``)."""
+    await store_versions(services).check()
     if not services.settings.auth_enabled:
         return LOCAL_ADMIN
     api_key = request_api_key(request)

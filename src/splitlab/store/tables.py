@@ -224,6 +224,31 @@ class ApiKeyRow(Base):
     user: Mapped[UserRow] = relationship(lazy="joined")
 
 
+class WebSessionRow(Base):
+    """A dashboard login: the cookie carries the token, only its SHA-256 is stored here.
+    Deleting the row (logout, user disabled or deleted) ends the session."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CacheVersionRow(Base):
+    """A counter per group of cached state ("experiments", "access"), bumped in the same
+    transaction as every change to it, so each server process notices changes made by
+    another one (see ``store.versions``)."""
+
+    __tablename__ = "cache_versions"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SnapshotRow(Base):
     """One analysis of an experiment: the full result payload, keyed for the cache by the
     settings hash and the data watermark it was computed from."""

@@ -6,16 +6,18 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from splitlab.domain import Principal, Role, Scope
 from splitlab.errors import ConflictError, NotFoundError, ValidationError
 from splitlab.store.audit import write_audit
 from splitlab.store.tables import ApiKeyRow, UserRow
+from splitlab.store.web_sessions import end_user_sessions
 
 _hasher = PasswordHasher()
 KEY_PREFIX = "slk"
@@ -107,13 +109,161 @@ def authenticate_api_key(*, session: Session, key: str) -> Principal | None:
     return Principal(username=row.user.username, role=Role(row.user.role), scope=Scope(row.scope))
 
 
-def revoke_api_key(*, session: Session, prefix: str, actor: str) -> None:
+def revoke_api_key(*, session: Session, prefix: str, actor: str, reason: str = "") -> bool:
+    """Revoke a key by its prefix (the ``id`` of ``keys list``); False when it already was."""
     row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
     if row is None:
         raise NotFoundError(f"no API key {prefix!r}")
+    if row.revoked_at is not None:
+        return False
     row.revoked_at = datetime.now(UTC)
-    write_audit(session=session, entity="api_key", entity_key=prefix, action="revoke", actor=actor)
+    write_audit(
+        session=session,
+        entity="api_key",
+        entity_key=prefix,
+        action="revoke",
+        actor=actor,
+        reason=reason,
+        snapshot={"user": row.user.username, "scope": row.scope, "name": row.name},
+    )
+    return True
 
 
-def list_api_keys(*, session: Session) -> list[ApiKeyRow]:
-    return list(session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id)))
+def list_api_keys(*, session: Session, username: str | None = None) -> list[ApiKeyRow]:
+    query = select(ApiKeyRow).order_by(ApiKeyRow.id)
+    if username is not None:
+        query = query.where(ApiKeyRow.user_id == get_user(session=session, username=username).id)
+    return list(session.scalars(query))
+
+
+def api_key_to_dict(row: ApiKeyRow) -> dict[str, Any]:
+    """A key without its secret: ``id`` is the prefix that ``keys revoke`` takes."""
+    return {
+        "id": row.prefix,
+        "name": row.name,
+        "scope": row.scope,
+        "user": row.user.username,
+        "userActive": row.user.active,
+        "createdAt": _iso(row.created_at),
+        "revokedAt": _iso(row.revoked_at),
+        "active": row.revoked_at is None and row.user.active,
+    }
+
+
+# ---------------------------------------------------------------- user management
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def list_users(*, session: Session) -> list[UserRow]:
+    return list(session.scalars(select(UserRow).order_by(UserRow.username)))
+
+
+def user_to_dict(row: UserRow, *, active_keys: int = 0) -> dict[str, Any]:
+    return {
+        "username": row.username,
+        "role": row.role,
+        "active": row.active,
+        "createdAt": _iso(row.created_at),
+        "activeKeys": active_keys,
+    }
+
+
+def active_key_counts(*, session: Session) -> dict[int, int]:
+    """Unrevoked API keys per user id."""
+    rows = session.execute(
+        select(ApiKeyRow.user_id, func.count(ApiKeyRow.id))
+        .where(ApiKeyRow.revoked_at.is_(None))
+        .group_by(ApiKeyRow.user_id)
+    )
+    return {user_id: count for user_id, count in rows}
+
+
+def _keep_an_admin(session: Session, user: UserRow, change: str) -> None:
+    """Refuse a change that would leave no active admin (nobody could manage users then,
+    except from the CLI on the server's machine)."""
+    if user.role != Role.ADMIN.value or not user.active:
+        return
+    others = session.scalar(
+        select(func.count(UserRow.id)).where(
+            UserRow.role == Role.ADMIN.value, UserRow.active.is_(True), UserRow.id != user.id
+        )
+    )
+    if not others:
+        raise ConflictError(
+            f"cannot {change} {user.username!r}: it is the last active admin; "
+            "make another user admin first",
+            details={"user": user.username},
+        )
+
+
+def set_role(
+    *, session: Session, username: str, role: Role, actor: str, reason: str = ""
+) -> UserRow:
+    """Change a user's role; their sessions and keys act with it from their next check."""
+    user = get_user(session=session, username=username)
+    if user.role == role.value:
+        return user
+    if role is not Role.ADMIN:
+        _keep_an_admin(session, user, "demote")
+    before = user.role
+    user.role = role.value
+    write_audit(
+        session=session,
+        entity="user",
+        entity_key=username,
+        action="set_role",
+        actor=actor,
+        reason=reason,
+        changes={"role": {"from": before, "to": role.value}},
+    )
+    return user
+
+
+def set_active(
+    *, session: Session, username: str, active: bool, actor: str, reason: str = ""
+) -> UserRow:
+    """Disable (``active=False``: sessions ended, API keys refused) or enable a user. An
+    enabled user logs in again; their keys that were not revoked work again."""
+    user = get_user(session=session, username=username)
+    if user.active == active:
+        return user
+    if not active:
+        _keep_an_admin(session, user, "disable")
+    user.active = active
+    ended = 0 if active else end_user_sessions(session=session, user_id=user.id)
+    write_audit(
+        session=session,
+        entity="user",
+        entity_key=username,
+        action="enable" if active else "disable",
+        actor=actor,
+        reason=reason,
+        changes={"active": {"from": not active, "to": active}},
+        snapshot=None if active else {"sessions_ended": ended},
+    )
+    return user
+
+
+def delete_user(*, session: Session, username: str, actor: str, reason: str = "") -> None:
+    """Delete a user with their sessions and API keys; the audit log keeps who they were."""
+    user = get_user(session=session, username=username)
+    _keep_an_admin(session, user, "delete")
+    keys = [row.prefix for row in list_api_keys(session=session, username=username)]
+    ended = end_user_sessions(session=session, user_id=user.id)
+    for row in list_api_keys(session=session, username=username):
+        session.delete(row)
+    session.delete(user)
+    write_audit(
+        session=session,
+        entity="user",
+        entity_key=username,
+        action="delete",
+        actor=actor,
+        reason=reason,
+        snapshot={"role": user.role, "api_keys": keys, "sessions_ended": ended},
+    )

@@ -14,7 +14,14 @@ from splitlab.errors import PermissionDeniedError
 from splitlab.store import experiments as repo
 from splitlab.store.users import authenticate_password
 from splitlab.web.render import render
-from splitlab.web.sessions import WebSession, csrf_matches, read_session, write_session
+from splitlab.web.sessions import (
+    WebSession,
+    csrf_matches,
+    log_in,
+    log_out,
+    read_session,
+    write_session,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +44,7 @@ def _page(request: Request, services: ServicesDep, name: str, context: dict) -> 
     csrf = session.csrf if session else secrets.token_urlsafe(24)
     response = render(request, name, {"user": principal, "csrf": csrf} | context)
     if session is None:
-        write_session(response, services, principal=None, csrf=csrf)
+        write_session(response, services, csrf=csrf)
     return response
 
 
@@ -78,7 +85,7 @@ def login(
         )
         return response
     response = RedirectResponse("/", status_code=303)
-    write_session(response, services, principal=principal)  # new CSRF token after login
+    log_in(response, services, username=principal.username)  # new CSRF token after login
     return response
 
 
@@ -88,7 +95,8 @@ def logout(
     services: ServicesDep,
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
-    _check_csrf(read_session(request, services), csrf_token)
+    web_session = read_session(request, services)
+    _check_csrf(web_session, csrf_token)
     response = RedirectResponse("/login", status_code=303)
-    write_session(response, services, principal=None)
+    log_out(response, services, web_session)
     return response
