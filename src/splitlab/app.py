@@ -8,13 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from splitlab import __version__
 from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload, users
+from splitlab.api.bodies import BodyGuard
+from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
 from splitlab.config import Settings
-from splitlab.errors import PayloadTooLargeError
 from splitlab.services import Services
 from splitlab.web import pages
 
@@ -31,42 +32,6 @@ ROUTERS = [
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"
-
-
-class BodyLimit:
-    """Reject bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(scope, receive, send)
-            return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise PayloadTooLargeError(f"request body exceeds {self.limit} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from starlette.responses import JSONResponse
-
-        error = PayloadTooLargeError(
-            f"request body exceeds the limit of {self.limit} bytes (SPLITLAB_MAX_BODY_BYTES)"
-        )
-        await JSONResponse(error.to_dict(), status_code=413)(scope, receive, send)
 
 
 class SplitlabApp(FastAPI):
@@ -104,6 +69,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version=__version__,
         description="Experimentation platform API: experiments, metrics, lifecycle and reviews.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs from installed files, not from a CDN
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -111,5 +78,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    install_docs(app)
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes)
     return app

@@ -4,6 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_MESSAGE_CHARS = 2_000
+"""Longest error message sent to a client (a message quoting a huge input is cut)."""
+MAX_DETAIL_CHARS = 200
+"""Longest string inside ``details`` (e.g. the key a 404 could not find)."""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _clip_details(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return _clip(value, MAX_DETAIL_CHARS)
+    if depth > 4:
+        return value
+    if isinstance(value, dict):
+        return {k: _clip_details(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clip_details(v, depth + 1) for v in value]
+    return value
+
 
 class SplitlabError(Exception):
     """Base of every error Splitlab raises on purpose. ``status`` maps it onto HTTP."""
@@ -17,7 +38,14 @@ class SplitlabError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        """The ``{"error": ...}`` body; long strings are cut, so no answer echoes a huge input."""
+        return {
+            "error": {
+                "code": self.code,
+                "message": _clip(self.message, MAX_MESSAGE_CHARS),
+                "details": _clip_details(self.details),
+            }
+        }
 
 
 class ValidationError(SplitlabError):

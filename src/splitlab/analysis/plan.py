@@ -20,6 +20,7 @@ from splitlab.domain import (
     MetricDefinition,
     MetricRole,
 )
+from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
 
 ANALYSIS_VERSION = 1
@@ -105,6 +106,32 @@ class AnalysisPlan:
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+def _check_names(spec: ExperimentSpec, metrics: list[PlannedMetric]) -> None:
+    """Segments and metric properties must be property names. Input is checked when it is
+    saved; this catches definitions stored before that check existed (422, not a failed
+    query)."""
+    problems: list[tuple[str, str]] = []
+    for index, segment in enumerate(spec.plan.segments):
+        problem = property_name_problem(segment)
+        if problem:
+            problems.append((f"plan.segments[{index}]", problem))
+    for metric in metrics:
+        definition = metric.definition
+        names = list(definition.filter)
+        if definition.value_field is not None:
+            names.append(definition.value_field)
+        for name in names:
+            problem = property_name_problem(name)
+            if problem:
+                problems.append((f"metric {definition.key}", f"{name[:50]!r} {problem}"))
+    if problems:
+        summary = "; ".join(f"{where}: {problem}" for where, problem in problems)
+        raise ValidationError(
+            f"experiment {spec.key!r} cannot be analysed: {summary}",
+            details=[{"loc": [where], "msg": problem} for where, problem in problems],
+        )
+
+
 def build_plan(
     spec: ExperimentSpec, definitions: dict[str, MetricDefinition], *, top_n: int = 10
 ) -> AnalysisPlan:
@@ -137,6 +164,7 @@ def build_plan(
         own = definition.margin if definition is not None else None
         add(guard.key, MetricRole.GUARDRAIL, guard.margin if guard.margin is not None else own)
     plan = spec.plan
+    _check_names(spec, metrics)
     return AnalysisPlan(
         key=spec.key,
         variants=tuple(v.key for v in ordered),

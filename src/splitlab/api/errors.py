@@ -1,6 +1,13 @@
-"""One place that turns every error into ``{"error": {"code", "message", "details"}}``."""
+"""One place that turns every error into ``{"error": {"code", "message", "details"}}``.
+
+Unexpected exceptions too: the client gets the shape, a status 500 and an incident id; the
+traceback (with server paths and SQL) goes to the log under that id, never into the body.
+"""
 
 from __future__ import annotations
+
+import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -8,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from splitlab.errors import SplitlabError, ValidationError
+
+log = logging.getLogger("splitlab.api")
 
 HTTP_CODES = {
     400: "bad_request",
@@ -18,7 +27,25 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "validation_error",
 }
+
+
+class InternalError(SplitlabError):
+    """What the client learns of an unexpected failure: that it happened, and its incident."""
+
+    status = 500
+    code = "internal_error"
+
+
+def internal_error(exc: BaseException, *, method: str, path: str) -> InternalError:
+    """Log ``exc`` with its traceback under a new incident id; the error to answer with."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("unexpected error (incident %s) on %s %s", incident, method, path, exc_info=exc)
+    return InternalError(
+        f"unexpected server error (incident {incident}); the server log has the details",
+        details={"incident": incident},
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -31,7 +58,10 @@ def error_response(request: Request, error: SplitlabError) -> Response:
     if _wants_html(request):
         from splitlab.web.render import render_error
 
-        return render_error(request, error)
+        try:
+            return render_error(request, error)
+        except Exception:  # the error page itself failed: answer in JSON
+            log.exception("error page failed for %s", request.url.path)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
@@ -63,4 +93,9 @@ def install_error_handlers(app: FastAPI) -> None:
         error = SplitlabError(str(exc.detail), details=None)
         error.status = exc.status_code
         error.code = HTTP_CODES.get(exc.status_code, "error")
+        return error_response(request, error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        error = internal_error(exc, method=request.method, path=request.url.path)
         return error_response(request, error)

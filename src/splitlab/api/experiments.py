@@ -18,6 +18,7 @@ from splitlab.api.schemas import (
     TransitionIn,
 )
 from splitlab.domain import ExperimentPatch, ExperimentSpec
+from splitlab.domain.limits import MAX_QUERY_TEXT
 from splitlab.errors import from_pydantic
 from splitlab.store import experiments as repo
 from splitlab.store.audit import audit_to_dict, list_audit
@@ -36,10 +37,14 @@ def create(spec: ExperimentSpec, services: ServicesDep, actor: Editor) -> dict[s
 def list_(
     services: ServicesDep,
     _: Reader,
-    status: str | None = None,
-    team: str | None = None,
-    type: str | None = None,
-    q: str | None = Query(default=None, description="search in key, name and hypothesis"),
+    status: str | None = Query(default=None, max_length=MAX_QUERY_TEXT),
+    team: str | None = Query(default=None, max_length=MAX_QUERY_TEXT),
+    type: str | None = Query(default=None, max_length=MAX_QUERY_TEXT),
+    q: str | None = Query(
+        default=None,
+        max_length=MAX_QUERY_TEXT,
+        description="search in key, name and hypothesis (literally: % and _ are no wildcards)",
+    ),
 ) -> dict[str, Any]:
     with services.sessions() as session:
         rows = repo.list_experiments(session=session, status=status, team=team, type=type, q=q)

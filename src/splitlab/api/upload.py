@@ -43,6 +43,14 @@ def parse_mapping(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
+def reader_problem(exc: Exception, path: Path) -> str:
+    """DuckDB's complaint about an uploaded file, for the client: its first line only (the
+    rest quotes our SQL), naming the file as uploaded, not the server's temporary folder."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    return first.replace(str(path), path.name).replace(str(path.parent), "")
+
+
 def _suffix(fmt: str | None, filename: str | None) -> str:
     if fmt is None and filename:
         fmt = Path(filename).suffix.lstrip(".").lower() or None
@@ -135,9 +143,14 @@ async def import_file(
                     write=not (preview or dry_run),
                     preview_rows=PREVIEW_ROWS if preview else 0,
                 )
-            except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+            except (
+                duckdb.InvalidInputException,
+                duckdb.IOException,
+                duckdb.ConversionException,
+            ) as exc:
+                problem = reader_problem(exc, path)
                 raise ValidationError(
-                    f"file: cannot be read as {path.suffix.lstrip('.')}: {exc}",
+                    f"file: cannot be read as {path.suffix.lstrip('.')}: {problem}",
                     details=[{"loc": ["file"], "msg": "unreadable"}],
                 ) from exc
 

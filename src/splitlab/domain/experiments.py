@@ -6,10 +6,17 @@ completeness when an experiment leaves draft, so an unfinished draft can still b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from splitlab.domain.enums import (
     Correction,
@@ -17,6 +24,21 @@ from splitlab.domain.enums import (
     Engine,
     ExperimentType,
     MetricKind,
+)
+from splitlab.domain.limits import (
+    MAX_METRICS,
+    MAX_SEGMENTS,
+    MAX_TAGS,
+    MAX_VARIANTS,
+    MAX_WINDOW_HOURS,
+    FilterDocument,
+    JsonDocument,
+    LongText,
+    Moment,
+    Name,
+    PropertyName,
+    ShortText,
+    max_items,
 )
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,99}$"
@@ -29,15 +51,19 @@ WEIGHT_TOLERANCE = 1e-6
 class Strict(BaseModel):
     """Base for contract models: unknown fields are errors, so typos never pass silently."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
 
 class Variant(Strict):
     key: Slug
-    name: str = ""
+    name: Name = ""
     weight: float = Field(ge=0, le=1)
     is_control: bool = False
-    payload: dict[str, Any] | list[Any] | str | float | bool | None = None
+    payload: Annotated[
+        dict[str, Any] | list[Any] | str | float | bool | None,
+        JsonDocument,
+        Field(description="JSON handed to the client; at most 32 levels and 64 KiB"),
+    ] = None
 
 
 class Namespace(Strict):
@@ -63,8 +89,12 @@ class GuardrailRef(Strict):
 
 class MetricsSpec(Strict):
     primary: Slug | None = None
-    secondary: list[Slug] = Field(default_factory=list)
-    guardrails: list[GuardrailRef] = Field(default_factory=list)
+    secondary: Annotated[list[Slug], max_items(MAX_METRICS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_METRICS}
+    )
+    guardrails: Annotated[list[GuardrailRef], max_items(MAX_METRICS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_METRICS}
+    )
 
     @field_validator("guardrails", mode="before")
     @classmethod
@@ -84,7 +114,11 @@ class Plan(Strict):
     power: float = Field(default=0.8, gt=0, lt=1)
     mde: float | None = Field(default=None, gt=0, description="relative minimum detectable effect")
     correction: Correction = Correction.HOLM
-    segments: list[str] = Field(default_factory=list)
+    segments: Annotated[list[PropertyName], max_items(MAX_SEGMENTS)] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_SEGMENTS},
+        description="exposure attributes to break results down by",
+    )
     max_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -92,22 +126,26 @@ class ExperimentSpec(Strict):
     """The editable configuration of an experiment (everything but status and timestamps)."""
 
     key: Slug
-    name: str = Field(default="", max_length=200)
-    hypothesis: str = ""
-    predicted_outcome: str = ""
+    name: Name = ""
+    hypothesis: LongText = ""
+    predicted_outcome: LongText = ""
     type: ExperimentType = ExperimentType.FEATURE
-    team: str = ""
-    owner: str = ""
-    tags: list[str] = Field(default_factory=list)
-    variants: list[Variant] = Field(default_factory=list)
+    team: ShortText = ""
+    owner: ShortText = ""
+    tags: Annotated[list[ShortText], max_items(MAX_TAGS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_TAGS}
+    )
+    variants: Annotated[list[Variant], max_items(MAX_VARIANTS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_VARIANTS}
+    )
     coverage: float = Field(default=1.0, ge=0, le=1)
-    seed: str | None = None
+    seed: ShortText | None = None
     hash_version: int = Field(default=2, ge=1, le=2)
     namespace: Namespace | None = None
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     plan: Plan = Field(default_factory=Plan)
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Moment | None = None
+    end_at: Moment | None = None
 
     @field_validator("variants")
     @classmethod
@@ -119,7 +157,9 @@ class ExperimentSpec(Strict):
         return variants
 
     @model_validator(mode="after")
-    def _defaults(self) -> ExperimentSpec:
+    def _defaults(self, info: ValidationInfo) -> ExperimentSpec:
+        if not (info.context and info.context.get("stored")):
+            _check_schedule(self.start_at, self.end_at)
         if self.seed is None:
             self.seed = self.key
         if not self.name:
@@ -133,22 +173,39 @@ class ExperimentSpec(Strict):
 class ExperimentPatch(Strict):
     """A partial edit: only the fields present are changed."""
 
-    name: str | None = Field(default=None, max_length=200)
-    hypothesis: str | None = None
-    predicted_outcome: str | None = None
+    name: Name | None = None
+    hypothesis: LongText | None = None
+    predicted_outcome: LongText | None = None
     type: ExperimentType | None = None
-    team: str | None = None
-    owner: str | None = None
-    tags: list[str] | None = None
-    variants: list[Variant] | None = None
+    team: ShortText | None = None
+    owner: ShortText | None = None
+    tags: Annotated[list[ShortText], max_items(MAX_TAGS)] | None = Field(
+        default=None, json_schema_extra={"maxItems": MAX_TAGS}
+    )
+    variants: Annotated[list[Variant], max_items(MAX_VARIANTS)] | None = Field(
+        default=None, json_schema_extra={"maxItems": MAX_VARIANTS}
+    )
     coverage: float | None = Field(default=None, ge=0, le=1)
-    seed: str | None = None
+    seed: ShortText | None = None
     hash_version: int | None = Field(default=None, ge=1, le=2)
     namespace: Namespace | None = None
     metrics: MetricsSpec | None = None
     plan: Plan | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Moment | None = None
+    end_at: Moment | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExperimentPatch:
+        _check_schedule(self.start_at, self.end_at)
+        return self
+
+
+def _check_schedule(start_at: Any, end_at: Any) -> None:
+    if start_at is not None and end_at is not None:
+        start = start_at if start_at.tzinfo else start_at.replace(tzinfo=UTC)
+        end = end_at if end_at.tzinfo else end_at.replace(tzinfo=UTC)
+        if end <= start:
+            raise ValueError("end_at must be later than start_at")
 
 
 class Capping(Strict):
@@ -166,18 +223,21 @@ class Capping(Strict):
 
 class MetricDefinition(Strict):
     key: Slug
-    name: str = ""
-    description: str = ""
+    name: Name = ""
+    description: LongText = ""
     kind: MetricKind
-    event: str = Field(min_length=1, max_length=200)
-    filter: dict[str, Any] = Field(default_factory=dict)
-    value_field: str | None = Field(
+    event: Name = Field(min_length=1)
+    filter: Annotated[dict[str, Any], FilterDocument] = Field(
+        default_factory=dict,
+        description="{property: value or [values]}: events whose properties match all of them",
+    )
+    value_field: PropertyName | None = Field(
         default=None, description="property holding the value; default: the event's value"
     )
-    denominator_event: str | None = None
+    denominator_event: Name | None = None
     quantile: float | None = Field(default=None, gt=0, lt=1)
-    window_start_hours: float = Field(default=0, ge=0)
-    window_hours: float | None = Field(default=None, gt=0)
+    window_start_hours: float = Field(default=0, ge=0, le=MAX_WINDOW_HOURS)
+    window_hours: float | None = Field(default=None, gt=0, le=MAX_WINDOW_HOURS)
     capping: Capping | None = None
     direction: Direction = Direction.INCREASE
     cuped_days: int = Field(default=0, ge=0, le=365)
