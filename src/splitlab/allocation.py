@@ -37,7 +37,12 @@ from splitlab.assignment import CompiledExperiment, ExperimentConfig, Namespace,
 from splitlab.domain import ExperimentPatch, ExperimentSpec, ExperimentType, Principal, Role
 from splitlab.domain.lifecycle import LIVE
 from splitlab.errors import ConflictError, ValidationError
-from splitlab.store.experiments import get_experiment, spec_from_row, update_experiment
+from splitlab.store.experiments import (
+    get_experiment,
+    metric_definitions,
+    spec_from_row,
+    update_experiment,
+)
 from splitlab.store.tables import AuditRow, ExperimentRow
 
 if TYPE_CHECKING:
@@ -484,12 +489,13 @@ def binary_posteriors(*, services: Services, key: str) -> BinaryPosteriors:
     metric's event at or after its first exposure; units exposed to two variants are left
     out. Anything else raises ``ValidationError``: send posteriors from the analysis."""
     from splitlab.domain import MetricKind
-    from splitlab.store.metrics import get_metric, metric_from_row
 
     with services.sessions() as session:
-        spec = spec_from_row(get_experiment(session=session, key=key))
+        row = get_experiment(session=session, key=key)
+        spec = spec_from_row(row)
         primary = spec.metrics.primary
-        metric = metric_from_row(get_metric(session=session, key=primary)) if primary else None
+        # the version the experiment pinned when it started, as the analysis uses
+        metric = metric_definitions(session=session, row=row)[primary] if primary else None
     simple = (
         metric is not None
         and metric.kind is MetricKind.BINARY

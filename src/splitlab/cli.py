@@ -265,12 +265,19 @@ def experiments_review(
 
     def act() -> str:
         with services.sessions.begin() as session:
-            reviewer = _actor()
+            reviewer, via = _actor(), None
             if as_user:
                 user = get_user(session=session, username=as_user)
                 reviewer = Principal(username=user.username, role=Role(user.role))
+                # recorded without the reviewer's credentials: the audit log says so
+                via = f"local CLI --as, run by {_actor().username}"
             repo.review(
-                session=session, key=key, reviewer=reviewer, decision=decision, comment=comment
+                session=session,
+                key=key,
+                reviewer=reviewer,
+                decision=decision,
+                comment=comment,
+                via=via,
             )
             return repo.get_experiment(session=session, key=key).status
 
@@ -318,10 +325,8 @@ def experiments_audit(key: str) -> None:
         for entry in map(
             audit_to_dict, list_audit(session=session, entity="experiment", entity_key=key)
         ):
-            move = f"{entry['from']} → {entry['to']}" if entry["from"] or entry["to"] else ""
             typer.echo(
-                f"{entry['at'][:19]}  {entry['actor']:<16} {entry['action']:<18} {move:<22} "
-                f"{entry['reason']}"
+                f"{entry['at'][:19]}  {entry['actor']:<16} {entry['summary']:<28} {entry['reason']}"
             )
 
 

@@ -13,8 +13,7 @@ from splitlab.analysis.health import health_checks
 from splitlab.analysis.plan import AnalysisPlan, build_plan
 from splitlab.domain import MetricDefinition, Status
 from splitlab.errors import NotFoundError
-from splitlab.store.experiments import get_experiment, spec_from_row
-from splitlab.store.metrics import get_metric, metric_from_row
+from splitlab.store.experiments import get_experiment, metric_definitions, spec_from_row
 from splitlab.store.snapshots import find_snapshot, latest_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -23,15 +22,13 @@ if TYPE_CHECKING:
 
 
 def load_plan(*, services: Services, key: str) -> tuple[AnalysisPlan, str]:
-    """The analysis plan of experiment ``key`` and its lifecycle status."""
+    """The analysis plan of experiment ``key`` and its lifecycle status. A started experiment
+    is analysed with the metric definition versions it pinned when it started."""
     top_n = services.settings.analysis_top_segments
     with services.sessions() as session:
         row = get_experiment(session=session, key=key)
         spec = spec_from_row(row)
-        definitions: dict[str, MetricDefinition] = {
-            k: metric_from_row(get_metric(session=session, key=k))
-            for k in dict.fromkeys(spec.metrics.all_keys())
-        }
+        definitions: dict[str, MetricDefinition] = metric_definitions(session=session, row=row)
         return build_plan(spec, definitions, top_n=top_n), row.status
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from splitlab.domain import ExperimentSpec, ReviewDecision, Status
+from splitlab.domain import ExperimentSpec, MetricDefinition, ReviewDecision, Status
 
 
 class ExperimentOut(ExperimentSpec):
@@ -18,6 +18,21 @@ class ExperimentOut(ExperimentSpec):
     created_by: str = ""
     created_at: datetime
     updated_at: datetime
+    metric_versions: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="metric key → definition version used (pinned when the experiment started)",
+    )
+    config_fingerprint: str | None = Field(
+        default=None, description="hash of the configuration an approval is bound to"
+    )
+
+
+class MetricOut(MetricDefinition):
+    """A metric definition as stored: the definition and its version."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = Field(description="1 for a new metric; each change is the next version")
 
 
 class ExperimentList(BaseModel):

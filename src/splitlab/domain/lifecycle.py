@@ -28,6 +28,9 @@ LIVE = frozenset({S.RUNNING, S.ROLLING_OUT})
 
 EDITABLE_WHEN_LIVE = frozenset({"coverage", "weights"})
 
+STARTING = frozenset({S.SCHEDULED, S.RUNNING})
+"""Targets that need an approved, complete configuration (the draft guards run again)."""
+
 
 def allowed_targets(status: Status) -> frozenset[Status]:
     return TRANSITIONS[status]
@@ -61,7 +64,10 @@ def check_transition(
 ) -> None:
     """Raise ``TransitionError`` with a clear reason unless ``current → target`` may happen.
 
-    ``approved`` says whether the open review request carries a valid approval.
+    ``approved`` says whether the latest review request carries an approval of the current
+    configuration (its fingerprint, see ``domain.review``). The draft guards run again on
+    every transition into scheduled or running: the configuration may have been edited in
+    review.
     """
     if target not in TRANSITIONS[current]:
         if current is S.STOPPED and target in (S.RUNNING, S.SCHEDULED):
@@ -75,19 +81,25 @@ def check_transition(
             f"cannot go from {current} to {target}; allowed: {allowed}",
             details={"from": current, "to": target},
         )
-    if current is S.DRAFT:
+    if current is S.DRAFT or target in STARTING:
         problems = draft_problems(spec)
         missing = sorted(set(unknown_metrics))
         if missing:
             problems.append(f"metrics: unknown metric definitions: {', '.join(missing)}")
         if problems:
+            what = (
+                "the draft is not ready for review"
+                if current is S.DRAFT
+                else f"the experiment is not ready to be {target}"
+            )
             raise TransitionError(
-                "the draft is not ready for review: " + "; ".join(problems),
+                f"{what}: " + "; ".join(problems),
                 details={"from": current, "to": target, "problems": problems},
             )
-    if current is S.REVIEW and target in (S.SCHEDULED, S.RUNNING) and not approved:
+    if current in (S.REVIEW, S.SCHEDULED) and target in STARTING and not approved:
         raise TransitionError(
-            "leaving review needs an approval by a reviewer (role reviewer or admin)",
+            "leaving review needs an approval by a reviewer (role reviewer or admin) of the "
+            "current configuration",
             details={"from": current, "to": target},
         )
     if target is S.SCHEDULED and spec.start_at is None:

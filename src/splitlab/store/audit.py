@@ -23,6 +23,7 @@ def write_audit(
     to_status: str | None = None,
     changes: dict[str, Any] | None = None,
     snapshot: dict[str, Any] | None = None,
+    via: str | None = None,
 ) -> AuditRow:
     row = AuditRow(
         entity=entity,
@@ -34,6 +35,7 @@ def write_audit(
         to_status=to_status,
         changes=changes,
         snapshot=snapshot,
+        via=via,
     )
     session.add(row)
     return row
@@ -52,6 +54,27 @@ def list_audit(
     return list(session.scalars(query))
 
 
+def summarize(row: AuditRow) -> str:
+    """One line a person reads: ``created``, ``review → running``, ``approved (via …)``."""
+    if row.action == "transition":
+        text = f"{row.from_status} → {row.to_status}"
+    else:
+        # note, update, approval voided, metric changed: the action in words
+        text = _LABELS.get(row.action, row.action.replace("_", " "))
+        if row.from_status and row.to_status and row.from_status != row.to_status:
+            text += f" ({row.from_status} → {row.to_status})"
+    return f"{text} (via {row.via})" if row.via else text
+
+
+_LABELS = {
+    "create": "created",
+    "clone": "created",
+    "delete": "deleted",
+    "review_approve": "approved",
+    "review_request_changes": "changes requested",
+}
+
+
 def audit_to_dict(row: AuditRow) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -65,4 +88,6 @@ def audit_to_dict(row: AuditRow) -> dict[str, Any]:
         "reason": row.reason,
         "changes": row.changes,
         "snapshot": row.snapshot,
+        "via": row.via,
+        "summary": summarize(row),
     }

@@ -1,7 +1,9 @@
 """Experiments in the app store: create, edit, transition, clone, notes and reviews.
 
-Every mutation writes exactly one audit entry with the configuration snapshot after it.
-The rules themselves (transition table, guards) live in ``splitlab.domain.lifecycle``.
+Every mutation writes exactly one audit entry with the configuration snapshot after it; an
+edit or a metric change that voids an approval writes a second one, ``approval_voided``.
+The rules themselves (transition table, guards, what an approval is bound to, who may
+review) live in ``splitlab.domain.lifecycle`` and ``splitlab.domain.review``.
 """
 
 from __future__ import annotations
@@ -17,25 +19,32 @@ from splitlab.domain import (
     ExperimentPatch,
     ExperimentSpec,
     GuardrailRef,
+    MetricDefinition,
     MetricRole,
     MetricsSpec,
     Principal,
     ReviewDecision,
-    Role,
     Status,
     check_transition,
+    draft_problems,
 )
 from splitlab.domain.lifecycle import LIVE, TERMINAL
+from splitlab.domain.review import changed_bound_fields, check_reviewer, config_fingerprint
 from splitlab.errors import (
     ConflictError,
     NotFoundError,
-    PermissionDeniedError,
     TransitionError,
     ValidationError,
     from_pydantic,
 )
 from splitlab.store.audit import write_audit
-from splitlab.store.metrics import missing_metrics
+from splitlab.store.metrics import (
+    current_versions,
+    get_metric,
+    get_metric_version,
+    metric_from_row,
+    missing_metrics,
+)
 from splitlab.store.tables import (
     ExperimentMetricRow,
     ExperimentRow,
@@ -109,9 +118,55 @@ def spec_from_row(row: ExperimentRow) -> ExperimentSpec:
     )
 
 
+def metric_versions(*, session: Session, row: ExperimentRow) -> dict[str, int | None]:
+    """Metric key → the definition version the experiment uses: the one pinned when it
+    started, else the current one (None for an unknown metric)."""
+    pinned = {
+        link.metric_key: link.metric_version
+        for link in row.metric_links
+        if link.metric_version is not None
+    }
+    current = current_versions(session=session, keys=[link.metric_key for link in row.metric_links])
+    return {
+        link.metric_key: pinned.get(link.metric_key, current.get(link.metric_key))
+        for link in row.metric_links
+    }
+
+
+def metric_definitions(*, session: Session, row: ExperimentRow) -> dict[str, MetricDefinition]:
+    """The definitions the experiment is analysed with, in the order of its metrics: the
+    versions pinned when it started, else the current ones."""
+    pinned = {
+        link.metric_key: link.metric_version
+        for link in row.metric_links
+        if link.metric_version is not None
+    }
+    definitions = {}
+    for key in dict.fromkeys(link.metric_key for link in row.metric_links):
+        version = pinned.get(key)
+        definitions[key] = (
+            get_metric_version(session=session, key=key, version=version)
+            if version is not None
+            else metric_from_row(get_metric(session=session, key=key))
+        )
+    return definitions
+
+
+def fingerprint(*, session: Session, row: ExperimentRow) -> str:
+    """The fingerprint of the experiment's approval-bound configuration (domain.review)."""
+    return config_fingerprint(spec_from_row(row), metric_versions(session=session, row=row))
+
+
 def experiment_to_dict(row: ExperimentRow) -> dict[str, Any]:
     """The JSON form: the spec plus status and bookkeeping fields."""
     data = spec_from_row(row).model_dump(mode="json")
+    session = object_session(row)
+    if session is not None:
+        versions = metric_versions(session=session, row=row)
+        data.update(
+            metric_versions=versions,
+            config_fingerprint=config_fingerprint(spec_from_row(row), versions),
+        )
     data.update(
         status=row.status,
         cloned_from=row.cloned_from,
@@ -125,6 +180,9 @@ def experiment_to_dict(row: ExperimentRow) -> dict[str, Any]:
 def _snapshot(row: ExperimentRow) -> dict[str, Any]:
     data = spec_from_row(row).model_dump(mode="json")
     data["status"] = row.status
+    session = object_session(row)
+    if session is not None:
+        data["metric_versions"] = metric_versions(session=session, row=row)
     return data
 
 
@@ -150,6 +208,8 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
         setattr(row, name, getattr(spec, name))
     row.namespace = spec.namespace.model_dump(mode="json") if spec.namespace else None
     row.plan = spec.plan.model_dump(mode="json")
+    # a started experiment keeps the metric versions it pinned across edits of its weights
+    pins = {m.metric_key: m.metric_version for m in row.metric_links if m.metric_version}
     session = object_session(row)
     if session is not None and row.id is not None:
         # delete the old children first: a unique (experiment, key) must not see both
@@ -173,7 +233,9 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
     links += [(k, MetricRole.SECONDARY, None) for k in spec.metrics.secondary]
     links += [(g.key, MetricRole.GUARDRAIL, g.margin) for g in spec.metrics.guardrails]
     row.metric_links = [
-        ExperimentMetricRow(metric_key=k, role=r.value, position=i, margin=m)
+        ExperimentMetricRow(
+            metric_key=k, role=r.value, position=i, margin=m, metric_version=pins.get(k)
+        )
         for i, (k, r, m) in enumerate(links)
     ]
 
@@ -291,10 +353,14 @@ def update_experiment(
     reason: str = "",
 ) -> ExperimentRow:
     """Apply a partial edit under the lifecycle's rules: drafts and experiments in review take
-    any change; scheduled and live experiments only coverage and weights; ended ones nothing."""
+    any change; scheduled and live experiments only coverage and weights; ended ones nothing.
+
+    An edit in review or scheduled that changes the approval-bound configuration voids the
+    approval (a scheduled experiment goes back to review)."""
     row = get_experiment(session=session, key=key)
     status = Status(row.status)
     before = spec_from_row(row)
+    versions_before = metric_versions(session=session, row=row)
     changes_in = patch.model_dump(exclude_unset=True)
     merged = before.model_dump() | changes_in
     try:
@@ -331,7 +397,82 @@ def update_experiment(
         return row
     _apply_spec(row, after)
     _record(session, row, action="update", actor=actor.username, reason=reason, changes=changes)
+    if status in (Status.REVIEW, Status.SCHEDULED):
+        bound = changed_bound_fields(
+            before, after, versions_before, metric_versions(session=session, row=row)
+        )
+        if bound:
+            _void_approval(session, row, actor=actor, because=", ".join(bound) + " changed")
     return row
+
+
+def _void_approval(session: Session, row: ExperimentRow, *, actor: Principal, because: str) -> None:
+    """Void the approval of an experiment in review or scheduled whose configuration changed:
+    the approved request is closed as ``voided``, a new one is opened, a scheduled experiment
+    goes back to review, and the audit log says why. Nothing happens without an approval."""
+    request = _open_request(session, row)
+    if request is None or request.state != "approved":
+        return
+    request.state = "voided"
+    request.closed_at = now()
+    session.add(
+        ReviewRequestRow(
+            experiment_id=row.id, requested_by=actor.username, reviewers=request.reviewers
+        )
+    )
+    from_status = row.status
+    row.status = Status.REVIEW.value
+    _record(
+        session,
+        row,
+        action="approval_voided",
+        actor=actor.username,
+        reason=f"approval voided: {because}",
+        from_status=from_status,
+        to_status=row.status,
+    )
+
+
+def metric_changed(
+    *, session: Session, key: str, version: int, fields: dict[str, Any], actor: Principal
+) -> None:
+    """Metric ``key`` is now at ``version``: audit it on every started, unfinished experiment
+    that uses it (they keep analysing the version they pinned) and void the approvals of the
+    experiments in review or scheduled that use it."""
+    users = session.scalars(
+        select(ExperimentRow)
+        .where(
+            ExperimentRow.id.in_(
+                select(ExperimentMetricRow.experiment_id).where(
+                    ExperimentMetricRow.metric_key == key
+                )
+            )
+        )
+        .order_by(ExperimentRow.id)
+    )
+    changed = ", ".join(name for name in fields if name != "version")
+    for row in users:
+        status = Status(row.status)
+        if status in (Status.REVIEW, Status.SCHEDULED):
+            _void_approval(
+                session,
+                row,
+                actor=actor,
+                because=f"metric_versions changed (metric {key} is now version {version})",
+            )
+        elif status in LIVE or status in (Status.STOPPED, Status.READOUT):
+            pinned = next((m.metric_version for m in row.metric_links if m.metric_key == key), None)
+            _record(
+                session,
+                row,
+                action="metric_changed",
+                actor=actor.username,
+                reason=(
+                    f"metric {key} is now version {version} ({changed} changed); "
+                    f"this experiment keeps analysing version {pinned}"
+                ),
+                changes={"metric": key, "version": version, "pinned_version": pinned},
+            )
 
 
 def delete_experiment(*, session: Session, key: str, actor: Principal) -> None:
@@ -362,6 +503,30 @@ def _open_request(session: Session, row: ExperimentRow) -> ReviewRequestRow | No
     )
 
 
+def _approves_current(
+    session: Session, row: ExperimentRow, request: ReviewRequestRow | None
+) -> bool:
+    """Whether ``request`` carries an approval of the experiment's configuration as it is now
+    (the fingerprint recorded with the approval equals the current one)."""
+    if request is None or request.state != "approved":
+        return False
+    approvals = session.scalars(
+        select(ReviewRow.fingerprint).where(
+            ReviewRow.request_id == request.id,
+            ReviewRow.decision == ReviewDecision.APPROVE.value,
+        )
+    )
+    return fingerprint(session=session, row=row) in set(approvals)
+
+
+def _pin_metric_versions(session: Session, row: ExperimentRow) -> None:
+    """Record, on starting, the metric definition versions the experiment is analysed with."""
+    current = current_versions(session=session, keys=[m.metric_key for m in row.metric_links])
+    for link in row.metric_links:
+        if link.metric_version is None:
+            link.metric_version = current.get(link.metric_key)
+
+
 def transition(
     *,
     session: Session,
@@ -375,7 +540,7 @@ def transition(
     current = Status(row.status)
     spec = spec_from_row(row)
     request = _open_request(session, row)
-    approved = request is not None and request.state == "approved"
+    approved = _approves_current(session, row, request)
     check_transition(
         spec=spec,
         current=current,
@@ -392,6 +557,8 @@ def transition(
     elif current is Status.REVIEW and request is not None:
         request.state = "withdrawn" if to is Status.DRAFT else request.state
         request.closed_at = now()
+    if to is Status.RUNNING:
+        _pin_metric_versions(session, row)
     if to is Status.RUNNING and row.start_at is None:
         row.start_at = now()
     if to is Status.STOPPED:
@@ -416,26 +583,29 @@ def review(
     reviewer: Principal,
     decision: ReviewDecision,
     comment: str = "",
+    via: str | None = None,
 ) -> ReviewRow:
-    """Approve, or request changes (which sends the experiment back to draft)."""
+    """Approve, or request changes (which sends the experiment back to draft).
+
+    An approval is bound to the configuration's current fingerprint. ``via`` says how the
+    decision reached us when not with the reviewer's own credentials (the CLI's ``--as``);
+    it is kept with the review and in the audit entry."""
     row = get_experiment(session=session, key=key)
     if row.status != Status.REVIEW:
         raise ConflictError(
             f"experiment {key!r} is {row.status}, not in review", details={"status": row.status}
         )
-    if not reviewer.can_review():
-        raise PermissionDeniedError(
-            "reviewing needs the reviewer or admin role", details={"role": reviewer.role}
-        )
-    if reviewer.username == row.owner:
-        if reviewer.role is not Role.ADMIN:
-            raise PermissionDeniedError(
-                "the owner cannot review their own experiment (an admin may, with a reason)"
-            )
-        if not comment.strip():
-            raise ValidationError(
-                "an admin reviewing their own experiment must give a reason",
-                details=[{"loc": ["comment"], "msg": "required when the reviewer is the owner"}],
+    check_reviewer(reviewer=reviewer, creator=row.created_by, owner=row.owner, comment=comment)
+    if decision is ReviewDecision.APPROVE:
+        spec = spec_from_row(row)
+        problems = draft_problems(spec)
+        missing = missing_metrics(session=session, keys=spec.metrics.all_keys())
+        if missing:
+            problems.append(f"metrics: unknown metric definitions: {', '.join(missing)}")
+        if problems:
+            raise ConflictError(
+                f"experiment {key!r} cannot be approved as it is: " + "; ".join(problems),
+                details={"problems": problems},
             )
     request = _open_request(session, row)
     if request is None:  # defensive: every entry into review opens a request
@@ -443,7 +613,12 @@ def review(
         session.add(request)
         session.flush()
     entry = ReviewRow(
-        request_id=request.id, reviewer=reviewer.username, decision=decision.value, comment=comment
+        request_id=request.id,
+        reviewer=reviewer.username,
+        decision=decision.value,
+        comment=comment,
+        fingerprint=fingerprint(session=session, row=row),
+        via=via,
     )
     session.add(entry)
     from_status = row.status
@@ -461,6 +636,7 @@ def review(
         reason=comment,
         from_status=from_status,
         to_status=row.status,
+        via=via,
     )
     return entry
 
@@ -489,6 +665,8 @@ def list_reviews(*, session: Session, key: str) -> list[dict[str, Any]]:
                         "reviewer": r.reviewer,
                         "decision": r.decision,
                         "comment": r.comment,
+                        "fingerprint": r.fingerprint,
+                        "via": r.via,
                         "created_at": _aware(r.created_at).isoformat(),  # type: ignore[union-attr]
                     }
                     for r in reviews

@@ -117,10 +117,27 @@ class MetricRow(Base):
     direction: Mapped[str] = mapped_column(String(20), default="increase")
     cuped_days: Mapped[int] = mapped_column(Integer, default=0)
     margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """The current version; every change of the definition is a new one (``metric_versions``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class MetricVersionRow(Base):
+    """Every version of every metric definition, kept so a started experiment analyses the
+    definition it started with."""
+
+    __tablename__ = "metric_versions"
+    __table_args__ = (UniqueConstraint("metric_key", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric_key: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ExperimentMetricRow(Base):
@@ -135,6 +152,8 @@ class ExperimentMetricRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     position: Mapped[int] = mapped_column(Integer)
     margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    metric_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The definition version pinned when the experiment started; None: the current one."""
 
     experiment: Mapped[ExperimentRow] = relationship(back_populates="metric_links")
 
@@ -155,6 +174,8 @@ class AuditRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    via: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """How the action reached us when not with the actor's own credentials (CLI ``--as``)."""
 
 
 class NoteRow(Base):
@@ -193,6 +214,9 @@ class ReviewRow(Base):
     reviewer: Mapped[str] = mapped_column(String(100))
     decision: Mapped[str] = mapped_column(String(20))
     comment: Mapped[str] = mapped_column(Text, default="")
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The configuration fingerprint the decision was made on (``domain.review``)."""
+    via: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
