@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,16 @@ import pyarrow as pa
 from splitlab.errors import ValidationError
 from splitlab.warehouse.facts import ExperimentSummary, Fact, Kind, derive_id
 from splitlab.warehouse.schema import IMPORT_CONFLICTS
-from splitlab.warehouse.validation import CLOCK_SKEW, MAX_FUTURE, MAX_PROPS_BYTES, MAX_TEXT
+from splitlab.warehouse.validation import (
+    CLOCK_SKEW,
+    CONTROL_SQL,
+    MAX_ABS_VALUE,
+    MAX_FUTURE,
+    MAX_PROPS_BYTES,
+    MAX_PROPS_DEPTH,
+    MAX_TEXT,
+    WHITESPACE,
+)
 
 TRACK_COLUMNS = (
     "experimentKey",
@@ -142,6 +152,17 @@ def _mapped_columns(con: duckdb.DuckDBPyConnection, source: str, mapping: Mappin
     return ", ".join(parts)
 
 
+def _before(moment: datetime | None, span: timedelta) -> datetime | None:
+    """``moment - span``, or the earliest datetime when that is before year 1 (a start date
+    stored before such dates were refused must not break every import)."""
+    if moment is None:
+        return None
+    try:
+        return moment - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def _experiments_table(experiments: Mapping[str, ExperimentSummary]) -> pa.Table:
     rows = list(experiments.values())
     return pa.table(
@@ -151,24 +172,89 @@ def _experiments_table(experiments: Mapping[str, ExperimentSummary]) -> pa.Table
             "status": pa.array([str(e.status) for e in rows], pa.string()),
             "variants": pa.array([sorted(e.variants) for e in rows], pa.list_(pa.string())),
             "exposure_from": pa.array(
-                [e.start_at - CLOCK_SKEW if e.start_at else None for e in rows],
-                pa.timestamp("us", tz="UTC"),
+                [_before(e.start_at, CLOCK_SKEW) for e in rows], pa.timestamp("us", tz="UTC")
             ),
             "event_from": pa.array(
-                [e.start_at - e.pre_period if e.start_at else None for e in rows],
-                pa.timestamp("us", tz="UTC"),
+                [_before(e.start_at, e.pre_period) for e in rows], pa.timestamp("us", tz="UTC")
             ),
         }
     )
 
 
 NUMERIC = ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL")
+KEY_COLUMNS = {
+    "experiment_key": "experimentKey",
+    "variant_key": "variantKey",
+    "unit_id": "userKey",
+    "event_name": "eventType",
+    "client_id": "eventId",
+}
+ESCAPED_NUL_SQL = r"'(^|[^\\])(\\\\)*\\u0000'"
+"""RE2: a ``\\u0000`` escape in JSON text (as ``validation.ESCAPED_NUL``)."""
 
 
-def _validated_sql(kind: str, numeric_value: bool = False) -> str:
+def _too_deep_sql(json_text: str) -> str:
+    """SQL: JSON text nests deeper than ``MAX_PROPS_DEPTH``. Strings are blanked, then the
+    innermost containers are removed ``MAX_PROPS_DEPTH`` times; a bracket left is too deep.
+    Only texts with that many brackets are looked at."""
+    text = f"""regexp_replace({json_text}, '"([^"\\\\]|\\\\.)*"', '0', 'g')"""
+    for _ in range(MAX_PROPS_DEPTH):
+        text = rf"regexp_replace({text}, '[\[{{][^\[\]{{}}]*[\]}}]', '0', 'g')"
+    brackets = f"length({json_text}) - length(replace(replace({json_text}, '{{', ''), '[', ''))"
+    return f"CASE WHEN {brackets} > {MAX_PROPS_DEPTH} THEN regexp_matches({text}, '[\\[{{]') END"
+
+
+def _item_rules_sql() -> str:
+    """The ``WHEN … THEN`` rules of ``validation.parse_item`` that keep a stored item
+    storable by every backend: keys, value range, time from 1970, ``props`` shape."""
+    keys = "".join(
+        f"""
+        WHEN length(t.{column}) > {MAX_TEXT} THEN '{field}: is longer than {MAX_TEXT} characters'
+        WHEN regexp_matches(t.{column}, '{CONTROL_SQL}')
+            THEN '{field}: must not contain control characters (such as NUL)'"""
+        for column, field in KEY_COLUMNS.items()
+    )
+    props = "CAST(t.properties AS VARCHAR)"
+    return f"""{keys}
+        WHEN t.raw_value IS NOT NULL AND abs(t.value) > {MAX_ABS_VALUE}
+            THEN 'value: must be between -{MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}'
+        WHEN t.occurred_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
+            THEN 'occurredAt: is before 1970-01-01T00:00:00Z'
+        WHEN json_type(t.properties) <> 'OBJECT' THEN 'props: must be a JSON object'
+        WHEN regexp_matches({props}, {ESCAPED_NUL_SQL})
+            THEN 'props: must not contain NUL characters'
+        WHEN {_too_deep_sql(props)} THEN 'props: nests deeper than {MAX_PROPS_DEPTH} levels'"""
+
+
+SCALAR_JSON = "('VARCHAR', 'BIGINT', 'UBIGINT')"
+"""JSON values a key may be (a string or an integer, as ``validation`` accepts)."""
+NOT_KEY_TYPES = ("STRUCT", "MAP", "UNION", "DOUBLE", "FLOAT", "DECIMAL")
+
+
+def _key_source(name: str, types: Mapping[str, str]) -> tuple[str, str]:
+    """SQL of a key column's value and of "its value cannot be a key", by the column's type:
+    a JSON column (rows of mixed types) holds a key only as a string or integer, unquoted
+    with ``->>``; a nested or fractional column never does."""
+    column, kind = _quote(name), types.get(name, "VARCHAR").upper()
+    if kind == "JSON":
+        scalar = f"json_type({column}) IN {SCALAR_JSON}"
+        return f"CASE WHEN {scalar} THEN {column}->>'$' END", f"NOT {scalar}"
+    if kind.startswith(NOT_KEY_TYPES) or kind.endswith("]"):
+        return "NULL", f"{column} IS NOT NULL"
+    return column, "FALSE"
+
+
+def _validated_sql(
+    kind: str, numeric_value: bool = False, types: Mapping[str, str] | None = None
+) -> str:
     """Rows of ``splitlab_import_src`` with ``err`` (NULL when valid) and typed columns."""
     exposure = kind == "exposures"
-    text = "NULLIF(trim(CAST({} AS VARCHAR)), '')"
+    # trimmed of what Python's str.strip() removes, as validation does
+    text = f"NULLIF(trim(CAST({{}} AS VARCHAR), '{WHITESPACE}'), '')"
+    keys = {name: _key_source(name, types or {}) for name in KEY_COLUMNS.values()}
+    if exposure:
+        keys["eventType"] = ("'exposure'", "FALSE")
+    wrong_type = " ".join(f"WHEN {wrong} THEN '{name}'" for name, (_, wrong) in keys.items())
     ts = (
         "COALESCE(TRY_CAST(occurredAt AS TIMESTAMPTZ), "
         "TRY_CAST(TRY_CAST(occurredAt AS VARCHAR) AS TIMESTAMPTZ), now())"
@@ -180,17 +266,19 @@ def _validated_sql(kind: str, numeric_value: bool = False) -> str:
     return f"""
     WITH typed AS (
         SELECT {ROW_NUMBER} AS row_number,
-               {text.format("experimentKey")} AS experiment_key,
-               {text.format("variantKey")} AS variant_key,
-               {text.format("userKey")} AS unit_id,
-               {"'exposure'" if exposure else text.format("eventType")} AS event_name,
+               {text.format(keys["experimentKey"][0])} AS experiment_key,
+               {text.format(keys["variantKey"][0])} AS variant_key,
+               {text.format(keys["userKey"][0])} AS unit_id,
+               {text.format(keys["eventType"][0])} AS event_name,
                {raw_value} AS raw_value, TRY_CAST({raw_value} AS DOUBLE) AS value,
-               {text.format("eventId")} AS client_id,
+               {text.format(keys["eventId"][0])} AS client_id,
+               CASE {wrong_type} END AS wrong_type,
                occurredAt AS raw_time, {ts} AS occurred_at,
                props AS raw_props, {props} AS properties
         FROM splitlab_import_src
     )
     SELECT t.*, CASE
+        WHEN t.wrong_type IS NOT NULL THEN t.wrong_type || ': must be a string'
         WHEN t.unit_id IS NULL THEN 'userKey: is required and must not be empty'
         WHEN length(t.unit_id) > {MAX_TEXT} THEN 'userKey: is longer than {MAX_TEXT} characters'
         WHEN t.event_name IS NULL THEN 'eventType: is required'
@@ -216,8 +304,8 @@ def _validated_sql(kind: str, numeric_value: bool = False) -> str:
                  || {"''" if exposure else "' minus its pre-period'"}
         WHEN t.raw_props IS NOT NULL AND TRY_CAST(t.raw_props AS JSON) IS NULL
             THEN 'props: is not JSON'
-        WHEN octet_length(CAST(t.properties AS VARCHAR)::BLOB) > {MAX_PROPS_BYTES}
-            THEN 'props: is over {MAX_PROPS_BYTES} bytes'
+        WHEN strlen(CAST(t.properties AS VARCHAR)) > {MAX_PROPS_BYTES}
+            THEN 'props: is over {MAX_PROPS_BYTES} bytes'{_item_rules_sql()}
         ELSE NULL END AS err
     FROM typed t LEFT JOIN splitlab_import_experiments x ON x.key = t.experiment_key
     """
@@ -316,9 +404,8 @@ def _stage(
     types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE splitlab_import_src").fetchall()}
     value_type = types["value"]
     numeric = str(value_type).upper().startswith(NUMERIC)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE splitlab_import_checked AS {_validated_sql(kind, numeric)}"
-    )
+    checked = _validated_sql(kind, numeric, types)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE splitlab_import_checked AS {checked}")
     report.rows, report.rejected = con.execute(
         "SELECT count(*), count(err) FROM splitlab_import_checked"
     ).fetchall()[0]
@@ -329,7 +416,7 @@ def _stage(
     report.reasons = [{"reason": r[0], "rows": r[1], "examples": r[2]} for r in reasons]
     if preview_rows:
         cursor = con.execute(
-            "SELECT * EXCLUDE (raw_value, raw_time, raw_props, occurred_at), "
+            "SELECT * EXCLUDE (raw_value, raw_time, raw_props, occurred_at, wrong_type), "
             "CAST(occurred_at AS VARCHAR) AS occurred_at FROM splitlab_import_checked "
             f"ORDER BY row_number LIMIT {int(preview_rows)}"
         )

@@ -8,11 +8,17 @@ The payload is the one other tools already send::
 ``eventType: "exposure"`` is an exposure, any other name a metric event. Every rule raises
 ``ValidationError`` (422) or, for an experiment that is not running, ``ConflictError`` (409),
 with ``details=[{"loc": [field], "msg": ...}]`` naming the field as the client spelled it.
+
+The limits below are the ones every path enforces (``/api/track``, the column-wise
+``/api/events`` path in ``columnar``, the bulk importer's SQL): an item that passes them can be
+stored by every backend, so one client's item can never fail another client's write. They
+are listed in the README ("Limits of an item").
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,12 +30,35 @@ from splitlab.warehouse.facts import ExperimentSummary, Fact, Kind, derive_id
 
 EXPOSURE = "exposure"
 MAX_PROPS_BYTES = 8 * 1024
+"""``props`` serialised as compact JSON (UTF-8)."""
+MAX_PROPS_DEPTH = 32
+"""Nesting of ``props``: the object itself is level 1, ``{"a": {"b": 1}}`` is 2."""
 MAX_FUTURE = timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=5)
 """Exposures may be this much earlier than the recorded start (client clocks drift)."""
 MAX_TEXT = 200
+"""Characters in a key: experiment, variant, user, eventType, eventId (after trimming)."""
+MAX_ABS_VALUE = 1e15
+"""``|value|`` at most this: integers are exact in a double, and Σy² over billions of
+users stays finite on every backend."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_TIME_US = 0
+"""``occurredAt`` no earlier than the epoch, 1970-01-01T00:00:00Z."""
+EPOCH_MS_FROM = 1e11
+"""A numeric ``occurredAt`` at least this large is epoch milliseconds, below it seconds."""
+MAX_EPOCH_NUMBER = 1e14
+"""A numeric ``occurredAt`` above this (year 5138 in milliseconds) is refused before any
+arithmetic on it (the usual "future" limit would refuse it anyway)."""
 MICROSECOND = timedelta(microseconds=1)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (Unicode Cc, NUL included) and unpaired surrogates: refused in keys
+(PostgreSQL text cannot hold NUL; U+001F separates the parts of derived ids)."""
+CONTROL_SQL = "[\\x00-\\x1f\\x7f-\\x9f]"
+"""``CONTROL`` as an RE2 pattern (pyarrow, DuckDB), written with escapes: no raw NUL in SQL."""
+WHITESPACE = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+"""What ``str.strip()`` removes around a key (Unicode whitespace plus the ASCII separators)."""
+ESCAPED_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
+"""A ``\\u0000`` escape in orjson output (not a literal backslash followed by ``u0000``)."""
 
 Lookup = Callable[[str], ExperimentSummary | None]
 
@@ -74,7 +103,16 @@ def _text(field: str, value: Any, *, required: bool) -> str | None:
         raise _bad(field, "must not be empty")
     if len(text) > MAX_TEXT:
         raise _bad(field, f"is longer than {MAX_TEXT} characters")
+    if not text.isprintable() and CONTROL.search(text):  # isprintable: the cheap common case
+        raise _bad(field, "must not contain control characters (such as NUL)")
     return text
+
+
+def clean_key(value: str) -> bool:
+    """Whether ``value`` (a key as sent) is one ``parse_item`` would keep: safe to look up in
+    the app store (PostgreSQL refuses NUL even in a query parameter)."""
+    text = value.strip()
+    return 0 < len(text) <= MAX_TEXT and (text.isprintable() or not CONTROL.search(text))
 
 
 def parse_timestamp(field: str, value: Any) -> int:
@@ -82,9 +120,14 @@ def parse_timestamp(field: str, value: Any) -> int:
     if isinstance(value, bool):
         raise _bad(field, "must be an ISO 8601 timestamp or epoch seconds/milliseconds")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        # compare before any arithmetic: -1e30 or a 400-digit int must not overflow
+        if isinstance(value, float) and not math.isfinite(value):
             raise _bad(field, "must be a finite number")
-        seconds = value / 1000 if abs(value) >= 1e11 else value
+        if value < 0:
+            raise _bad(field, TOO_EARLY)
+        if value > MAX_EPOCH_NUMBER:
+            raise _bad(field, TOO_LATE)
+        seconds = value / 1000 if value >= EPOCH_MS_FROM else value
         return int(seconds * 1_000_000)
     if isinstance(value, str):
         try:
@@ -99,13 +142,29 @@ def _value(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad("value", f"must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise _bad("value", "must be a finite number (not NaN or infinity)")
-    return number
+    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails it too; ints compare exactly
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _bad("value", "must be a finite number (not NaN or infinity)")
+        raise _bad("value", f"must be between -{MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}")
+    return float(value)
 
 
-def _properties(field: str, value: Any) -> str:
+def _depth(value: Any) -> int:
+    """How deeply ``value`` (decoded JSON) nests, without recursion (``{}`` is 1)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return deepest
+
+
+def properties_json(field: str, value: Any) -> str:
+    """``props`` as compact JSON text, or raise naming ``field``: a JSON object of at most
+    ``MAX_PROPS_BYTES``, ``MAX_PROPS_DEPTH`` levels and no NUL in any string or key."""
     if value is None:
         return "{}"
     if not isinstance(value, dict):
@@ -113,10 +172,26 @@ def _properties(field: str, value: Any) -> str:
     try:
         text = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError) as exc:
+        if _depth(value) > MAX_PROPS_DEPTH:  # orjson stops at 255 levels
+            raise _bad(field, f"nests deeper than {MAX_PROPS_DEPTH} levels") from exc
         raise _bad(field, f"is not serialisable as JSON: {exc}") from exc
     if len(text) > MAX_PROPS_BYTES:
         raise _bad(field, f"is {len(text)} bytes; the limit is {MAX_PROPS_BYTES} bytes")
-    return text.decode()
+    json = text.decode()
+    # cheap tests on the text first; the exact checks only when they cannot rule a problem out
+    if "\\u0000" in json and ESCAPED_NUL.search(text):
+        raise _bad(field, "must not contain NUL characters (\\u0000)")
+    if (
+        len(json) > 2 * MAX_PROPS_DEPTH  # each level takes two brackets at least
+        and json.count("{") + json.count("[") > MAX_PROPS_DEPTH
+        and _depth(value) > MAX_PROPS_DEPTH
+    ):
+        raise _bad(field, f"nests deeper than {MAX_PROPS_DEPTH} levels")
+    return json
+
+
+TOO_EARLY = "is before 1970-01-01T00:00:00Z"
+TOO_LATE = "is more than 5 minutes in the future"
 
 
 def _experiment(field: str, key: str, lookup: Lookup) -> ExperimentSummary:
@@ -155,11 +230,13 @@ def parse_item(item: Any, *, lookup: Lookup, now: int, source: str = "api") -> F
         raise _bad(exp_field, f"is required when {var_field} is given")
     value = _value(item.get("value"))
     props_field, props_raw = _pick(item, "properties", "props")
-    properties = _properties(props_field, props_raw)
+    properties = properties_json(props_field, props_raw)
     raw_time = item.get("occurredAt")
     occurred = now if raw_time is None else parse_timestamp("occurredAt", raw_time)
     if occurred - now > MAX_FUTURE // MICROSECOND:
-        raise _bad("occurredAt", "is more than 5 minutes in the future")
+        raise _bad("occurredAt", TOO_LATE)
+    if occurred < MIN_TIME_US:
+        raise _bad("occurredAt", TOO_EARLY)
 
     if experiment_key is not None:
         summary = _experiment(exp_field, experiment_key, lookup)
