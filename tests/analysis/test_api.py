@@ -84,6 +84,7 @@ def test_analyze_then_cache_hit_then_invalidation(
     assert {r["metric"] for r in first["results"]} == {"conversion", "revenue", "latency"}
     cuped = [r for r in first["results"] if r["metric"] == "revenue"]
     assert all("variance_reduction" in r for r in cuped)
+    assert all(r["control_mean"] != r["control_mean_adjusted"] for r in cuped)  # raw vs CUPED
     assert {h["check"] for h in first["health"]} >= {"srm", "multiple_exposure", "sample_size"}
     assert all(set(h) >= {"check", "severity", "value", "message"} for h in first["health"])
     assert first["watermark"]["events"] == len(running.events)

@@ -67,6 +67,8 @@ class FamilyResult:
     variance_reduction: FloatArray | None
     sequential: stats.TestResult | None = None
     bayesian: stats.BayesianResult | None = None
+    raw_means: tuple[FloatArray, FloatArray] | None = None
+    """CUPED only: the unadjusted per-arm means (Σy / n), reported beside the adjusted ones."""
 
 
 def _pairs(aggregates: Aggregates, name: str, metrics: list[int]) -> tuple[FloatArray, FloatArray]:
@@ -81,7 +83,7 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
         return _pairs(agg, col, metrics)
 
     n_c, n_t = pair("n")
-    reduction = None
+    reduction = raw_means = None
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in ("binary", "mean"):
             c = stats.SampleStats(n_c, *(pair(col)[0] for col in ("sy{i}", "syy{i}")))
@@ -96,6 +98,7 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
             ct = stats.CovariateStats(n_t, *(pair(col)[1] for col in cols))
             cuped = stats.cuped_test(cc, ct, alpha=alpha)
             test, reduction = cuped, cuped.variance_reduction
+            raw_means = cc.y.mean, ct.y.mean
             theta = pooled_theta(cc, ct)
 
             def adjusted_var(arm: stats.CovariateStats) -> FloatArray:
@@ -116,7 +119,7 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
             qt = stats.QuantileStats(n_t, est[1], lo[1], hi[1], RANK_ALPHA)
             test = stats.quantile_test(qc, qt, alpha=alpha)
             var_c, var_t = qc.standard_error**2, qt.standard_error**2
-    return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction)
+    return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction, raw_means=raw_means)
 
 
 def linearised(n: FloatArray, mean: FloatArray, var_of_mean: FloatArray) -> stats.SampleStats:
@@ -228,6 +231,13 @@ def _entry(
     for name in TEST_FIELDS:
         entry[name] = number(getattr(source, name)[m, c, t])
     entry["reason"] = str(source.reason[m, c, t])
+    if result.raw_means is not None:
+        # CUPED: effects and CIs compare the adjusted means; the means under the usual keys
+        # are the raw ones, so they reconcile with a plain per-arm average of the metric.
+        entry["control_mean_adjusted"] = entry["control_mean"]
+        entry["treatment_mean_adjusted"] = entry["treatment_mean"]
+        entry["control_mean"] = number(result.raw_means[0][m, c, t])
+        entry["treatment_mean"] = number(result.raw_means[1][m, c, t])
     if result.variance_reduction is not None:
         entry["variance_reduction"] = number(result.variance_reduction[m, c, t])
     if result.bayesian is not None:

@@ -23,7 +23,7 @@ from splitlab.domain import (
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 """Bump when the analysis code changes its numbers: old snapshots then no longer match."""
 
 

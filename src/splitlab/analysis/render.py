@@ -15,6 +15,15 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:+.2%}"
 
 
+def _mean(r: dict[str, Any], arm: str) -> str:
+    """An arm's mean and n; with CUPED the raw mean, then the adjusted one the effect uses."""
+    n = r.get(f"{arm}_n")
+    text = _num(r[f"{arm}_mean"]) + ("" if n is None else f" (n={n:,.0f})")
+    if f"{arm}_mean_adjusted" in r:
+        text += f" adj {_num(r[f'{arm}_mean_adjusted'])}"
+    return text
+
+
 def _rows(snapshot: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     bayesian = snapshot["engine"] == "bayesian"
     header = ["metric", "variant", "segment", "control", "treatment", "effect", "CI"]
@@ -23,11 +32,11 @@ def _rows(snapshot: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for r in snapshot["results"]:
         segment = r["segment"]
         row = [
-            r["metric"],
+            r["metric"] + (" (CUPED)" if "control_mean_adjusted" in r else ""),
             r["variant"],
             "all" if segment is None else f"{segment['name']}={segment['value']}",
-            _num(r["control_mean"]),
-            _num(r["treatment_mean"]),
+            _mean(r, "control"),
+            _mean(r, "treatment"),
             _pct(r["rel_effect"]),
             f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}]",
         ]
@@ -60,6 +69,16 @@ def _subject(check: dict[str, Any]) -> str:
     return f" ({', '.join(about)})" if about else ""
 
 
+CUPED_NOTE = (
+    "(CUPED): control and treatment show the raw mean and n of each arm, then the mean "
+    "adjusted for the pre-period covariate; the effect and CI compare the adjusted means."
+)
+
+
+def _notes(snapshot: dict[str, Any]) -> list[str]:
+    return [CUPED_NOTE] if any("control_mean_adjusted" in r for r in snapshot["results"]) else []
+
+
 def render_table(snapshot: dict[str, Any]) -> str:
     """A fixed-width text table of results followed by the health checks."""
     header, rows = _rows(snapshot)
@@ -68,6 +87,7 @@ def render_table(snapshot: dict[str, Any]) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines += _notes(snapshot)
     lines += ["", "Health"]
     for check in snapshot["health"]:
         mark = SEVERITY_MARK.get(check["severity"], check["severity"])
@@ -82,6 +102,7 @@ def render_markdown(snapshot: dict[str, Any]) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", *_notes(snapshot)] if _notes(snapshot) else []
     lines += ["", "### Health", ""]
     lines += [
         f"- **{c['severity']}** `{c['check']}`{_subject(c)} — {c['message']}"
