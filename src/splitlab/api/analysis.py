@@ -34,5 +34,10 @@ def results(
     ),
     daily: bool = Query(default=False, description="include the cumulative daily series"),
 ) -> dict[str, Any]:
-    """The latest snapshot (404 until the experiment has been analysed once)."""
+    """The latest snapshot (404 until the experiment has been analysed once).
+
+    For a CUPED metric, ``control_mean``/``treatment_mean`` (with ``control_n``/``treatment_n``)
+    are the raw per-arm means; ``control_mean_adjusted``/``treatment_mean_adjusted`` are the
+    pre-period-adjusted means that the effects, CIs and p-values compare.
+    """
     return select_view(latest(services=services, key=key), segment=segment, daily=daily)
