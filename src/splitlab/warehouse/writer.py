@@ -7,7 +7,11 @@ transaction, commits, and only then resolves each job's future with its per-item
 
 * acknowledged means durable — a result exists only after ``COMMIT`` returned;
 * deduplication is atomic — one writer, primary keys, and first-occurrence-wins inside a group;
-* a failed transaction fails every job in it (nothing is half-written) and the writer goes on.
+* a failed transaction leaves nothing half-written, and fails only the job that caused it:
+  the group is written again in halves (``_isolate``) until the failing job is alone, so one
+  request's bad fact never fails another's. The retried jobs are written exactly once — the
+  failed transaction was rolled back whole — and in their original order, so the first
+  occurrence of a key still wins.
 
 Optimistic groups: a backend with ``key_exists`` (DuckDB) first writes a group with plain
 ``INSERT``s, assuming every key is new — true for nearly all live traffic and half the cost
@@ -209,6 +213,8 @@ class GroupCommitWriter:
         self.commits = 0
         self.items = 0
         self.optimistic_misses = 0
+        self.isolations = 0
+        """Failed groups written again in halves to find the job that failed them."""
         self._checked_groups = 0
         self._last_group_jobs = 1
 
@@ -340,6 +346,14 @@ class GroupCommitWriter:
         except backend.key_exists:
             self._missed()
             return False
+        except Exception as exc:
+            # one statement: nothing was written
+            if len(jobs) > 1:
+                self._isolate(jobs, exc)
+                return True
+            log.exception("warehouse write failed; 1 job not written")
+            self._resolve(jobs, [(None, exc)])
+            return True
         except BaseException as exc:
             log.exception("warehouse write failed; %d job(s) not written", len(jobs))
             self._resolve(jobs, [(None, exc)] * len(jobs))
@@ -377,11 +391,14 @@ class GroupCommitWriter:
             outcome = body()
             self.backend.commit()
         except BaseException as exc:
-            log.exception("warehouse write failed; %d job(s) rolled back", len(jobs))
             try:
                 self.backend.rollback()
             except Exception:  # the connection itself may be gone
                 log.exception("rollback failed")
+            if len(jobs) > 1 and isinstance(exc, Exception):
+                self._isolate(jobs, exc)
+                return
+            log.exception("warehouse write failed; %d job(s) rolled back", len(jobs))
             self._resolve(jobs, [(None, exc)] * len(jobs))
             return
         if single:
@@ -389,6 +406,23 @@ class GroupCommitWriter:
             self._resolve(jobs, [(outcome, None)])
             return
         self._finish(jobs, outcome)
+
+    def _isolate(self, jobs: list[_Job], error: Exception) -> None:
+        """A group of several jobs failed and wrote nothing: write each half in its own
+        transaction, halving again whichever fails, so only the failing job(s) get the error
+        — ``2·log2(n)`` transactions for one bad job among ``n``. Halves go in order, so the
+        first occurrence of a key is still the one accepted."""
+        self.isolations += 1
+        log.warning(
+            "warehouse write of %d jobs failed (%s: %s); writing them apart",
+            len(jobs),
+            type(error).__name__,
+            error,
+        )
+        middle = len(jobs) // 2
+        for part in (jobs[:middle], jobs[middle:]):
+            facts = [fact for job in part for fact in job.facts]
+            self._transaction(part, partial(self._write_group, facts))
 
     def _finish(self, jobs: list[_Job], outcome: list[ItemResult]) -> None:
         """A group committed: hand each job its slice of the results."""
