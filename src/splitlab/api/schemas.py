@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from splitlab.domain import ExperimentSpec, MetricDefinition, ReviewDecision, Status
+from splitlab.domain.experiments import Slug
+from splitlab.domain.limits import (
+    MAX_REVIEWERS,
+    MAX_VARIANTS,
+    LongText,
+    NoteText,
+    ReadBack,
+    Reason,
+    ShortText,
+    max_items,
+)
 
 
-class ExperimentOut(ExperimentSpec):
+class ExperimentOut(ReadBack, ExperimentSpec):
     model_config = ConfigDict(extra="ignore")
 
     status: Status
@@ -27,7 +38,7 @@ class ExperimentOut(ExperimentSpec):
     )
 
 
-class MetricOut(MetricDefinition):
+class MetricOut(ReadBack, MetricDefinition):
     """A metric definition as stored: the definition and its version."""
 
     model_config = ConfigDict(extra="ignore")
@@ -43,28 +54,32 @@ class ExperimentList(BaseModel):
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(description="target status")
-    reason: str = ""
-    reviewers: list[str] = Field(default_factory=list, description="when moving to review")
+    to: ShortText = Field(description="target status")
+    reason: Reason = ""
+    reviewers: Annotated[list[ShortText], max_items(MAX_REVIEWERS)] = Field(
+        default_factory=list,
+        description="when moving to review",
+        json_schema_extra={"maxItems": MAX_REVIEWERS},
+    )
 
 
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=20_000)
+    body: NoteText = Field(min_length=1)
 
 
 class CloneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str
+    key: Slug
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: ReviewDecision
-    comment: str = ""
+    comment: LongText = ""
 
 
 class EditIn(BaseModel):
@@ -72,7 +87,31 @@ class EditIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    reason: str = ""
+    reason: Reason = ""
+
+
+FiniteList = Annotated[list[float], max_items(MAX_VARIANTS)]
+
+
+class RebalanceIn(BaseModel):
+    """Bandit rebalance body: posteriors in variant order (both, or neither to compute them
+    from the warehouse), a seed for the Thompson draws and a reason for the audit log."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+    posterior_means: FiniteList | None = Field(
+        default=None, alias="posteriorMeans", json_schema_extra={"maxItems": MAX_VARIANTS}
+    )
+    posterior_variances: (
+        Annotated[list[Annotated[float, Field(ge=0)]], max_items(MAX_VARIANTS)] | None
+    ) = Field(
+        default=None,
+        alias="posteriorVariances",
+        description="variances of the posteriors: zero or more",
+        json_schema_extra={"maxItems": MAX_VARIANTS},
+    )
+    seed: int | None = Field(default=0, ge=0, lt=2**63)
+    reason: Reason = ""
 
 
 class AuditEntry(BaseModel):

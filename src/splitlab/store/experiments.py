@@ -29,6 +29,7 @@ from splitlab.domain import (
     draft_problems,
 )
 from splitlab.domain.lifecycle import LIVE, TERMINAL
+from splitlab.domain.limits import STORED
 from splitlab.domain.review import changed_bound_fields, check_reviewer, config_fingerprint
 from splitlab.errors import (
     ConflictError,
@@ -114,7 +115,8 @@ def spec_from_row(row: ExperimentRow) -> ExperimentSpec:
                 }
                 for v in row.variants
             ],
-        }
+        },
+        context=STORED,  # limits are checked on input; a row that predates one still reads
     )
 
 
@@ -289,12 +291,12 @@ def list_experiments(
     if type:
         query = query.where(ExperimentRow.type == type)
     if q:
-        like = f"%{q.lower()}%"
+        text = q.lower()  # matched literally: % and _ are not wildcards
         query = query.where(
             or_(
-                func.lower(ExperimentRow.key).like(like),
-                func.lower(ExperimentRow.name).like(like),
-                func.lower(ExperimentRow.hypothesis).like(like),
+                func.lower(ExperimentRow.key).contains(text, autoescape=True),
+                func.lower(ExperimentRow.name).contains(text, autoescape=True),
+                func.lower(ExperimentRow.hypothesis).contains(text, autoescape=True),
             )
         )
     return list(session.scalars(query))

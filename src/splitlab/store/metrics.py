@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from splitlab.domain import MetricDefinition, Principal
+from splitlab.domain.limits import STORED
 from splitlab.errors import NotFoundError
 from splitlab.store.audit import write_audit
 from splitlab.store.tables import MetricRow, MetricVersionRow
@@ -23,7 +24,9 @@ FIELDS = tuple(MetricDefinition.model_fields)
 
 
 def metric_from_row(row: MetricRow) -> MetricDefinition:
-    return MetricDefinition.model_validate({name: getattr(row, name) for name in FIELDS})
+    return MetricDefinition.model_validate(
+        {name: getattr(row, name) for name in FIELDS}, context=STORED
+    )
 
 
 def get_metric(*, session: Session, key: str) -> MetricRow:
@@ -49,7 +52,7 @@ def get_metric_version(*, session: Session, key: str, version: int) -> MetricDef
         raise NotFoundError(
             f"metric {key!r} has no version {version}", details={"key": key, "version": version}
         )
-    return MetricDefinition.model_validate(row.definition)
+    return MetricDefinition.model_validate(row.definition, context=STORED)
 
 
 def list_metric_versions(*, session: Session, key: str) -> list[dict[str, Any]]:
