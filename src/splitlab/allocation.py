@@ -6,7 +6,8 @@ The glue between the pure ``assignment`` engine and the two stores, shared by
 
 * ``config_from_spec`` — an ``ExperimentSpec`` as the ``ExperimentConfig`` the engine runs.
 * ``Allocations`` — the live experiments' compiled configs, cached in the process and
-  reloaded when a cheap ``(count, max(updated_at))`` probe of the app store changes.
+  reloaded when a cheap probe of the app store (experiments' cache version, count and
+  newest ``updated_at``) changes.
 * ``WarehouseStickyStore`` — a ``StickyStore`` over the exposures table, which already holds
   each unit's first variant (one row per experiment and unit).
 * ``rebalance_bandit`` — Thompson-sampling weights written through ``update_experiment``.
@@ -43,7 +44,8 @@ from splitlab.store.experiments import (
     spec_from_row,
     update_experiment,
 )
-from splitlab.store.tables import AuditRow, ExperimentRow
+from splitlab.store.tables import AuditRow, CacheVersionRow, ExperimentRow
+from splitlab.store.versions import EXPERIMENTS
 
 if TYPE_CHECKING:
     from splitlab.services import Services
@@ -282,13 +284,24 @@ def load_snapshot(session: Session) -> AllocationSnapshot:
     return AllocationSnapshot(live, statuses, version, body)
 
 
+def _probe(session: Session) -> tuple[Any, ...]:
+    """What changes whenever an experiment does: the experiments' cache version (bumped by
+    every change made through Splitlab), and count and newest ``updated_at`` (for the rest)."""
+    version = (
+        select(CacheVersionRow.version).where(CacheVersionRow.name == EXPERIMENTS).scalar_subquery()
+    )
+    query = select(func.count(ExperimentRow.id), func.max(ExperimentRow.updated_at), version)
+    return tuple(session.execute(query).one())
+
+
 class Allocations:
     """The process-wide cache of live experiment configs.
 
-    At most every ``check_interval`` seconds a request runs a cheap probe —
-    ``count(*)`` and ``max(updated_at)`` of the experiments table — and only when it changed
-    are the configs reloaded. Every mutation of an experiment (start, stop, weight change)
-    bumps its ``updated_at``, so a change takes effect within ``check_interval``.
+    At most every ``check_interval`` seconds a request runs a cheap probe (``_probe``), and
+    only when it changed are the configs reloaded, so a change made by another process takes
+    effect within ``check_interval``. A change made through this process ``invalidate``s at
+    once. An experiment the snapshot does not know as running is probed again before the
+    answer (``current(fresh_after=...)``): a running experiment is never reported unknown.
     """
 
     def __init__(
@@ -305,7 +318,9 @@ class Allocations:
         self.recorded = RecentExposures()
         self._snapshot: AllocationSnapshot | None = None
         self._token: tuple[Any, ...] | None = None
-        self._checked_at = 0.0
+        self._checked_at = float("-inf")
+        """When the probe behind the current snapshot started (monotonic)."""
+        self._invalidated_at = float("-inf")
         self._lock = threading.Lock()
         self._task: asyncio.Future[AllocationSnapshot] | None = None
 
@@ -318,38 +333,49 @@ class Allocations:
         return self._sticky
 
     def invalidate(self) -> None:
-        """Probe the app store again on the next request (after an in-process change)."""
-        self._checked_at = 0.0
+        """Probe the app store again on the next request (after an in-process change); a
+        probe running meanwhile does not count. Safe to call from any thread."""
+        self._invalidated_at = time.monotonic()
 
-    def _stale(self) -> bool:
-        return self._snapshot is None or time.monotonic() - self._checked_at >= self.check_interval
+    def _stale(self, fresh_after: float = float("-inf")) -> bool:
+        checked = self._checked_at
+        return (
+            self._snapshot is None
+            or checked < fresh_after
+            or checked <= self._invalidated_at
+            or time.monotonic() - checked >= self.check_interval
+        )
 
-    def refresh(self) -> AllocationSnapshot:
+    def refresh(self, fresh_after: float = float("-inf")) -> AllocationSnapshot:
         """Probe the app store and reload when something changed. Blocking."""
         with self._lock:
-            if not self._stale():
+            if not self._stale(fresh_after):
                 assert self._snapshot is not None
                 return self._snapshot
+            started = time.monotonic()
             with self.services.sessions() as session:
-                token = tuple(
-                    session.execute(
-                        select(func.count(ExperimentRow.id), func.max(ExperimentRow.updated_at))
-                    ).one()
-                )
+                token = _probe(session)
                 if self._snapshot is None or token != self._token:
                     self._snapshot = load_snapshot(session)
                     self._token = token
-            self._checked_at = time.monotonic()
+            self._checked_at = started
             return self._snapshot
 
-    async def current(self) -> AllocationSnapshot:
-        """The current snapshot; concurrent requests share one probe when it is due."""
-        if self._stale():
+    async def current(self, *, fresh_after: float | None = None) -> AllocationSnapshot:
+        """The current snapshot; concurrent requests share one probe when it is due.
+        ``fresh_after`` (a ``time.monotonic()`` reading) asks for a snapshot probed no
+        earlier than that, e.g. before answering that an experiment is not running."""
+        after = float("-inf") if fresh_after is None else fresh_after
+        for _ in range(3):  # a probe can be overtaken by an invalidation: try again, bounded
+            if not self._stale(after):
+                break
             loop = asyncio.get_running_loop()
             task = self._task
             if task is None or task.done() or task.get_loop() is not loop:
-                task = self._task = asyncio.ensure_future(run_in_threadpool(self.refresh))
+                task = self._task = asyncio.ensure_future(run_in_threadpool(self.refresh, after))
             await asyncio.shield(task)
+            if fresh_after is None:
+                break
         assert self._snapshot is not None
         return self._snapshot
 
@@ -359,6 +385,7 @@ def allocations_of(services: Services) -> Allocations:
     found = services.extras.get("allocations")
     if found is None:
         found = services.extras["allocations"] = Allocations(services)
+        services.changes.subscribe(EXPERIMENTS, found.invalidate)
     return found  # type: ignore[no-any-return]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NamedTuple
@@ -134,11 +135,15 @@ async def assign(request: Request) -> Response:
     Answers ``{"variant", "payload", "inExperiment", "reason"}`` (see ``REASONS``).
     """
     services: Services = request.app.state.services
+    arrived = time.monotonic()
     await _authorize(request, services, Principal.can_ingest, "ingest or admin")
     body = parse_assign(await request.body())
     allocations = allocations_of(services)
     snapshot = await allocations.current()
     live = snapshot.live.get(body.experiment)
+    if live is None:  # not running in the cached configs: make sure before saying so
+        snapshot = await allocations.current(fresh_after=arrived)
+        live = snapshot.live.get(body.experiment)
     if live is None:
         if body.experiment in snapshot.statuses:
             return Response(_INACTIVE, media_type="application/json")

@@ -33,6 +33,7 @@ from splitlab.errors import (
 from splitlab.services import Services
 from splitlab.store.experiments import get_experiment, list_experiments, spec_from_row
 from splitlab.store.tables import ExperimentRow, MetricRow
+from splitlab.store.versions import EXPERIMENTS
 from splitlab.warehouse.columnar import parse_batch
 from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
 from splitlab.warehouse.validation import error_entry, from_us, now_us, parse_item
@@ -45,8 +46,10 @@ EXPERIMENT_FIELDS = ("experimentId", "experimentKey")
 def experiment_cache(services: Services) -> Refreshing[ExperimentSummary | None]:
     """Experiment summaries by key (None: unknown), shared by the ingestion paths. A running
     experiment is reused for ``ingest_cache_seconds`` (refreshed in the background after
-    that); an unknown or not-running one is looked up again on every request, so an
-    experiment that was just started is accepted at once."""
+    that) unless it changes: a change through this process clears the cache at once, one
+    through another process within that delay (``StoreVersions``). An unknown or
+    not-running one is looked up again on every request, so an experiment that was just
+    started is accepted at once."""
     cache = services.extras.get("experiment_cache")
     if cache is None:
 
@@ -65,6 +68,7 @@ def experiment_cache(services: Services) -> Refreshing[ExperimentSummary | None]
             load,
             usable=lambda summary: summary is not None and summary.accepting,
         )
+        services.changes.subscribe(EXPERIMENTS, cache.clear)
     return cache  # type: ignore[no-any-return]
 
 
