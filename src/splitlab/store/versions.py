@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, Table, event, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from splitlab.store.tables import CacheVersionRow
@@ -44,7 +44,7 @@ WATCHED: dict[str, str] = {
 }
 """Table name -> the group whose counter a change to it bumps."""
 
-_TABLE = CacheVersionRow.__table__
+_TABLE = cast(Table, CacheVersionRow.__table__)
 _CHANGED = "splitlab_changed_groups"
 
 
