@@ -36,7 +36,16 @@ from splitlab.store.tables import ExperimentRow, MetricRow
 from splitlab.store.versions import EXPERIMENTS
 from splitlab.warehouse.columnar import parse_batch
 from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
-from splitlab.warehouse.validation import error_entry, from_us, now_us, parse_item
+from splitlab.warehouse.validation import (
+    MAX_ABS_VALUE,
+    MAX_PROPS_DEPTH,
+    MAX_TEXT,
+    clean_key,
+    error_entry,
+    from_us,
+    now_us,
+    parse_item,
+)
 
 router = APIRouter(tags=["ingest"])
 
@@ -143,13 +152,16 @@ async def _json_body(request: Request, services: Services) -> Any:
 
 
 def _experiment_keys(items: list[Any]) -> set[str]:
+    """The experiment keys to look up: only ones validation could accept (a key with NUL
+    would fail the store's query, and with it every request sharing that lookup)."""
     keys = set()
     for item in items:
         if isinstance(item, dict):
             for name in EXPERIMENT_FIELDS:
                 value = item.get(name)
                 if isinstance(value, str):
-                    keys.add(value.strip())
+                    if clean_key(value):
+                        keys.add(value.strip())
                     break
     return keys
 
@@ -162,22 +174,37 @@ ITEM_SCHEMA: dict[str, Any] = {
         "experimentId": {"type": "string", "description": "alias of experimentKey"},
         "variantKey": {"type": "string", "description": "variant key (or variantId)"},
         "variantId": {"type": "string", "description": "alias of variantKey"},
-        "userKey": {"type": "string", "maxLength": 200, "description": "the unit (user) id"},
+        "userKey": {
+            "type": "string",
+            "maxLength": MAX_TEXT,
+            "description": "the unit (user) id; keys have no control characters (e.g. NUL)",
+        },
         "eventType": {
             "type": "string",
-            "maxLength": 200,
+            "maxLength": MAX_TEXT,
             "description": '"exposure" records an exposure; any other name a metric event',
         },
-        "value": {"type": "number", "description": "finite number (sum/mean/quantile metrics)"},
+        "value": {
+            "type": "number",
+            "minimum": -MAX_ABS_VALUE,
+            "maximum": MAX_ABS_VALUE,
+            "description": "finite number (sum/mean/quantile metrics)",
+        },
         "eventId": {
             "type": "string",
+            "maxLength": MAX_TEXT,
             "description": "idempotency key; derived from (experiment, user, eventType) if absent",
         },
         "occurredAt": {
             "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
-            "description": "ISO 8601 (naive = UTC) or epoch seconds/milliseconds; default now",
+            "description": "ISO 8601 (naive = UTC) or epoch seconds/milliseconds, from "
+            "1970-01-01 to 5 minutes ahead of the server; default now",
         },
-        "props": {"type": "object", "description": "properties (≤ 8 KiB as JSON); or properties"},
+        "props": {
+            "type": "object",
+            "description": f"properties (≤ 8 KiB as JSON, ≤ {MAX_PROPS_DEPTH} levels, no NUL "
+            "in strings); or properties",
+        },
     },
     "example": {
         "experimentKey": "checkout",
@@ -204,12 +231,15 @@ async def track_item(request: Request) -> dict[str, Any]:
     item = await _json_body(request, services)
     await experiments.ensure(_experiment_keys([item]))
     fact = parse_item(item, lookup=experiments.get, now=now_us())
+    # everything the answer needs is computed before the write: once it committed, the
+    # answer must say so
+    occurred = from_us(fact.occurred_us).isoformat().replace("+00:00", "Z")
     (result,) = await services.warehouse.submit([fact])
     payload: dict[str, Any] = {
         "success": True,
         "eventId": result.event_id,
         "duplicate": result.status is ItemStatus.DUPLICATE,
-        "occurredAt": from_us(fact.occurred_us).isoformat().replace("+00:00", "Z"),
+        "occurredAt": occurred,
     }
     if result.conflict:
         payload["conflict"] = True
