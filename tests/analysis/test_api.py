@@ -114,9 +114,21 @@ def test_analyze_then_cache_hit_then_invalidation(
     assert fresh["watermark"]["events"] == len(running.events) + 1
     assert analyze(client, admin)["cached"] is True
 
-    # changed settings (a metric definition) → new snapshot
+    # a new version of a metric definition: the running experiment keeps its pinned version
     changed = {**METRICS[0], "window_hours": 24}
     assert client.post("/api/metrics", json=changed, headers=admin).status_code == 200
+    pinned = analyze(client, admin)
+    assert pinned["cached"] is True
+    assert pinned["settings_hash"] == fresh["settings_hash"]
+
+    # changed settings (the weights) → new snapshot
+    weights = {
+        "variants": [
+            {"key": "control", "weight": 0.6, "is_control": True},
+            {"key": "b", "weight": 0.4},
+        ]
+    }
+    assert client.patch("/api/experiments/checkout", json=weights, headers=admin).status_code == 200
     recomputed = analyze(client, admin)
     assert recomputed["cached"] is False
     assert recomputed["settings_hash"] != fresh["settings_hash"]
