@@ -54,13 +54,15 @@ def test_backfill_and_downgrade(database_url: str) -> None:
         assert definition["event"] == "purchase"
         assert definition["filter"] == {"plan": "pro"}
         assert connection.execute(text("SELECT version FROM metrics")).scalar_one() == 1
-        pins = dict(
+        pins: dict[int, int | None] = dict(
             connection.execute(
                 text("SELECT experiment_id, metric_version FROM experiment_metrics")
             ).all()
         )
         assert pins == {1: 1, 2: None}
-        creators = dict(connection.execute(text("SELECT key, created_by FROM experiments")).all())
+        creators: dict[str, str] = dict(
+            connection.execute(text("SELECT key, created_by FROM experiments")).all()
+        )
         assert creators == {"live": "maker", "draft-one": "owner-draft-one"}
 
     command.downgrade(config, "0002")
