@@ -247,3 +247,17 @@ def test_the_importer_and_parse_item_agree(fields: dict[str, Any], tmp_path: Pat
         assert importer_rejects(con, tmp_path / "item.jsonl", item) == rejected
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "accepted"),
+    [("u\x85v", False), ("u\x9fv", False), ("u\x7fv", False), ("u\x01v", False), ("£ © é", True)],
+)
+def test_one_control_character_in_a_clean_column_is_found(user: str, accepted: bool) -> None:
+    """The batch path scans a column's bytes before any regex: C1 controls are C2 80–9F in
+    UTF-8, while "£" (C2 A3) is text."""
+    items = [BASE | {"userKey": f"u{i}", "eventId": f"e{i}"} for i in range(50)]
+    items[17] = items[17] | {"userKey": user}
+    parsed = parse_batch(items, lookup=EXPERIMENTS.get, now=NOW)
+    assert (17 in parsed.positions) is accepted
+    assert len(parsed.positions) == 49 + accepted

@@ -79,8 +79,18 @@ def _clean(array: pa.Array) -> np.ndarray:
     """Present, 1–``MAX_TEXT`` characters, no surrounding whitespace, no control characters."""
     length = np.asarray(pc.utf8_length(array).fill_null(0))
     stripped = np.asarray(pc.equal(pc.utf8_trim(array, WHITESPACE), array).fill_null(False))
-    control = np.asarray(pc.match_substring_regex(array, CONTROL_SQL).fill_null(False))
-    return stripped & ~control & (length >= 1) & (length <= MAX_TEXT)
+    return stripped & ~_control(array) & (length >= 1) & (length <= MAX_TEXT)
+
+
+def _control(array: pa.Array) -> np.ndarray:
+    """Which strings hold a control character. One numpy pass over the column's UTF-8 bytes
+    first — a column nearly always has none, and the regex costs ~15x more."""
+    data = array.buffers()[2]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    c1 = np.flatnonzero(raw[:-1] == 0xC2)  # U+0080–U+009F are C2 80 – C2 9F
+    if not ((raw < 0x20).any() or (raw == 0x7F).any() or (raw[c1 + 1] <= 0x9F).any()):
+        return np.zeros(len(array), bool)
+    return np.asarray(pc.match_substring_regex(array, CONTROL_SQL).fill_null(False))
 
 
 def _present(array: pa.Array) -> np.ndarray:
