@@ -36,8 +36,13 @@ def test_login_list_logout(
     assert page.locator("table.list").inner_text().count("hero-banner") == 1
     assert "Hero banner copy" in page.content()
     page.screenshot(path=str(tmp_path / "experiments.png"))
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "splitlab_session"]
+    copied = {"cookie": f"splitlab_session={cookie['value']}"}
+    assert httpx.get(server + "/api/experiments", headers=copied).status_code == 200
     page.click("text=Log out")
     page.wait_for_url(server + "/login")
+    # the logout ended the session on the server: a copy of the old cookie is refused
+    assert httpx.get(server + "/api/experiments", headers=copied).status_code == 401
 
     # a forged cross-site form post (no CSRF token) is refused
     forged = httpx.post(server + "/logout", data={})
