@@ -329,3 +329,90 @@ def test_concurrent_clients_are_gathered_into_one_commit_within_the_wait(
         assert writer.commits == commits + 3
     finally:
         warehouse.close()
+
+
+def test_a_repeated_exposure_of_a_committed_unit_is_answered_without_a_write(
+    warehouse: Warehouse,
+) -> None:
+    """The writer remembers committed exposures: a repeat in the same variant is a duplicate
+    with no transaction; one in another variant still goes to the database as a conflict."""
+    writer = warehouse.writer
+    assert writer is not None
+    first = [
+        exposure_fact(experiment_key="exp", variant_key="a", unit_id=f"u{i}") for i in range(3)
+    ]
+    assert statuses(warehouse.write(first)) == ["accepted"] * 3
+    commits = writer.commits
+    repeat = exposure_fact(experiment_key="exp", variant_key="a", unit_id="u1")
+    assert statuses(warehouse.write([repeat])) == ["duplicate"]
+    assert statuses(warehouse.write([repeat, first[2]])) == ["duplicate", "duplicate"]
+    assert writer.commits == commits and writer.known_repeats == 2
+    moved = exposure_fact(experiment_key="exp", variant_key="b", unit_id="u1")
+    (conflict,) = warehouse.write([moved])
+    assert conflict.status is ACCEPTED and conflict.conflict
+    assert writer.commits == commits + 1
+    assert count(warehouse, "exposures") == 3
+    assert warehouse.query("SELECT unit_id, first_variant_key FROM exposure_conflicts") == [
+        ("u1", "a")
+    ]
+    # the conflicting unit is not remembered as being in the new variant
+    (again,) = warehouse.write([moved])
+    assert again.status is DUPLICATE and again.conflict
+
+
+def test_concurrent_repeats_and_new_exposures_store_each_unit_once(warehouse: Warehouse) -> None:
+    """Known repeats answered ahead of a group do not change what the group stores."""
+    stored = [
+        exposure_fact(experiment_key="exp", variant_key="a", unit_id=f"s{i}") for i in range(20)
+    ]
+    warehouse.write(stored)
+
+    async def main() -> list[list[Any]]:
+        return await asyncio.gather(
+            *(
+                warehouse.submit(
+                    [
+                        exposure_fact(
+                            experiment_key="exp",
+                            variant_key="a",
+                            unit_id=f"s{i % 20}" if i % 2 else f"n{i}",
+                        )
+                    ]
+                )
+                for i in range(40)
+            )
+        )
+
+    results = [r for (r,) in asyncio.run(main())]
+    assert statuses(results) == ["accepted", "duplicate"] * 20
+    assert count(warehouse, "exposures") == 40
+    assert count(warehouse, "exposure_conflicts") == 0
+
+
+def test_units_the_writer_forgot_or_never_saw_are_still_deduplicated(
+    warehouse_url: str, monkeypatch: Any
+) -> None:
+    """The memory of committed exposures is bounded, and empty after a restart: a repeat it
+    does not know goes to the database and is still a duplicate (or a conflict)."""
+    from splitlab.warehouse import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "KNOWN_EXPOSURES", 8)
+    opened = Warehouse.open(warehouse_url)
+    try:
+        facts = [
+            exposure_fact(experiment_key="exp", variant_key="a", unit_id=f"u{i}") for i in range(30)
+        ]
+        for fact in facts:
+            assert statuses(opened.write([fact])) == ["accepted"]
+        assert opened.writer is not None and len(opened.writer._known) <= 8
+        assert statuses(opened.write([facts[0]])) == ["duplicate"]
+    finally:
+        opened.close()
+    reopened = Warehouse.open(warehouse_url)
+    try:
+        assert statuses(reopened.write([facts[1]])) == ["duplicate"]
+        (moved,) = reopened.write([facts[2]._replace(variant_key="b")])
+        assert moved.status is ACCEPTED and moved.conflict
+        assert count(reopened, "exposures") == 30
+    finally:
+        reopened.close()
