@@ -4,8 +4,21 @@
     .venv/bin/python benchmarks/bench_ingest.py --only duckdb --events 200000
     .venv/bin/python benchmarks/bench_ingest.py --check-wrk     # how wrk reports a rare stall
     .venv/bin/python benchmarks/bench_ingest.py --import-floor  # DuckDB's own cost of an import
+    # /api/track by kind only, a short run (1 round of 3 s per kind and tool):
+    .venv/bin/python benchmarks/bench_ingest.py --kinds-only --rounds 1 --track-seconds 3
+    # the headline /api/track figures by kind (3 rounds of 15 s, both backends, ~13 min):
+    .venv/bin/python benchmarks/bench_ingest.py --kinds-only
+    # compare two commits: run each alone, alternating, on the same machine
+    git worktree add /tmp/old <commit>
+    .venv/bin/python benchmarks/bench_ingest.py --kinds-only --server-src /tmp/old/src
 
 Measures, per warehouse backend:
+* /api/track by kind (``track_load.py``; target ≥ 3,000 req/s and per-request p99 ≤ 20 ms
+  for each): exposures of new units, repeated exposures (same unit and variant: duplicates),
+  conversions, and a mix of the three (3:5:2), each with wrk and with the timing client,
+  ``--rounds`` times in rotated order (median and min–max printed); then the warehouse is
+  checked: one exposure row per new unit, one event per conversion, none for repeats, no
+  conflicts. The figures move with the machine: note the load average printed beside them;
 * batch API: N events in batches of 10,000 from 4 concurrent clients (target ≥ 100,000/s);
 * /api/track: single events over 16 keep-alive connections for a fixed time (target ≥ 3,000
   req/s, p99 ≤ 20 ms), twice: with ``wrk`` (2 threads, a Lua script making a unique event per
@@ -42,6 +55,8 @@ from typing import Any
 
 import httpx
 import orjson
+import track_load
+from track_load import Connection, request
 
 PG_URL = os.environ.get(
     "SPLITLAB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -153,39 +168,6 @@ def make_running(base: str, admin: str, reviewer: str) -> None:
 
 
 # --------------------------------------------------------------------------- load generator
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection: send a POST, read the whole response."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
-        return cls(reader, writer)
-
-    async def post(self, request: bytes) -> tuple[int, bytes]:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        body = await self.reader.readexactly(length)
-        return status, body
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def request(path: str, body: bytes, key: str) -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
 
 
 def event(i: int, run: str) -> dict[str, Any]:
@@ -437,20 +419,38 @@ asyncio.run(main())
     )
 
 
-def count_track_events(warehouse_url: str, pattern: str) -> int:
-    """Events a /api/track run stored (read after the server stopped)."""
-    sql = f"SELECT count(*) FROM events WHERE event_id LIKE '{pattern}'"
+def warehouse_row(warehouse_url: str, sql: str) -> tuple[Any, ...]:
+    """The one row of a read-only query on the warehouse (DuckDB: after the server stopped)."""
     if warehouse_url.startswith("duckdb:///"):
         import duckdb
 
         with duckdb.connect(warehouse_url.removeprefix("duckdb:///"), read_only=True) as con:
-            return int(con.execute(sql).fetchall()[0][0])
+            return tuple(con.execute(sql).fetchall()[0])
     import psycopg
 
     base, _, query = warehouse_url.replace("+psycopg", "").partition("?")
     schema = query.rsplit("%3D", 1)[1]
     with psycopg.connect(base, autocommit=True, options=f"-csearch_path={schema}") as con:
-        return int(con.execute(sql).fetchone()[0])  # type: ignore[index]
+        return tuple(con.execute(sql).fetchone())  # type: ignore[arg-type]
+
+
+def count_track_events(warehouse_url: str, pattern: str) -> int:
+    """Events a /api/track run stored (read after the server stopped)."""
+    sql = f"SELECT count(*) FROM events WHERE event_id LIKE '{pattern}'"
+    return int(warehouse_row(warehouse_url, sql)[0])
+
+
+def count_kind_rows(warehouse_url: str, pattern: str) -> tuple[int, int, int, int]:
+    """For ``track_load.check_stored``: exposures and events of units like ``pattern``, the
+    pool's exposures, and all exposure conflicts."""
+    sql = (
+        f"SELECT (SELECT count(*) FROM exposures WHERE unit_id LIKE '{pattern}'), "
+        f"(SELECT count(*) FROM events WHERE unit_id LIKE '{pattern}'), "
+        "(SELECT count(*) FROM exposures WHERE unit_id LIKE 'pool-%'), "
+        "(SELECT count(*) FROM exposure_conflicts)"
+    )
+    exposures, events, pool, conflicts = (int(n) for n in warehouse_row(warehouse_url, sql))
+    return exposures, events, pool, conflicts
 
 
 # --------------------------------------------------------------------------- import
@@ -581,13 +581,29 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
     env, ingest_key, _ = prepare(home, database_url, warehouse_url)
     if args.group_commit_wait_ms is not None:
         env["SPLITLAB_GROUP_COMMIT_WAIT_MS"] = str(args.group_commit_wait_ms)
+    if args.server_src:
+        env["PYTHONPATH"] = os.pathsep.join([args.server_src, env.get("PYTHONPATH", "")])
     port = free_port()
+    track = exact = kinds = None
     process = start_server(env, port)
     try:
         if args.import_only:
             make_running(f"http://127.0.0.1:{port}", env.pop("_ADMIN"), env.pop("_REVIEWER"))
             raise _SkipApi
         make_running(f"http://127.0.0.1:{port}", env.pop("_ADMIN"), env.pop("_REVIEWER"))
+        if args.rounds:
+            print(f"[{name}] /api/track by kind, {args.track_seconds} s per run:")
+            kinds = track_load.run_kinds(
+                port,
+                ingest_key,
+                home,
+                seconds=args.track_seconds,
+                rounds=args.rounds,
+                kinds=args.kinds.split(","),
+                loop_factory=fast_loop(),
+            )
+        if args.kinds_only:
+            raise _SkipApi
         batch = asyncio.run(bench_batch(port, ingest_key, args.events))
         print(
             f"[{name}] batch API : {batch['events']:,} events in {batch['seconds']:.2f} s "
@@ -615,10 +631,15 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
             "(target 3,000 req/s, p99 20 ms)"
         )
     except _SkipApi:
-        track = exact = None
+        pass
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
+    if kinds is not None:
+        track_load.check_stored(
+            kinds, lambda pattern: count_kind_rows(warehouse_url, pattern), print
+        )
+        track_load.summarize(name, kinds)
     if track is not None:
         stored = count_track_events(warehouse_url, "track-%")
         # wrk counts answered requests; the ones in flight when it stopped may land as well
@@ -638,7 +659,7 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
         )
         if stored != exact["requests"]:
             raise SystemExit("/api/track lost or double-counted events under load")
-    if args.import_rows:
+    if args.import_rows and not args.kinds_only:
         # made per backend, after its experiment started (occurredAt must not precede it)
         parquet = home / "events.parquet"
         make_parquet(parquet, args.import_rows)
@@ -659,12 +680,43 @@ def run_backend(name: str, args: argparse.Namespace, root: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="batch API events")
-    parser.add_argument("--track-seconds", type=int, default=15, help="/api/track run (wrk)")
+    parser.add_argument(
+        "--track-seconds",
+        type=int,
+        default=15,
+        help="seconds of each /api/track run (wrk, timing client, each kind)",
+    )
     parser.add_argument("--import-rows", type=int, default=10_000_000, help="0 to skip")
     parser.add_argument("--import-only", action="store_true", help="skip the API benchmarks")
     parser.add_argument("--only", choices=["duckdb", "postgres"], default=None)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the /api/track runs by kind (each kind with wrk and with the timing "
+        "client, --track-seconds each; figures are the median and min–max); 0 to skip",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(track_load.KINDS),
+        help="kinds of /api/track request to run: new (exposures of new units), repeat "
+        "(exposures of units already exposed, same variant), conversion, mix (3:5:2)",
+    )
+    parser.add_argument(
+        "--kinds-only",
+        action="store_true",
+        help="run only the /api/track runs by kind (no batch, purchase-only or import runs)",
+    )
+    parser.add_argument(
+        "--server-src",
+        default=None,
+        help="run the server from this source tree (e.g. a `git worktree add /tmp/old <commit>` "
+        "checkout's src/) to compare commits; the benchmark itself is this tree's",
+    )
     parser.add_argument(
         "--group-commit-wait-ms",
         type=float,
