@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -462,6 +463,16 @@ def rebalance_bandit(
                     f"{name}: {len(values)} values for {arms} variants",
                     details=[{"loc": [name], "msg": f"needs one value per variant ({arms})"}],
                 )
+            if not all(math.isfinite(v) for v in values):
+                raise ValidationError(
+                    f"{name}: every value must be a finite number",
+                    details=[{"loc": [name], "msg": "must be finite numbers"}],
+                )
+        if any(v < 0 for v in posterior_variances):
+            raise ValidationError(
+                "posteriorVariances: a variance cannot be negative",
+                details=[{"loc": ["posteriorVariances"], "msg": "must be zero or more"}],
+            )
         try:
             weights = thompson_weights(
                 posterior_means, posterior_variances, min_weight=min_weight, seed=seed

@@ -39,7 +39,9 @@ from splitlab.allocation import (
 )
 from splitlab.api.caches import cached_principal
 from splitlab.api.deps import Editor, ServicesDep
+from splitlab.api.schemas import RebalanceIn
 from splitlab.domain import Principal
+from splitlab.domain.limits import has_control_characters, json_value_problem
 from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError, ValidationError
 from splitlab.services import Services
 from splitlab.warehouse import Fact, ItemStatus, exposure_fact
@@ -94,10 +96,15 @@ def parse_assign(body: bytes) -> AssignRequest:
         raise _bad("unitId", "is required (a non-empty string)")
     if len(unit) > MAX_TEXT:
         raise _bad("unitId", f"is longer than {MAX_TEXT} characters")
+    if has_control_characters(unit):
+        raise _bad("unitId", "must not contain NUL or other control characters")
     attributes = data.get("attributes")
     if attributes is not None:
         if not isinstance(attributes, dict):
             raise _bad("attributes", f"must be a JSON object, got {type(attributes).__name__}")
+        problem = json_value_problem(attributes)
+        if problem:
+            raise _bad("attributes", problem)
         size = len(orjson.dumps(attributes))
         if size > MAX_PROPS_BYTES:
             raise _bad("attributes", f"is {size} bytes; the limit is {MAX_PROPS_BYTES} bytes")
@@ -129,7 +136,33 @@ _INACTIVE = orjson.dumps(
 )
 
 
-@router.post("/api/assign", summary="Assign a unit to a variant and record its exposure")
+ASSIGN_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["experiment", "unitId"],
+    "properties": {
+        "experiment": {"type": "string", "description": "the experiment key"},
+        "unitId": {
+            "oneOf": [{"type": "string", "maxLength": MAX_TEXT}, {"type": "integer"}],
+            "description": "the unit (user) id; no control characters",
+        },
+        "attributes": {
+            "type": "object",
+            "description": "targeting attributes, recorded with the exposure "
+            f"(≤ {MAX_PROPS_BYTES} bytes as JSON, ≤ 32 levels)",
+        },
+        "record": {"type": "boolean", "default": True, "description": "record the exposure"},
+    },
+}
+"""JSON schema of the ``/api/assign`` body (documentation: validation is ``parse_assign``)."""
+
+
+@router.post(
+    "/api/assign",
+    summary="Assign a unit to a variant and record its exposure",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ASSIGN_BODY}}}
+    },
+)
 async def assign(request: Request) -> Response:
     """Body: ``{"experiment", "unitId", "attributes"?, "record"?: true}``.
     Answers ``{"variant", "payload", "inExperiment", "reason"}`` (see ``REASONS``).
@@ -318,7 +351,7 @@ def rebalance(
     key: str,
     services: ServicesDep,
     actor: Editor,
-    request_body: Annotated[dict[str, Any] | None, Body()] = None,
+    request_body: Annotated[RebalanceIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """Set a running bandit's weights ∝ P(arm is best), at least 1% per arm.
 
@@ -327,8 +360,8 @@ def rebalance(
     primary metric is a plain binary one (Beta posteriors of converted exposed units);
     otherwise 422 asks for them. The change is audited with actor ``bandit``.
     """
-    body = request_body or {}
-    means, variances = body.get("posteriorMeans"), body.get("posteriorVariances")
+    body = request_body or RebalanceIn()
+    means, variances = body.posterior_means, body.posterior_variances
     source: dict[str, Any] = {"posteriors": "request"}
     if means is None and variances is None:
         posteriors = binary_posteriors(services=services, key=key)
@@ -338,21 +371,16 @@ def rebalance(
             "units": dict(zip(posteriors.variants, posteriors.units, strict=True)),
             "conversions": dict(zip(posteriors.variants, posteriors.conversions, strict=True)),
         }
-    for name, values in (("posteriorMeans", means), ("posteriorVariances", variances)):
-        if not isinstance(values, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values
-        ):
-            raise _bad(name, "must be an array of numbers, one per variant")
-    seed = body.get("seed", 0)
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise _bad("seed", "must be an integer")
-    reason = str(body.get("reason") or f"Thompson sampling rebalance requested by {actor.username}")
+    elif means is None or variances is None:
+        missing = "posteriorMeans" if means is None else "posteriorVariances"
+        raise _bad(missing, "send posteriorMeans and posteriorVariances together")
+    reason = body.reason or f"Thompson sampling rebalance requested by {actor.username}"
     change = rebalance_bandit(
         services=services,
         key=key,
-        posterior_means=means,  # type: ignore[arg-type]
-        posterior_variances=variances,  # type: ignore[arg-type]
-        seed=seed,
+        posterior_means=means,
+        posterior_variances=variances,
+        seed=body.seed,
         reason=reason,
     )
     return change.to_dict() | source

@@ -60,8 +60,8 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
         codes |= {401, 403}
     if "requestBody" in operation:
         codes |= {400, 413}
-    if "{" in path or path == "/api/assign":
-        codes.add(404)
+    if path.startswith("/api/") and ("parameters" in operation or "requestBody" in operation):
+        codes.add(404)  # a key in the path, the query or the body can name nothing
     if method != "get" and path.startswith("/api/"):
         codes.add(409)
     return sorted(codes)

@@ -8,7 +8,6 @@ an item only after its transaction committed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -21,7 +20,9 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from splitlab.api.bodies import decode_json
 from splitlab.api.caches import Refreshing, cached_principal
+from splitlab.api.errors import internal_error
 from splitlab.domain import Principal, Status
 from splitlab.errors import (
     NotFoundError,
@@ -115,7 +116,7 @@ async def _ingestor(request: Request, services: Services) -> Principal:
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The request body, refused with 413 over ``limit`` bytes — by Content-Length or while
-    streaming, with the messages of ``app.BodyLimit`` (these routes are served ahead of it)."""
+    streaming, with the messages of ``bodies.BodyGuard`` (these routes are served ahead of it)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
@@ -140,15 +141,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 async def _json_body(request: Request, services: Services) -> Any:
     body = await read_body(request.scope, request.receive, services.settings.max_body_bytes)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        try:  # the standard library also reads NaN/Infinity: report those per field instead
-            return json.loads(body)
-        except ValueError:
-            raise SplitlabError(
-                f"malformed JSON body: {exc}", details=[{"loc": [], "msg": str(exc)}]
-            ) from exc
+    return decode_json(body)  # NaN/Infinity are read, then refused per field
 
 
 def _experiment_keys(items: list[Any]) -> set[str]:
@@ -304,7 +297,7 @@ JSON_HEADER = (b"content-type", b"application/json")
 class RawEndpoint:
     """A handler served as a bare ASGI app: no FastAPI request/dependency machinery, which
     costs more than the handler itself on these hot paths. Answers errors in the same
-    ``{"error": …}`` shape as ``api.errors``; anything else propagates (500)."""
+    ``{"error": …}`` shape as ``api.errors``, an unexpected failure too (500, logged)."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
@@ -319,6 +312,9 @@ class RawEndpoint:
             status, body = error.status, orjson.dumps(error.to_dict(), default=str)
             if status == 401:
                 headers.append((b"www-authenticate", b"Bearer"))
+        except Exception as exc:
+            failure = internal_error(exc, method=scope["method"], path=scope["path"])
+            status, body = failure.status, orjson.dumps(failure.to_dict())
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

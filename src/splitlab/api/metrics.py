@@ -9,12 +9,18 @@ from fastapi import APIRouter, Query, Response
 from splitlab.api.deps import Editor, Reader, ServicesDep
 from splitlab.api.schemas import MetricOut
 from splitlab.domain import MetricDefinition
+from splitlab.domain.limits import MAX_INT32
 from splitlab.store import metrics as repo
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 
-@router.post("", status_code=201, response_model=MetricOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=MetricOut,
+    responses={200: {"model": MetricOut, "description": "A new version of an existing metric"}},
+)
 def upsert(
     definition: MetricDefinition, services: ServicesDep, actor: Editor, response: Response
 ) -> dict[str, Any]:
@@ -39,7 +45,7 @@ def read(
     key: str,
     services: ServicesDep,
     _: Reader,
-    version: int | None = Query(default=None, ge=1, description="a past version"),
+    version: int | None = Query(default=None, ge=1, le=MAX_INT32, description="a past version"),
 ) -> dict[str, Any]:
     with services.sessions() as session:
         row = repo.get_metric(session=session, key=key)

@@ -55,6 +55,8 @@ MAX_DATE = datetime(2100, 1, 1, tzinfo=UTC)
 """``start_at``/``end_at`` lie in [MIN_DATE, MAX_DATE)."""
 MAX_QUERY_TEXT = 200
 """Characters in a search or filter query parameter."""
+MAX_INT32 = 2**31 - 1
+"""Largest number an integer column of the store holds (ids, versions)."""
 
 PROPERTY_NAME_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 """An event property or exposure attribute (``value_field``, filter keys, segments): letters,
