@@ -35,6 +35,9 @@ DOCUMENTED = {
     "benjamini_hochberg",
     "bonferroni",
     "srm_test",
+    # relative-effect intervals
+    "relative_interval",
+    "RELATIVE_METHODS",
     # Bayesian and bandits
     "bayesian_test",
     "probability_best",

@@ -24,12 +24,14 @@ from splitlab.stats.power import (
 )
 from splitlab.stats.quantile import QuantileStats, quantile_ranks, quantile_test
 from splitlab.stats.ratio import ratio_test
+from splitlab.stats.relative import RELATIVE_METHODS, relative_interval
 from splitlab.stats.results import REASONS, CupedResult, TestResult
 from splitlab.stats.sequential import SprtResult, msprt_pvalue, sequential_test, sprt_bernoulli
 from splitlab.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_test
 
 __all__ = [
     "REASONS",
+    "RELATIVE_METHODS",
     "SRM_P_THRESHOLD",
     "BayesianResult",
     "CovariateStats",
@@ -59,6 +61,7 @@ __all__ = [
     "quantile_ranks",
     "quantile_test",
     "ratio_test",
+    "relative_interval",
     "sample_size_means",
     "sample_size_proportions",
     "sequential_test",
