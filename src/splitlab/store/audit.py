@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +24,9 @@ def write_audit(
     changes: dict[str, Any] | None = None,
     snapshot: dict[str, Any] | None = None,
     via: str | None = None,
+    at: datetime | None = None,
 ) -> AuditRow:
+    """Add one audit entry; ``at`` back-dates it (seeded demo history), default now."""
     row = AuditRow(
         entity=entity,
         entity_key=entity_key,
@@ -37,6 +39,8 @@ def write_audit(
         snapshot=snapshot,
         via=via,
     )
+    if at is not None:
+        row.at = at
     session.add(row)
     return row
 

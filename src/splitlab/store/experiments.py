@@ -189,10 +189,16 @@ def _snapshot(row: ExperimentRow) -> dict[str, Any]:
 
 
 def _record(
-    session: Session, row: ExperimentRow, *, action: str, actor: str, **fields: Any
+    session: Session,
+    row: ExperimentRow,
+    *,
+    action: str,
+    actor: str,
+    at: datetime | None = None,
+    **fields: Any,
 ) -> None:
     """Flush the change to ``row`` and write its one audit entry, with the new snapshot."""
-    row.updated_at = now()
+    row.updated_at = at or now()
     session.flush()
     write_audit(
         session=session,
@@ -201,6 +207,7 @@ def _record(
         action=action,
         actor=actor,
         snapshot=_snapshot(row),
+        at=at,
         **fields,
     )
 
@@ -306,8 +313,14 @@ def list_experiments(
 
 
 def create_experiment(
-    *, session: Session, spec: ExperimentSpec, actor: Principal, cloned_from: str | None = None
+    *,
+    session: Session,
+    spec: ExperimentSpec,
+    actor: Principal,
+    cloned_from: str | None = None,
+    at: datetime | None = None,
 ) -> ExperimentRow:
+    """Create a draft (audited). ``at`` back-dates its creation (seeded demo history)."""
     if session.scalar(select(ExperimentRow.id).where(ExperimentRow.key == spec.key)) is not None:
         raise ConflictError(
             f"an experiment with key {spec.key!r} exists", details={"key": spec.key}
@@ -317,6 +330,8 @@ def create_experiment(
         spec = spec.model_copy(update={"owner": actor.username})
     row = ExperimentRow(key=spec.key, status=Status.DRAFT.value, created_by=actor.username)
     row.cloned_from = cloned_from
+    if at is not None:
+        row.created_at = row.updated_at = at
     _apply_spec(row, spec)
     session.add(row)
     session.flush()
@@ -329,6 +344,7 @@ def create_experiment(
         reason=f"cloned from {cloned_from}" if cloned_from else "",
         to_status=row.status,
         snapshot=_snapshot(row),
+        at=at,
     )
     return row
 
@@ -537,7 +553,10 @@ def transition(
     actor: Principal,
     reason: str = "",
     reviewers: list[str] | None = None,
+    at: datetime | None = None,
 ) -> ExperimentRow:
+    """Move ``key`` to ``to`` (audited). ``at`` back-dates the move (seeded demo history)."""
+    moment = at or now()
     row = get_experiment(session=session, key=key)
     current = Status(row.status)
     spec = spec_from_row(row)
@@ -551,26 +570,28 @@ def transition(
         unknown_metrics=missing_metrics(session=session, keys=spec.metrics.all_keys()),
     )
     if to is Status.REVIEW:
-        session.add(
-            ReviewRequestRow(
-                experiment_id=row.id, requested_by=actor.username, reviewers=reviewers or []
-            )
+        opened = ReviewRequestRow(
+            experiment_id=row.id, requested_by=actor.username, reviewers=reviewers or []
         )
+        if at is not None:
+            opened.created_at = at
+        session.add(opened)
     elif current is Status.REVIEW and request is not None:
         request.state = "withdrawn" if to is Status.DRAFT else request.state
-        request.closed_at = now()
+        request.closed_at = moment
     if to is Status.RUNNING:
         _pin_metric_versions(session, row)
     if to is Status.RUNNING and row.start_at is None:
-        row.start_at = now()
+        row.start_at = moment
     if to is Status.STOPPED:
-        row.end_at = now()
+        row.end_at = moment
     row.status = to.value
     _record(
         session,
         row,
         action="transition",
         actor=actor.username,
+        at=at,
         reason=reason,
         from_status=current.value,
         to_status=to.value,
@@ -586,12 +607,14 @@ def review(
     decision: ReviewDecision,
     comment: str = "",
     via: str | None = None,
+    at: datetime | None = None,
 ) -> ReviewRow:
     """Approve, or request changes (which sends the experiment back to draft).
 
     An approval is bound to the configuration's current fingerprint. ``via`` says how the
     decision reached us when not with the reviewer's own credentials (the CLI's ``--as``);
-    it is kept with the review and in the audit entry."""
+    it is kept with the review and in the audit entry. ``at`` back-dates the review (seeded
+    demo history)."""
     row = get_experiment(session=session, key=key)
     if row.status != Status.REVIEW:
         raise ConflictError(
@@ -622,19 +645,22 @@ def review(
         fingerprint=fingerprint(session=session, row=row),
         via=via,
     )
+    if at is not None:
+        entry.created_at = at
     session.add(entry)
     from_status = row.status
     if decision is ReviewDecision.APPROVE:
         request.state = "approved"
     else:
         request.state = "changes_requested"
-        request.closed_at = now()
+        request.closed_at = at or now()
         row.status = Status.DRAFT.value
     _record(
         session,
         row,
         action=f"review_{decision.value}",
         actor=reviewer.username,
+        at=at,
         reason=comment,
         from_status=from_status,
         to_status=row.status,
@@ -678,13 +704,18 @@ def list_reviews(*, session: Session, key: str) -> list[dict[str, Any]]:
     return out
 
 
-def add_note(*, session: Session, key: str, author: Principal, body: str) -> NoteRow:
+def add_note(
+    *, session: Session, key: str, author: Principal, body: str, at: datetime | None = None
+) -> NoteRow:
+    """Add a note (audited). ``at`` back-dates it (seeded demo history)."""
     if not body.strip():
         raise ValidationError(
             "a note needs text", details=[{"loc": ["body"], "msg": "must not be empty"}]
         )
     row = get_experiment(session=session, key=key)
     note = NoteRow(experiment_id=row.id, author=author.username, body=body)
+    if at is not None:
+        note.created_at = at
     session.add(note)
     session.flush()
     write_audit(
@@ -695,6 +726,7 @@ def add_note(*, session: Session, key: str, author: Principal, body: str) -> Not
         actor=author.username,
         reason=body,
         snapshot=_snapshot(row),
+        at=at,
     )
     return note
 
