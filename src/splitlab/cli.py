@@ -763,6 +763,33 @@ def analyze(
         typer.echo(render_table(snapshot), nl=False)
 
 
+@app.command()
+def validate(
+    sims: Annotated[
+        int, typer.Option("--sims", min=100, help="simulated experiments per check")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same figures)")] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", help="where to write the figures as JSON")
+    ] = Path("validity.json"),
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="run only this check (repeatable): z, welch, cuped, …"),
+    ] = None,
+) -> None:
+    """Measure false-positive rates, CI coverage and power of every statistical method by
+    vectorised simulation; print a table and write the figures to --out."""
+    from splitlab.simulate.validity import render_table, run_validity
+
+    try:
+        report = run_validity(sims=sims, seed=seed, checks=check)
+    except ValueError as error:
+        _fail(SplitlabError(str(error)))
+    typer.echo(render_table(report), nl=False)
+    out.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    typer.echo(f"wrote {out}")
+
+
 def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[str, Any]:
     import httpx
 
