@@ -261,3 +261,26 @@ def test_one_control_character_in_a_clean_column_is_found(user: str, accepted: b
     parsed = parse_batch(items, lookup=EXPERIMENTS.get, now=NOW)
     assert (17 in parsed.positions) is accepted
     assert len(parsed.positions) == 49 + accepted
+
+
+def test_keys_of_a_mixed_type_json_column_are_read_unquoted(tmp_path: Path) -> None:
+    """A JSON Lines column holding strings and numbers is typed JSON by DuckDB: its keys are
+    still the strings themselves, and the rules still apply to them."""
+    rows = [
+        BASE | {"userKey": 42, "eventId": "a"},
+        BASE | {"userKey": " u1 ", "eventId": "b"},
+        BASE | {"userKey": "u\x00v", "eventId": "c"},
+        BASE | {"userKey": ["u"], "eventId": "d"},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    con = duckdb.connect()
+    try:
+        report = import_into_duckdb(
+            con, path, kind="events", experiments=EXPERIMENTS, write=False, preview_rows=4
+        )
+    finally:
+        con.close()
+    assert [row["unit_id"] for row in report.preview[:2]] == ["42", "u1"]
+    assert [row["err"] is None for row in report.preview] == [True, True, False, False]
+    assert [row["err"].split(":")[0] for row in report.preview[2:]] == ["userKey", "userKey"]

@@ -193,37 +193,59 @@ ESCAPED_NUL_SQL = r"'(^|[^\\])(\\\\)*\\u0000'"
 """RE2: a ``\\u0000`` escape in JSON text (as ``validation.ESCAPED_NUL``)."""
 
 
-def _too_deep_sql(json_text: str) -> str:
+def _too_deep_sql(guard: str, json_text: str) -> str:
     """SQL: JSON text nests deeper than ``MAX_PROPS_DEPTH``. Strings are blanked, then the
     innermost containers are removed ``MAX_PROPS_DEPTH`` times; a bracket left is too deep.
-    Only texts with that many brackets are looked at."""
+    Only texts whose ``guard`` text has that many brackets are looked at."""
     text = f"""regexp_replace({json_text}, '"([^"\\\\]|\\\\.)*"', '0', 'g')"""
     for _ in range(MAX_PROPS_DEPTH):
         text = rf"regexp_replace({text}, '[\[{{][^\[\]{{}}]*[\]}}]', '0', 'g')"
-    brackets = f"length({json_text}) - length(replace(replace({json_text}, '{{', ''), '[', ''))"
+    brackets = f"length({guard}) - length(replace(replace({guard}, '{{', ''), '[', ''))"
     return f"CASE WHEN {brackets} > {MAX_PROPS_DEPTH} THEN regexp_matches({text}, '[\\[{{]') END"
 
 
 def _item_rules_sql() -> str:
     """The ``WHEN … THEN`` rules of ``validation.parse_item`` that keep a stored item
     storable by every backend: keys, value range, time from 1970, ``props`` shape."""
-    keys = "".join(
-        f"""
-        WHEN length(t.{column}) > {MAX_TEXT} THEN '{field}: is longer than {MAX_TEXT} characters'
-        WHEN regexp_matches(t.{column}, '{CONTROL_SQL}')
-            THEN '{field}: must not contain control characters (such as NUL)'"""
+    # Cheap tests on ``t.raw_keys`` (the keys as sent, concatenated) first; the exact ones,
+    # on the trimmed keys, and the naming of the field only for the rows they cannot clear.
+    # (Every mention of a trimmed key computes it again: DuckDB inlines the CTE.)
+    too_long = " ".join(
+        f"WHEN length(t.{column}) > {MAX_TEXT} THEN '{field}'"
         for column, field in KEY_COLUMNS.items()
     )
+    control = " ".join(
+        f"WHEN regexp_matches(t.{column}, '{CONTROL_SQL}') THEN '{field}'"
+        for column, field in KEY_COLUMNS.items()
+    )
+    # the same for props: guards on the text as sent (parsing it as JSON again each time
+    # would cost more than all the rules)
+    raw = "CAST(t.raw_props AS VARCHAR)"
     props = "CAST(t.properties AS VARCHAR)"
-    return f"""{keys}
+    exact_nul = f"regexp_matches({props}, {ESCAPED_NUL_SQL})"
+    nul = f"CASE WHEN contains({raw}, '\\u0000') OR contains({raw}, chr(0)) THEN {exact_nul} END"
+    not_object = "json_type(t.properties) <> 'OBJECT'"
+    object_ = f"CASE WHEN NOT starts_with(ltrim({raw}), '{{') THEN {not_object} END"
+    return f"""
+        WHEN CASE WHEN length(t.raw_keys) > {MAX_TEXT} THEN (CASE {too_long} END) IS NOT NULL END
+            THEN CASE {too_long} END || ': is longer than {MAX_TEXT} characters'
+        WHEN CASE WHEN regexp_matches(t.raw_keys, '{CONTROL_SQL}')
+                  THEN (CASE {control} END) IS NOT NULL END
+            THEN CASE {control} END || ': must not contain control characters (such as NUL)'
         WHEN t.raw_value IS NOT NULL AND abs(t.value) > {MAX_ABS_VALUE}
             THEN 'value: must be between -{MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}'
-        WHEN t.occurred_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
-            THEN 'occurredAt: is before 1970-01-01T00:00:00Z'
-        WHEN json_type(t.properties) <> 'OBJECT' THEN 'props: must be a JSON object'
-        WHEN regexp_matches({props}, {ESCAPED_NUL_SQL})
-            THEN 'props: must not contain NUL characters'
-        WHEN {_too_deep_sql(props)} THEN 'props: nests deeper than {MAX_PROPS_DEPTH} levels'"""
+        WHEN t.raw_props IS NOT NULL AND {object_} THEN 'props: must be a JSON object'
+        WHEN t.raw_props IS NOT NULL AND {nul} THEN 'props: must not contain NUL characters'
+        WHEN t.raw_props IS NOT NULL AND {_too_deep_sql(raw, props)}
+            THEN 'props: nests deeper than {MAX_PROPS_DEPTH} levels'"""
+
+
+def _trimmed(column: str) -> str:
+    """SQL: ``column`` as text, trimmed as ``str.strip()`` trims; the full trim only for
+    values that do not both start and end with a visible ASCII character."""
+    text = f"CAST({column} AS VARCHAR)"
+    plain = f"ascii({text}) BETWEEN 33 AND 126 AND ascii(right({text}, 1)) BETWEEN 33 AND 126"
+    return f"NULLIF(CASE WHEN {plain} THEN {text} ELSE trim({text}, '{WHITESPACE}') END, '')"
 
 
 SCALAR_JSON = "('VARCHAR', 'BIGINT', 'UBIGINT')"
@@ -249,12 +271,11 @@ def _validated_sql(
 ) -> str:
     """Rows of ``splitlab_import_src`` with ``err`` (NULL when valid) and typed columns."""
     exposure = kind == "exposures"
-    # trimmed of what Python's str.strip() removes, as validation does
-    text = f"NULLIF(trim(CAST({{}} AS VARCHAR), '{WHITESPACE}'), '')"
     keys = {name: _key_source(name, types or {}) for name in KEY_COLUMNS.values()}
     if exposure:
         keys["eventType"] = ("'exposure'", "FALSE")
     wrong_type = " ".join(f"WHEN {wrong} THEN '{name}'" for name, (_, wrong) in keys.items())
+    raw_keys = f"concat({', '.join(f'CAST({source} AS VARCHAR)' for source, _ in keys.values())})"
     ts = (
         "COALESCE(TRY_CAST(occurredAt AS TIMESTAMPTZ), "
         "TRY_CAST(TRY_CAST(occurredAt AS VARCHAR) AS TIMESTAMPTZ), now())"
@@ -262,17 +283,17 @@ def _validated_sql(
     props = "COALESCE(TRY_CAST(props AS JSON), '{}'::JSON)"
     future = int(MAX_FUTURE.total_seconds())
     # text columns: an empty value is a missing one; numeric columns need no round trip
-    raw_value = "value" if numeric_value else text.format("value")
+    raw_value = "value" if numeric_value else _trimmed("value")
     return f"""
     WITH typed AS (
         SELECT {ROW_NUMBER} AS row_number,
-               {text.format(keys["experimentKey"][0])} AS experiment_key,
-               {text.format(keys["variantKey"][0])} AS variant_key,
-               {text.format(keys["userKey"][0])} AS unit_id,
-               {text.format(keys["eventType"][0])} AS event_name,
+               {_trimmed(keys["experimentKey"][0])} AS experiment_key,
+               {_trimmed(keys["variantKey"][0])} AS variant_key,
+               {_trimmed(keys["userKey"][0])} AS unit_id,
+               {_trimmed(keys["eventType"][0])} AS event_name,
                {raw_value} AS raw_value, TRY_CAST({raw_value} AS DOUBLE) AS value,
-               {text.format(keys["eventId"][0])} AS client_id,
-               CASE {wrong_type} END AS wrong_type,
+               {_trimmed(keys["eventId"][0])} AS client_id,
+               CASE {wrong_type} END AS wrong_type, {raw_keys} AS raw_keys,
                occurredAt AS raw_time, {ts} AS occurred_at,
                props AS raw_props, {props} AS properties
         FROM splitlab_import_src
@@ -297,8 +318,11 @@ def _validated_sql(
         WHEN t.raw_time IS NOT NULL AND TRY_CAST(t.raw_time AS TIMESTAMPTZ) IS NULL
              AND TRY_CAST(TRY_CAST(t.raw_time AS VARCHAR) AS TIMESTAMPTZ) IS NULL
             THEN 'occurredAt: is not a timestamp'
-        WHEN t.occurred_at > now() + INTERVAL {future} SECOND
-            THEN 'occurredAt: is more than 5 minutes in the future'
+        WHEN NOT t.occurred_at BETWEEN TIMESTAMPTZ '1970-01-01 00:00:00+00'
+                                   AND now() + INTERVAL {future} SECOND
+            THEN CASE WHEN t.occurred_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
+                      THEN 'occurredAt: is before 1970-01-01T00:00:00Z'
+                      ELSE 'occurredAt: is more than 5 minutes in the future' END
         WHEN t.occurred_at < {"x.exposure_from" if exposure else "x.event_from"}
             THEN 'occurredAt: is before the experiment''s start'
                  || {"''" if exposure else "' minus its pre-period'"}
@@ -416,7 +440,7 @@ def _stage(
     report.reasons = [{"reason": r[0], "rows": r[1], "examples": r[2]} for r in reasons]
     if preview_rows:
         cursor = con.execute(
-            "SELECT * EXCLUDE (raw_value, raw_time, raw_props, occurred_at, wrong_type), "
+            "SELECT * EXCLUDE (raw_value, raw_time, raw_props, occurred_at, wrong_type, raw_keys), "
             "CAST(occurred_at AS VARCHAR) AS occurred_at FROM splitlab_import_checked "
             f"ORDER BY row_number LIMIT {int(preview_rows)}"
         )
