@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -809,6 +810,132 @@ def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[
     except ValueError as exc:
         raise refused(response, doing=doing, scope="admin") from exc
     raise refused(response, doing=doing, scope="admin")
+
+
+# ---------------------------------------------------------------- simulator and demo
+
+
+@app.command("scenarios")
+def scenarios_list() -> None:
+    """List the simulation scenarios shipped with Splitlab, one line each."""
+    from splitlab.simulate import load_scenario, scenario_names
+
+    for name in scenario_names():
+        scenario = load_scenario(name)
+        typer.echo(f"{name:<22} {scenario.description}")
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        str | None, typer.Argument(help="a scenario name (see `splitlab scenarios`)")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", exists=True, dir_okay=False, help="your own scenario YAML"),
+    ] = None,
+    units: Annotated[
+        int | None, typer.Option(min=10, help="units (default: the scenario's)")
+    ] = None,
+    days: Annotated[int | None, typer.Option(min=1, max=120, help="days of data")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="random seed (same seed, same data)")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="experiment key (default: scenario name)")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="first day (UTC; default: midnight DAYS days ago)"),
+    ] = None,
+    export: Annotated[
+        Path | None, typer.Option(file_okay=False, help="also keep the data as Parquet here")
+    ] = None,
+) -> None:
+    """Simulate a scenario into a running experiment: metrics and experiment through the store,
+    units assigned by the experiment's config, data through the import path, truth.json saved."""
+    from splitlab.simulate import generate, load_scenario
+    from splitlab.simulate.run import simulate_into
+
+    if (scenario is None) == (file is None):
+        _fail(SplitlabError("give a scenario name or --file, not both"))
+    chosen = _run(lambda: load_scenario(file or scenario or ""))
+    moment = None
+    if start is not None:
+        moment = start if start.tzinfo else start.replace(tzinfo=UTC)
+        span = timedelta(days=days or chosen.days)
+        if moment + span > datetime.now(UTC):
+            _fail(SplitlabError("--start plus --days is in the future: the data would be too"))
+    services = _run(_services)
+    try:
+        data = _run(
+            lambda: generate(chosen, units=units, days=days, seed=seed, key=key, start=moment)
+        )
+        report = _run(lambda: simulate_into(services, data, export=export))
+    finally:
+        services.close()
+    verb = "created" if report.created else "already running:"
+    typer.echo(
+        f"experiment {data.key} {verb} {data.units:,} units over {data.days} days from "
+        f"{data.start:%Y-%m-%d} (seed {data.seed})"
+    )
+    for name, part in (("exposures", report.exposures), ("events", report.events)):
+        typer.echo(
+            f"{name}: accepted {part['accepted']:,}, duplicates {part['duplicates']:,}, "
+            f"rejected {part['rejected']:,}"
+        )
+    if data.dropped:
+        lost = ", ".join(f"{v} {n:,}" for v, n in data.dropped.items())
+        typer.echo(f"units lost after assignment (scenario breakage): {lost}")
+    if report.export_dir is not None:
+        typer.echo(f"Parquet: {report.export_dir}/exposures.parquet, events.parquet")
+    typer.echo(f"truth: {report.truth_path}")
+
+
+@app.command()
+def demo(
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset", help="delete the embedded app store and warehouse first (asks first)"
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask before --reset")] = False,
+) -> None:
+    """Seed a demo organisation: ~20 experiments of 4 teams in every state, with data,
+    reviews, notes and six months of history (idempotent: existing ones are kept)."""
+    from splitlab.simulate.demo import EXPERIMENTS, seed_demo
+    from splitlab.store.migrate import upgrade
+
+    settings = Settings()
+    if reset:
+        _reset_embedded(settings, yes=yes)
+    services = _run(lambda: _services(check_schema=False))
+    try:
+        upgrade(services.engine)
+        report = _run(lambda: seed_demo(services))
+    finally:
+        services.close()
+    typer.echo(
+        f"demo: {len(report.created)} experiment(s) seeded, {len(report.existing)} already "
+        f"there (of {len(EXPERIMENTS)}); {report.exposures:,} exposures and "
+        f"{report.events:,} events imported in {report.seconds:.1f} s"
+    )
+
+
+def _reset_embedded(settings: Settings, *, yes: bool) -> None:
+    """Delete the embedded SQLite app store and DuckDB warehouse of HOME (nothing else)."""
+    from splitlab.server_address import recorded_server
+
+    if settings.database_url or settings.warehouse_url:
+        _fail(SplitlabError("--reset only deletes the embedded stores of SPLITLAB_HOME"))
+    if recorded_server(settings) is not None:
+        _fail(SplitlabError("a server is running on this data directory: stop it first"))
+    files = [settings.home / "splitlab.db", settings.home / "warehouse.duckdb"]
+    files += [f.with_name(f.name + ".wal") for f in files]
+    present = [f for f in files if f.exists()]
+    if present and not yes:
+        typer.confirm(f"Delete {', '.join(map(str, present))}?", abort=True)
+    for path in present:
+        path.unlink()
 
 
 def main() -> None:  # pragma: no cover - console entry

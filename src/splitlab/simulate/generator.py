@@ -111,9 +111,11 @@ def draw_stream(
     *,
     timed: bool = True,
     pre_period: bool = False,
+    only: str | None = None,
 ) -> StreamDraw:
     """Events of stream ``name`` for every unit (``variant`` −1 in the pre-period: only the
-    baseline effects of ``variant: null`` apply)."""
+    baseline effects of ``variant: null`` apply); ``only`` draws just that value (``value``
+    or a field name) and no times."""
     stream = scenario.streams[name]
     codes = population.codes
     observed = days - population.arrival
@@ -150,11 +152,13 @@ def draw_stream(
     elif timed:
         position = rng.random(unit.shape[0])
     value = None
-    if stream.value is not None:
+    if stream.value is not None and only in (None, "value"):
         mean = stream.value.mean * model.static_multiplier(scenario, name, "value", variant, codes)
         value = draw_values(stream.value, mean[unit], rng)
     fields = {}
     for field_name, dist in stream.fields.items():
+        if only not in (None, field_name):
+            continue
         mean = dist.mean * model.static_multiplier(scenario, name, field_name, variant, codes)
         fields[field_name] = draw_values(dist, mean[unit], rng)
     return StreamDraw(unit, day, position, value, fields)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from splitlab.domain import Principal, ReviewDecision, Role, Status
@@ -101,12 +103,17 @@ def ensure_running_experiment(
     return True
 
 
-def write_parquet(data: SimulatedData, folder: Path) -> tuple[Path, Path]:
-    """``exposures.parquet`` and ``events.parquet`` of a run in ``folder``."""
+def write_parquet(runs: Sequence[SimulatedData], folder: Path) -> tuple[Path, Path]:
+    """``exposures.parquet`` and ``events.parquet`` of one or more runs in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     exposures, events = folder / "exposures.parquet", folder / "events.parquet"
-    pq.write_table(data.exposures, exposures, compression="none")
-    pq.write_table(data.events, events, compression="none", row_group_size=1_000_000)
+    pq.write_table(pa.concat_tables([r.exposures for r in runs]), exposures, compression="none")
+    pq.write_table(
+        pa.concat_tables([r.events for r in runs]),
+        events,
+        compression="none",
+        row_group_size=1_000_000,
+    )
     return exposures, events
 
 
@@ -129,6 +136,19 @@ def import_run(services: Services, exposures: Path, events: Path) -> tuple[Any, 
     return reports[0], reports[1]
 
 
+def import_simulated(
+    services: Services, runs: Sequence[SimulatedData], *, export: Path | None = None
+) -> tuple[Any, Any]:
+    """Import the data of ``runs`` (experiments already running) in one import per kind;
+    ``export`` keeps the Parquet files there, else they go to a temporary folder."""
+    folder = export if export is not None else Path(tempfile.mkdtemp(prefix="splitlab-sim-"))
+    try:
+        return import_run(services, *write_parquet(runs, folder))
+    finally:
+        if export is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def save_truth(services: Services, data: SimulatedData) -> Path:
     folder = runs_dir(services) / data.key
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,13 +168,7 @@ def simulate_into(
     """Create the experiment of ``data`` (unless it runs already), import its data through
     the bulk import path, and save ``truth.json``; ``export`` keeps the Parquet files."""
     created = ensure_running_experiment(services, data, actor=actor, at=at)
-    folder = export if export is not None else Path(tempfile.mkdtemp(prefix="splitlab-sim-"))
-    try:
-        exposures_file, events_file = write_parquet(data, folder)
-        exposures, events = import_run(services, exposures_file, events_file)
-    finally:
-        if export is None:
-            shutil.rmtree(folder, ignore_errors=True)
+    exposures, events = import_simulated(services, [data], export=export)
     return RunReport(
         key=data.key,
         truth_path=save_truth(services, data),

@@ -22,7 +22,7 @@ from splitlab.simulate import model
 from splitlab.simulate.scenario import Scenario, segment_cells
 
 FloatArray = npt.NDArray[np.float64]
-MONTE_CARLO_UNITS = 400_000
+MONTE_CARLO_UNITS = 300_000
 QUADRATURE_NODES = 48
 
 
@@ -132,7 +132,16 @@ def _monte_carlo(
     counted: list[npt.NDArray[np.bool_]] = []
     for v in range(len(spec.variants)):
         variant = np.full(m, v, np.int64)
-        draw = draw_stream(scenario, metric.event, population, variant, days, rng, timed=False)
+        draw = draw_stream(
+            scenario,
+            metric.event,
+            population,
+            variant,
+            days,
+            rng,
+            timed=False,
+            only=metric.value_field or "value",
+        )
         count = np.bincount(draw.unit, minlength=m).astype(float)
         values = draw.fields[metric.value_field] if metric.value_field else draw.value
         total = np.bincount(draw.unit, weights=values, minlength=m) if values is not None else count
