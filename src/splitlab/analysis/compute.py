@@ -11,7 +11,7 @@ estimate and the variance of that estimate, so every kind is *linearised* to a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy.typing as npt
 from splitlab import stats
 from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan
-from splitlab.domain import Correction, Engine, MetricKind
+from splitlab.domain import Correction, Engine, MetricKind, RelativeInterval
 from splitlab.stats.cuped import pooled_theta
 from splitlab.warehouse.queries import uses_cuped
 
@@ -140,6 +140,28 @@ def _engine_results(result: FamilyResult, plan: AnalysisPlan) -> None:
         result.bayesian = stats.bayesian_test(control, treatment, relative=True, alpha=plan.alpha)
 
 
+def _relative_interval(result: FamilyResult, plan: AnalysisPlan) -> None:
+    """Replace the tests' delta-method relative CIs by the plan's ``relative_ci`` method,
+    from the same arm means and variances of those means (and the t degrees of freedom)."""
+    if plan.relative_ci is RelativeInterval.DELTA:
+        return
+    test = result.test
+    df = test.df if np.isfinite(test.df).any() else None
+    low, high = stats.relative_interval(
+        test.control_mean,
+        test.treatment_mean,
+        result.control_var,
+        result.treatment_var,
+        method=plan.relative_ci.value,  # type: ignore[arg-type]
+        alpha=plan.alpha,
+        df=df,
+    )
+    blank = np.isnan(test.rel_ci_low)  # reason codes already blanked these comparisons
+    result.test = replace(
+        test, rel_ci_low=np.where(blank, np.nan, low), rel_ci_high=np.where(blank, np.nan, high)
+    )
+
+
 def run_families(plan: AnalysisPlan, aggregates: Aggregates) -> list[FamilyResult]:
     """Group the metrics by test family and run each family once."""
     groups: dict[str, list[int]] = {}
@@ -148,6 +170,7 @@ def run_families(plan: AnalysisPlan, aggregates: Aggregates) -> list[FamilyResul
     results = []
     for name, metrics in groups.items():
         result = _test_family(name, metrics, aggregates, plan.alpha)
+        _relative_interval(result, plan)
         _engine_results(result, plan)
         results.append(result)
     return results

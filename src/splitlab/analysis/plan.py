@@ -19,6 +19,7 @@ from splitlab.domain import (
     ExperimentSpec,
     MetricDefinition,
     MetricRole,
+    RelativeInterval,
 )
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
@@ -61,6 +62,7 @@ class AnalysisPlan:
     max_days: int | None
     start_at: datetime | None
     top_n: int
+    relative_ci: RelativeInterval = RelativeInterval.DELTA
 
     @property
     def control(self) -> str:
@@ -99,6 +101,7 @@ class AnalysisPlan:
             "max_days": self.max_days,
             "start_at": self.start_at.isoformat() if self.start_at else None,
             "top_n": self.top_n,
+            "relative_ci": self.relative_ci.value,
         }
 
     def settings_hash(self) -> str:
@@ -179,4 +182,5 @@ def build_plan(
         max_days=plan.max_days,
         start_at=spec.start_at,
         top_n=top_n,
+        relative_ci=plan.relative_ci,
     )

@@ -79,11 +79,24 @@ def _notes(snapshot: dict[str, Any]) -> list[str]:
     return [CUPED_NOTE] if any("control_mean_adjusted" in r for r in snapshot["results"]) else []
 
 
+HEADLINE_CHECKS = ("bayesian_horizon",)
+"""Checks whose warning is shown above the results, not only in the health list: they change
+how every number in the table may be read."""
+
+
+def _headlines(snapshot: dict[str, Any]) -> list[str]:
+    return [
+        f"WARNING: {c['message']}"
+        for c in snapshot["health"]
+        if c["check"] in HEADLINE_CHECKS and c["severity"] != "info"
+    ]
+
+
 def render_table(snapshot: dict[str, Any]) -> str:
     """A fixed-width text table of results followed by the health checks."""
     header, rows = _rows(snapshot)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [_summary(snapshot), ""]
+    lines = [_summary(snapshot), *_headlines(snapshot), ""]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -99,6 +112,7 @@ def render_markdown(snapshot: dict[str, Any]) -> str:
     """The same content as a Markdown document."""
     header, rows = _rows(snapshot)
     lines = [f"## {snapshot['experiment']}", "", _summary(snapshot), ""]
+    lines += [f"> **{line}**" for line in _headlines(snapshot)] + [""] * bool(_headlines(snapshot))
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]

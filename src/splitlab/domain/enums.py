@@ -33,6 +33,14 @@ class Engine(StrEnum):
     BAYESIAN = "bayesian"
 
 
+class RelativeInterval(StrEnum):
+    """How the CI of a relative effect is computed (see ``splitlab.stats.relative_interval``)."""
+
+    DELTA = "delta"
+    FIELLER = "fieller"
+    LOG = "log"
+
+
 class Correction(StrEnum):
     HOLM = "holm"
     BH = "bh"

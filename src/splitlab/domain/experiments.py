@@ -24,6 +24,7 @@ from splitlab.domain.enums import (
     Engine,
     ExperimentType,
     MetricKind,
+    RelativeInterval,
 )
 from splitlab.domain.limits import (
     MAX_METRICS,
@@ -120,6 +121,11 @@ class Plan(Strict):
         description="exposure attributes to break results down by",
     )
     max_days: int | None = Field(default=None, ge=1, le=3650)
+    relative_ci: RelativeInterval = Field(
+        default=RelativeInterval.DELTA,
+        description="relative-effect CI: delta (default), fieller or log; fieller covers "
+        "better on heavy-tailed metrics such as revenue (docs/validity.md)",
+    )
 
 
 class ExperimentSpec(Strict):
