@@ -777,13 +777,22 @@ def validate(
         list[str] | None,
         typer.Option("--check", help="run only this check (repeatable): z, welch, cuped, …"),
     ] = None,
+    pipeline_runs: Annotated[
+        int,
+        typer.Option(
+            "--pipeline-runs",
+            min=0,
+            help="end-to-end runs (simulate → import → analyze) per scenario; 0 skips them",
+        ),
+    ] = 20,
 ) -> None:
     """Measure false-positive rates, CI coverage and power of every statistical method by
-    vectorised simulation; print a table and write the figures to --out."""
+    vectorised simulation, plus end-to-end runs of the whole pipeline on generated data;
+    print a table and write the figures to --out."""
     from splitlab.simulate.validity import render_table, run_validity
 
     try:
-        report = run_validity(sims=sims, seed=seed, checks=check)
+        report = run_validity(sims=sims, seed=seed, checks=check, pipeline_runs=pipeline_runs)
     except ValueError as error:
         _fail(SplitlabError(str(error)))
     typer.echo(render_table(report), nl=False)

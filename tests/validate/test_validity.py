@@ -121,11 +121,34 @@ def test_same_seed_same_figures() -> None:
 def test_cli_writes_validity_json(tmp_path: Path) -> None:
     out = tmp_path / "validity.json"
     result = CliRunner().invoke(
-        app, ["validate", "--sims", "200", "--check", "srm", "--seed", "1", "--out", str(out)]
+        app,
+        [
+            "validate",
+            *("--sims", "200", "--check", "srm", "--seed", "1", "--out", str(out)),
+            *("--pipeline-runs", "0"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "srm" in result.output and "false_positive_rate" in result.output
     document = json.loads(out.read_text())
     assert {f["method"] for f in document["figures"]} == {"srm"}
     bad = CliRunner().invoke(app, ["validate", "--check", "nope", "--out", str(out)])
+    assert "unknown check" in bad.output
     assert bad.exit_code == 1
+
+
+def test_pipeline_runs_end_to_end() -> None:
+    """Three runs of each scenario through simulate → import → analyze, against truth.json."""
+    report = run_validity(sims=100, checks=["srm"], pipeline_runs=3, seed=11)
+    pipeline = [f for f in report.figures if f.method == "pipeline"]
+    measures = {(f.scenario.split(" runs of ")[1].split(" ")[0], f.measure) for f in pipeline}
+    assert measures == {
+        ("aa_null", "rel_coverage"),
+        ("aa_null", "false_positive_rate"),
+        ("aa_null", "critical_health_rate"),
+        ("global_positive", "rel_coverage"),
+    }
+    critical = next(f for f in pipeline if f.measure == "critical_health_rate")
+    assert critical.sims == 3 and critical.value == 0.0  # A/A runs raise nothing critical
+    assert all(f.sims >= 3 for f in pipeline)
+    assert "pipeline" in report.seconds

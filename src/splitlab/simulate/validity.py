@@ -57,6 +57,7 @@ class ValidityReport:
 
     sims: int
     seed: int
+    pipeline_runs: int = 0
     figures: list[Figure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -70,6 +71,7 @@ class ValidityReport:
         return {
             "sims": self.sims,
             "seed": self.seed,
+            "pipeline_runs": self.pipeline_runs,
             "alpha": 0.05,
             "tolerance": "ok within 3 Monte Carlo standard errors + 0.5 points of the target",
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -85,20 +87,31 @@ def check_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def run_validity(
-    *, sims: int = DEFAULT_SIMS, seed: int = 0, checks: Sequence[str] | None = None
+    *,
+    sims: int = DEFAULT_SIMS,
+    seed: int = 0,
+    checks: Sequence[str] | None = None,
+    pipeline_runs: int = 0,
 ) -> ValidityReport:
-    """Run the named ``checks`` (all by default) with ``sims`` simulated experiments each."""
+    """Run the named ``checks`` (all by default) with ``sims`` simulated experiments each,
+    then ``pipeline_runs`` end-to-end runs per scenario of ``validity_e2e`` (0: none)."""
     names = list(CHECKS) if checks is None else list(checks)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ValueError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
     if sims < 100:
         raise ValueError("sims must be at least 100")
-    report = ValidityReport(sims=sims, seed=seed)
+    report = ValidityReport(sims=sims, seed=seed, pipeline_runs=pipeline_runs)
     for name in names:
         started = time.perf_counter()
         report.figures += CHECKS[name](check_rng(seed, name), sims)
         report.seconds[name] = time.perf_counter() - started
+    if pipeline_runs > 0:
+        from splitlab.simulate.validity_e2e import check_pipeline
+
+        started = time.perf_counter()
+        report.figures += check_pipeline(pipeline_runs, seed)
+        report.seconds["pipeline"] = time.perf_counter() - started
     return report
 
 
@@ -131,7 +144,8 @@ def render_table(report: ValidityReport) -> str:
     rows = table_rows(report)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
     lines = [
-        f"Validity suite: {report.sims:,} simulations per check, seed {report.seed}",
+        f"Validity suite: {report.sims:,} simulations per check, seed {report.seed}"
+        + (f", {report.pipeline_runs} pipeline runs per scenario" if report.pipeline_runs else ""),
         "",
         "  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
