@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -208,6 +208,10 @@ def _welch_checks(
     ]
     lifted = _sample_stats(rng, sims, units, draw_lifted)
     ab = stats.welch_ttest(control, lifted)
+    # At a true effect the three relative intervals differ more than under A/A, where
+    # Fieller's covers exactly when the t-test does not reject.
+    at_lift = _relative_coverages("welch", scenario, control, lifted, ab.df, lift)
+    out += [replace(f, measure=f.measure + "_at_lift") for f in at_lift]
     std = math.sqrt((sd_pair[0] ** 2 + sd_pair[1] ** 2) / 2.0)
     predicted = float(stats.achieved_power(lift * mean, units, std=std))
     out.append(
