@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Install, create the embedded stores (SQLite + DuckDB in ./splitlab-data) and serve on 127.0.0.1:8000.
+## Install, create the embedded stores (SQLite + DuckDB in ./splitlab-data), seed the demo
+## organisation (idempotent) and serve on 127.0.0.1:8000.
 demo: $(STAMP)
 	$(BIN)/splitlab init
+	$(BIN)/splitlab demo
 	SPLITLAB_AUTH=off $(BIN)/splitlab serve --host 127.0.0.1 --port 8000
 
 ## Install and run the whole test suite (PostgreSQL tests run when SPLITLAB_TEST_DATABASE_URL is set).

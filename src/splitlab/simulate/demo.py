@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,7 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         "growth",
         S.ROLLING_OUT,
         40,
-        units=14_000,
+        units=30_000,
         notes=("Only DE moves: rolling out to DE first.",),
         reasons={"rolling_out": "win in DE, neutral elsewhere"},
     ),
@@ -440,7 +441,11 @@ _REASONS = {
 
 
 def seed_demo(
-    services: Services, *, analyze: bool = True, now: datetime | None = None
+    services: Services,
+    *,
+    analyze: bool = True,
+    now: datetime | None = None,
+    experiments: Sequence[DemoExperiment] = EXPERIMENTS,
 ) -> DemoReport:
     """Seed the demo organisation (idempotent: existing experiments are left alone), then
     analyse the experiments that have data so their snapshots exist.
@@ -453,7 +458,7 @@ def seed_demo(
     report = DemoReport()
     _ensure_users(services)
     plans = []
-    for item in EXPERIMENTS:
+    for item in experiments:
         if _exists(services, item.key):
             report.existing.append(item.key)
         else:
