@@ -78,7 +78,9 @@ def one_demo() -> float:
         cli = [sys.executable, "-m", "splitlab.cli"]
         subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
         started = time.perf_counter()
-        subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True)
+        done = subprocess.run([*cli, "demo"], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"splitlab demo failed:\n{done.stdout}{done.stderr}")
         return time.perf_counter() - started
 
 
