@@ -7,7 +7,9 @@ import itertools
 import pytest
 
 from splitlab.domain import TRANSITIONS, ExperimentSpec, Status, check_transition, draft_problems
-from splitlab.errors import TransitionError
+from splitlab.domain.experiments import WEIGHT_TOLERANCE
+from splitlab.domain.lifecycle import allowed_targets, check_edit
+from splitlab.errors import ConflictError, TransitionError, ValidationError
 
 ALLOWED = {
     ("draft", "review"),
@@ -149,3 +151,96 @@ def test_scheduling_needs_a_start_time() -> None:
 
 def test_complete_draft_has_no_problems() -> None:
     assert draft_problems(complete_spec()) == []
+
+
+def test_allowed_targets_read_the_table() -> None:
+    for status in Status:
+        assert allowed_targets(status) == TRANSITIONS[status]
+    assert allowed_targets(Status.SHIPPED) == frozenset()
+
+
+RESTRICTED = [Status.SCHEDULED, Status.RUNNING, Status.ROLLING_OUT]
+OPEN = [Status.DRAFT, Status.REVIEW]
+ENDED = [s for s in Status if s not in RESTRICTED and s not in OPEN]
+
+
+def reweighted(control: float, treatment: float, **overrides: object) -> ExperimentSpec:
+    variants = [
+        {"key": "a", "weight": control, "is_control": True},
+        {"key": "b", "weight": treatment},
+    ]
+    return complete_spec(variants=variants, **overrides)
+
+
+@pytest.mark.parametrize("status", OPEN)
+def test_drafts_and_reviews_take_any_edit(status: Status) -> None:
+    after = complete_spec(hypothesis="changed", variants=[{"key": "c", "weight": 0.2}])
+    check_edit(key="exp", status=status, before=complete_spec(), after=after, fields=["hypothesis"])
+
+
+@pytest.mark.parametrize("status", ENDED)
+def test_ended_experiments_take_no_edit(status: Status) -> None:
+    with pytest.raises(ConflictError, match="can no longer change") as info:
+        check_edit(
+            key="exp", status=status, before=complete_spec(), after=complete_spec(), fields=[]
+        )
+    assert info.value.details == {"status": status}
+
+
+@pytest.mark.parametrize("status", RESTRICTED)
+def test_scheduled_and_live_take_coverage_and_weights(status: Status) -> None:
+    after = reweighted(0.7, 0.3, coverage=0.5)
+    check_edit(
+        key="exp",
+        status=status,
+        before=complete_spec(),
+        after=after,
+        fields=["coverage", "variants"],
+    )
+
+
+@pytest.mark.parametrize("status", RESTRICTED)
+def test_scheduled_and_live_refuse_other_fields_and_variant_changes(status: Status) -> None:
+    after = complete_spec(
+        hypothesis="changed",
+        name="renamed",
+        variants=[{"key": "a", "weight": 0.5, "is_control": True}, {"key": "c", "weight": 0.5}],
+    )
+    with pytest.raises(ConflictError, match="only coverage and variant weights") as info:
+        check_edit(
+            key="exp",
+            status=status,
+            before=complete_spec(),
+            after=after,
+            fields=["name", "hypothesis", "variants"],
+        )
+    assert info.value.details["fields"] == ["hypothesis", "name", "variants"]
+
+
+def test_a_field_sent_unchanged_is_no_edit() -> None:
+    check_edit(
+        key="exp",
+        status=Status.RUNNING,
+        before=complete_spec(),
+        after=complete_spec(),
+        fields=["hypothesis"],
+    )
+
+
+def test_live_weights_must_still_sum_to_one() -> None:
+    with pytest.raises(ValidationError, match="weights must sum to 1"):
+        check_edit(
+            key="exp",
+            status=Status.RUNNING,
+            before=complete_spec(),
+            after=reweighted(0.7, 0.4),
+            fields=["variants"],
+        )
+    within_tolerance = reweighted(0.7, 0.3 + WEIGHT_TOLERANCE / 2)
+    check_edit(
+        key="exp",
+        status=Status.RUNNING,
+        before=complete_spec(),
+        after=within_tolerance,
+        fields=["variants"],
+    )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from splitlab.domain import Principal, Role, Scope, Status, check_transition
+from splitlab.domain import Principal, ReviewDecision, Role, Scope, Status, check_transition
 from splitlab.domain.review import (
     APPROVAL_BOUND_FIELDS,
     changed_bound_fields,
+    check_review,
     check_reviewer,
     config_fingerprint,
 )
-from splitlab.errors import PermissionDeniedError, TransitionError, ValidationError
+from splitlab.errors import ConflictError, PermissionDeniedError, TransitionError, ValidationError
 from tests.domain.test_lifecycle import complete_spec
 
 VERSIONS = {"conversion": 1}
@@ -143,3 +144,55 @@ def test_a_scheduled_experiment_needs_a_current_approval_to_run() -> None:
         check_transition(
             spec=complete_spec(), current=Status.SCHEDULED, target=Status.RUNNING, approved=False
         )
+
+
+@pytest.mark.parametrize("status", [s for s in Status if s is not Status.REVIEW])
+def test_only_an_experiment_in_review_is_reviewed(status: Status) -> None:
+    with pytest.raises(ConflictError, match=f"is {status}, not in review"):
+        check_review(
+            key="exp",
+            status=status,
+            spec=complete_spec(owner="alice"),
+            creator="alice",
+            reviewer=reviewer("rita"),
+            decision=ReviewDecision.APPROVE,
+            comment="",
+        )
+
+
+def test_review_applies_the_reviewer_rules_to_the_owner() -> None:
+    with pytest.raises(PermissionDeniedError, match="creator or owner"):
+        check_review(
+            key="exp",
+            status=Status.REVIEW,
+            spec=complete_spec(owner="rita"),
+            creator="ed",
+            reviewer=reviewer("rita"),
+            decision=ReviewDecision.REQUEST_CHANGES,
+            comment="",
+        )
+
+
+def test_an_approval_needs_a_ready_configuration() -> None:
+    with pytest.raises(ConflictError, match="cannot be approved as it is") as info:
+        check_review(
+            key="exp",
+            status=Status.REVIEW,
+            spec=complete_spec(hypothesis=" "),
+            creator="ed",
+            reviewer=reviewer("rita"),
+            decision=ReviewDecision.APPROVE,
+            comment="",
+            unknown_metrics=["conversion"],
+        )
+    assert len(info.value.details["problems"]) == 2
+    assert "unknown metric definitions: conversion" in info.value.message
+    check_review(
+        key="exp",
+        status=Status.REVIEW,
+        spec=complete_spec(hypothesis=" "),
+        creator="ed",
+        reviewer=reviewer("rita"),
+        decision=ReviewDecision.REQUEST_CHANGES,
+        comment="not yet",
+    )

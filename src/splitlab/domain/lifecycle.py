@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from splitlab.domain.enums import Status
 from splitlab.domain.experiments import WEIGHT_TOLERANCE, ExperimentSpec
-from splitlab.errors import TransitionError
+from splitlab.errors import ConflictError, TransitionError, ValidationError
 
 S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -26,13 +26,25 @@ TERMINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 LIVE = frozenset({S.RUNNING, S.ROLLING_OUT})
 """States in which units are being assigned: variants and metrics are frozen."""
 
-EDITABLE_WHEN_LIVE = frozenset({"coverage", "weights"})
+ENDED = TERMINAL | {S.STOPPED, S.READOUT}
+"""States in which the configuration can no longer change."""
+
+ANALYSING = LIVE | {S.STOPPED, S.READOUT}
+"""Started and not yet decided: analysed with the metric versions pinned when they started."""
+
+AWAITING_START = frozenset({S.REVIEW, S.SCHEDULED})
+"""States in which an approval counts: a change of the approved configuration voids it."""
+
+EDITABLE_WHEN_LIVE = frozenset({"coverage", "variants"})
+"""What a scheduled or live experiment may still change: its coverage and its variants'
+weights (nothing else of a variant)."""
 
 STARTING = frozenset({S.SCHEDULED, S.RUNNING})
 """Targets that need an approved, complete configuration (the draft guards run again)."""
 
 
 def allowed_targets(status: Status) -> frozenset[Status]:
+    """The states an experiment in ``status`` may move to (empty for a terminal state)."""
     return TRANSITIONS[status]
 
 
@@ -54,6 +66,59 @@ def draft_problems(spec: ExperimentSpec) -> list[str]:
     return problems
 
 
+def readiness_problems(spec: ExperimentSpec, unknown_metrics: Iterable[str] = ()) -> list[str]:
+    """What stops the configuration from being approved or started: the draft guards, and
+    metrics without a definition; empty when it is ready."""
+    problems = draft_problems(spec)
+    missing = sorted(set(unknown_metrics))
+    if missing:
+        problems.append(f"metrics: unknown metric definitions: {', '.join(missing)}")
+    return problems
+
+
+def _only_weights_changed(before: ExperimentSpec, after: ExperimentSpec) -> bool:
+    strip = [v.model_dump(exclude={"weight"}) for v in before.variants]
+    return strip == [v.model_dump(exclude={"weight"}) for v in after.variants]
+
+
+def check_edit(
+    *,
+    key: str,
+    status: Status,
+    before: ExperimentSpec,
+    after: ExperimentSpec,
+    fields: Iterable[str],
+) -> None:
+    """Raise unless an edit of ``fields`` turning ``before`` into ``after`` may happen in
+    ``status``: drafts and experiments in review take any change; scheduled and live ones
+    only ``EDITABLE_WHEN_LIVE`` (their weights still summing to 1); ended ones nothing."""
+    if status in ENDED:
+        raise ConflictError(
+            f"experiment {key!r} is {status}: its configuration can no longer change",
+            details={"status": status},
+        )
+    if status not in LIVE and status is not S.SCHEDULED:
+        return
+    names = sorted(
+        name
+        for name in fields
+        if name not in EDITABLE_WHEN_LIVE and getattr(before, name) != getattr(after, name)
+    )
+    if not _only_weights_changed(before, after):
+        names.append("variants")
+    if names:
+        raise ConflictError(
+            f"experiment {key!r} is {status}: only coverage and variant weights may change "
+            f"(tried to change {', '.join(names)})",
+            details={"status": status, "fields": names},
+        )
+    if abs(sum(v.weight for v in after.variants) - 1) > WEIGHT_TOLERANCE:
+        raise ValidationError(
+            "variant weights must sum to 1",
+            details=[{"loc": ["variants"], "msg": "weights must sum to 1"}],
+        )
+
+
 def check_transition(
     *,
     spec: ExperimentSpec,
@@ -69,23 +134,21 @@ def check_transition(
     every transition into scheduled or running: the configuration may have been edited in
     review.
     """
-    if target not in TRANSITIONS[current]:
+    allowed_here = allowed_targets(current)
+    if target not in allowed_here:
         if current is S.STOPPED and target in (S.RUNNING, S.SCHEDULED):
             raise TransitionError(
                 f"cannot go from stopped to {target}: a stopped experiment never runs again; "
                 "clone it to run it anew",
                 details={"from": current, "to": target},
             )
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (terminal state)"
+        allowed = ", ".join(sorted(allowed_here)) or "none (terminal state)"
         raise TransitionError(
             f"cannot go from {current} to {target}; allowed: {allowed}",
             details={"from": current, "to": target},
         )
     if current is S.DRAFT or target in STARTING:
-        problems = draft_problems(spec)
-        missing = sorted(set(unknown_metrics))
-        if missing:
-            problems.append(f"metrics: unknown metric definitions: {', '.join(missing)}")
+        problems = readiness_problems(spec, unknown_metrics)
         if problems:
             what = (
                 "the draft is not ready for review"

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from splitlab.domain.enums import Role
+from splitlab.domain.enums import ReviewDecision, Role, Status
 from splitlab.domain.experiments import ExperimentSpec
+from splitlab.domain.lifecycle import readiness_problems
 from splitlab.domain.principal import Principal
-from splitlab.errors import PermissionDeniedError, ValidationError
+from splitlab.errors import ConflictError, PermissionDeniedError, ValidationError
 
 APPROVAL_BOUND_FIELDS = (
     "hypothesis",
@@ -92,4 +93,33 @@ def check_reviewer(*, reviewer: Principal, creator: str, owner: str, comment: st
             details=[
                 {"loc": ["comment"], "msg": "required when the reviewer is the creator or owner"}
             ],
+        )
+
+
+def check_review(
+    *,
+    key: str,
+    status: Status,
+    spec: ExperimentSpec,
+    creator: str,
+    reviewer: Principal,
+    decision: ReviewDecision,
+    comment: str,
+    unknown_metrics: Iterable[str] = (),
+) -> None:
+    """Raise unless ``reviewer`` may record ``decision`` on experiment ``key`` now: it is in
+    review, the reviewer may review it (``check_reviewer``), and an approval approves a
+    configuration that is ready to start (``lifecycle.readiness_problems``)."""
+    if status is not Status.REVIEW:
+        raise ConflictError(
+            f"experiment {key!r} is {status}, not in review", details={"status": status}
+        )
+    check_reviewer(reviewer=reviewer, creator=creator, owner=spec.owner, comment=comment)
+    if decision is not ReviewDecision.APPROVE:
+        return
+    problems = readiness_problems(spec, unknown_metrics)
+    if problems:
+        raise ConflictError(
+            f"experiment {key!r} cannot be approved as it is: " + "; ".join(problems),
+            details={"problems": problems},
         )

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from splitlab.domain import ExperimentSpec, MetricDefinition, MetricKind
+from splitlab.domain.experiments import WEIGHT_TOLERANCE
 from splitlab.errors import NotFoundError, ValidationError, from_pydantic
 
 SCENARIO_PACKAGE = "splitlab.simulate.scenarios"
@@ -231,7 +232,7 @@ def _cross_check(scenario: Scenario) -> list[dict[str, Any]]:
         errors.append(
             {"loc": ["experiment", "variants"], "msg": "two or more variants, one control"}
         )
-    if abs(sum(v.weight for v in spec.variants) - 1) > 1e-6:
+    if abs(sum(v.weight for v in spec.variants) - 1) > WEIGHT_TOLERANCE:
         errors.append({"loc": ["experiment", "variants"], "msg": "weights must sum to 1"})
     known = {m.key for m in scenario.metrics}
     for key in spec.metrics.all_keys():

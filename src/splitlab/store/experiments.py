@@ -26,11 +26,10 @@ from splitlab.domain import (
     ReviewDecision,
     Status,
     check_transition,
-    draft_problems,
 )
-from splitlab.domain.lifecycle import LIVE, TERMINAL
+from splitlab.domain.lifecycle import ANALYSING, AWAITING_START, check_edit
 from splitlab.domain.limits import STORED
-from splitlab.domain.review import changed_bound_fields, check_reviewer, config_fingerprint
+from splitlab.domain.review import changed_bound_fields, check_review, config_fingerprint
 from splitlab.errors import (
     ConflictError,
     NotFoundError,
@@ -357,11 +356,6 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _only_weights_changed(before: ExperimentSpec, after: ExperimentSpec) -> bool:
-    strip = [v.model_dump(exclude={"weight"}) for v in before.variants]
-    return strip == [v.model_dump(exclude={"weight"}) for v in after.variants]
-
-
 def update_experiment(
     *,
     session: Session,
@@ -370,8 +364,9 @@ def update_experiment(
     actor: Principal,
     reason: str = "",
 ) -> ExperimentRow:
-    """Apply a partial edit under the lifecycle's rules: drafts and experiments in review take
-    any change; scheduled and live experiments only coverage and weights; ended ones nothing.
+    """Apply a partial edit under the lifecycle's rules (``domain.lifecycle.check_edit``):
+    drafts and experiments in review take any change; scheduled and live experiments only
+    coverage and weights; ended ones nothing.
 
     An edit in review or scheduled that changes the approval-bound configuration voids the
     approval (a scheduled experiment goes back to review)."""
@@ -385,37 +380,14 @@ def update_experiment(
         after = ExperimentSpec.model_validate(merged)
     except PydanticValidationError as exc:
         raise from_pydantic(exc) from exc
-    if status in TERMINAL or status in (Status.STOPPED, Status.READOUT):
-        raise ConflictError(
-            f"experiment {key!r} is {status}: its configuration can no longer change",
-            details={"status": status},
-        )
-    if status in LIVE or status is Status.SCHEDULED:
-        frozen = sorted(
-            name
-            for name in changes_in
-            if name not in ("coverage", "variants")
-            and getattr(before, name) != getattr(after, name)
-        )
-        if frozen or not _only_weights_changed(before, after):
-            names = frozen + ([] if _only_weights_changed(before, after) else ["variants"])
-            raise ConflictError(
-                f"experiment {key!r} is {status}: only coverage and variant weights may change "
-                f"(tried to change {', '.join(names)})",
-                details={"status": status, "fields": names},
-            )
-        if abs(sum(v.weight for v in after.variants) - 1) > 1e-6:
-            raise ValidationError(
-                "variant weights must sum to 1",
-                details=[{"loc": ["variants"], "msg": "weights must sum to 1"}],
-            )
+    check_edit(key=key, status=status, before=before, after=after, fields=changes_in)
     _check_metrics_exist(session, after)
     changes = _diff(before.model_dump(mode="json"), after.model_dump(mode="json"))
     if not changes:
         return row
     _apply_spec(row, after)
     _record(session, row, action="update", actor=actor.username, reason=reason, changes=changes)
-    if status in (Status.REVIEW, Status.SCHEDULED):
+    if status in AWAITING_START:
         bound = changed_bound_fields(
             before, after, versions_before, metric_versions(session=session, row=row)
         )
@@ -471,14 +443,14 @@ def metric_changed(
     changed = ", ".join(name for name in fields if name != "version")
     for row in users:
         status = Status(row.status)
-        if status in (Status.REVIEW, Status.SCHEDULED):
+        if status in AWAITING_START:
             _void_approval(
                 session,
                 row,
                 actor=actor,
                 because=f"metric_versions changed (metric {key} is now version {version})",
             )
-        elif status in LIVE or status in (Status.STOPPED, Status.READOUT):
+        elif status in ANALYSING:
             pinned = next((m.metric_version for m in row.metric_links if m.metric_key == key), None)
             _record(
                 session,
@@ -616,22 +588,21 @@ def review(
     it is kept with the review and in the audit entry. ``at`` back-dates the review (seeded
     demo history)."""
     row = get_experiment(session=session, key=key)
-    if row.status != Status.REVIEW:
-        raise ConflictError(
-            f"experiment {key!r} is {row.status}, not in review", details={"status": row.status}
-        )
-    check_reviewer(reviewer=reviewer, creator=row.created_by, owner=row.owner, comment=comment)
-    if decision is ReviewDecision.APPROVE:
-        spec = spec_from_row(row)
-        problems = draft_problems(spec)
-        missing = missing_metrics(session=session, keys=spec.metrics.all_keys())
-        if missing:
-            problems.append(f"metrics: unknown metric definitions: {', '.join(missing)}")
-        if problems:
-            raise ConflictError(
-                f"experiment {key!r} cannot be approved as it is: " + "; ".join(problems),
-                details={"problems": problems},
-            )
+    spec = spec_from_row(row)
+    check_review(
+        key=key,
+        status=Status(row.status),
+        spec=spec,
+        creator=row.created_by,
+        reviewer=reviewer,
+        decision=decision,
+        comment=comment,
+        unknown_metrics=(
+            missing_metrics(session=session, keys=spec.metrics.all_keys())
+            if decision is ReviewDecision.APPROVE
+            else ()
+        ),
+    )
     request = _open_request(session, row)
     if request is None:  # defensive: every entry into review opens a request
         request = ReviewRequestRow(experiment_id=row.id, requested_by=row.owner, reviewers=[])
