@@ -119,3 +119,31 @@ def test_ratio_degenerate() -> None:
     assert list(result.reason) == ["n_below_2", "zero_variance"]
     assert np.all(np.isnan(result.p_value))
     assert ratio_test(zero_den, ok).reason == "zero_denominator_mean"
+
+
+def test_cuped_arms_are_the_adjusted_values_mean_and_its_variance(
+    rng: np.random.Generator,
+) -> None:
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    from splitlab.stats.cuped import cuped_arms
+
+    y_c, x_c = _correlated(rng, 400, 0.6)
+    y_t, x_t = _correlated(rng, 300, 0.6, shift=0.2)
+    x_all, y_all = np.concatenate([x_c, x_t]), np.concatenate([y_c, y_t])
+    theta = np.cov(x_all, y_all)[0, 1] / np.var(x_all, ddof=1)
+    control, treatment = CovariateStats.from_values(y_c, x_c), CovariateStats.from_values(y_t, x_t)
+    arms = cuped_arms(control, treatment)
+    for adjusted, mean, var in (
+        (y_c - theta * (x_c - x_all.mean()), arms.control_mean, arms.control_var),
+        (y_t - theta * (x_t - x_all.mean()), arms.treatment_mean, arms.treatment_var),
+    ):
+        described = DescrStatsW(adjusted)
+        assert float(mean) == pytest.approx(described.mean, rel=1e-12)
+        assert float(var) == pytest.approx(described.std_mean**2, rel=1e-9)
+    test = cuped_test(control, treatment)
+    assert float(arms.theta) == pytest.approx(float(test.theta), rel=1e-12)
+    assert float(test.abs_ci_high - test.abs_effect) == pytest.approx(
+        sps.t.ppf(0.975, float(test.df)) * np.sqrt(arms.control_var + arms.treatment_var),
+        rel=1e-9,
+    )

@@ -101,3 +101,20 @@ def test_one_sided_bound() -> None:
     assert float(high) == np.inf
     with pytest.raises(ValueError, match="method"):
         relative_interval(1.0, 1.0, 0.1, 0.1, method="wald")  # type: ignore[arg-type]
+
+
+def test_relative_effect_variance_is_the_delta_method() -> None:
+    from splitlab.stats.relative import relative_effect_variance
+
+    m_c, m_t = np.array([10.0, 2.0, -5.0]), np.array([11.0, 1.7, -6.0])
+    v_c, v_t = np.array([0.25, 0.09, 0.4]), np.array([0.3, 0.04, 0.5])
+    variance = relative_effect_variance(m_c, m_t, v_c, v_t)
+    # gradient of m_t / m_c − 1 taken numerically, then g' Σ g with independent arms
+    h = 1e-6
+    d_c = ((m_t / (m_c + h)) - (m_t / (m_c - h))) / (2 * h)
+    d_t = (((m_t + h) / m_c) - ((m_t - h) / m_c)) / (2 * h)
+    np.testing.assert_allclose(variance, d_c**2 * v_c + d_t**2 * v_t, rtol=1e-6)
+    low, high = relative_interval(m_c, m_t, v_c, v_t, method="delta")
+    np.testing.assert_allclose(high - low, 2 * stats.norm.ppf(0.975) * np.sqrt(variance))
+    with np.errstate(all="raise"):
+        assert not np.isfinite(relative_effect_variance(0.0, 1.0, 0.1, 0.1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from splitlab.stats._inference import effect_test
@@ -28,6 +30,38 @@ def pooled_theta(control: CovariateStats, treatment: CovariateStats) -> FloatArr
         return np.where(var_x > 0, pooled.covariance / var_x, 0.0)  # type: ignore[no-any-return]
 
 
+class CupedArms(NamedTuple):
+    """Each arm's CUPED-adjusted mean and the variance of that mean (see :func:`cuped_arms`)."""
+
+    control_mean: FloatArray
+    treatment_mean: FloatArray
+    control_var: FloatArray
+    """Var(ȳ_c*) = max(s²_y − 2θ s_xy + θ² s²_x, 0) / n of the control arm."""
+    treatment_var: FloatArray
+    """Var(ȳ_t*) of the treatment arm."""
+    theta: FloatArray
+    """θ of :func:`pooled_theta`."""
+
+
+def cuped_arms(control: CovariateStats, treatment: CovariateStats) -> CupedArms:
+    """Each arm's adjusted mean ȳᵢ* = ȳᵢ − θ (x̄ᵢ − x̄) and its variance
+    (s²_yᵢ − 2θ s_xyᵢ + θ² s²_xᵢ) / nᵢ (clipped at 0), with θ from :func:`pooled_theta` and x̄
+    the pooled covariate mean, both treated as constants.  This is the per-unit variance of
+    the adjusted values yᵢ − θ (xᵢ − x̄) over n.  Broadcasts; NaN where n < 2."""
+    theta = pooled_theta(control, treatment)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_bar = (control.sum_x + treatment.sum_x) / (control.n + treatment.n)
+
+        def adjusted(arm: CovariateStats) -> tuple[FloatArray, FloatArray]:
+            mean = arm.y.mean - theta * (arm.x.mean - x_bar)
+            var = arm.y.variance - 2.0 * theta * arm.covariance + theta * theta * arm.x.variance
+            return mean, np.maximum(var, 0.0) / arm.n
+
+        m_c, v_c = adjusted(control)
+        m_t, v_t = adjusted(treatment)
+    return CupedArms(m_c, m_t, v_c, v_t, theta)
+
+
 def cuped_test(
     control: CovariateStats,
     treatment: CovariateStats,
@@ -50,18 +84,10 @@ def cuped_test(
     Reasons: ``n_below_2``, ``zero_variance`` (adjusted variances both 0),
     ``zero_control_mean`` (relative fields only).
     """
-    theta = pooled_theta(control, treatment)
+    m_c, m_t, v_c, v_t, theta = cuped_arms(control, treatment)
     n_c, n_t = control.n, treatment.n
     with np.errstate(divide="ignore", invalid="ignore"):
-        x_bar = (control.sum_x + treatment.sum_x) / (n_c + n_t)
-
-        def adjusted(arm: CovariateStats) -> tuple[FloatArray, FloatArray, FloatArray]:
-            mean = arm.y.mean - theta * (arm.x.mean - x_bar)
-            var = arm.y.variance - 2.0 * theta * arm.covariance + theta * theta * arm.x.variance
-            return mean, np.maximum(var, 0.0) / arm.n, arm.y.variance / arm.n
-
-        m_c, v_c, raw_c = adjusted(control)
-        m_t, v_t, raw_t = adjusted(treatment)
+        raw_c, raw_t = control.y.variance / n_c, treatment.y.variance / n_t
         shape = np.broadcast_shapes(m_c.shape, m_t.shape, v_c.shape, v_t.shape)
         codes = reason_codes(
             shape,

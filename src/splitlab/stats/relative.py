@@ -39,6 +39,23 @@ RelativeMethod = Literal["delta", "fieller", "log"]
 RELATIVE_METHODS: Final[tuple[str, ...]] = get_args(RelativeMethod)
 
 
+def relative_effect_variance(
+    control_mean: ArrayLike,
+    treatment_mean: ArrayLike,
+    control_var_of_mean: ArrayLike,
+    treatment_var_of_mean: ArrayLike,
+) -> FloatArray:
+    """Delta-method variance of r̂ = m̂_t/m̂_c − 1 for independent arms:
+    Var(r̂) ≈ (v_t + ρ̂² v_c) / m̂_c² with ρ̂ = m̂_t/m̂_c and vᵢ = Var(m̂ᵢ).  Broadcasts;
+    NaN or ±inf where m̂_c = 0 (no warning)."""
+    m_c, m_t = as_float(control_mean), as_float(treatment_mean)
+    v_c, v_t = as_float(control_var_of_mean), as_float(treatment_var_of_mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = m_t / m_c
+        variance: FloatArray = (v_t + ratio * ratio * v_c) / (m_c * m_c)
+    return variance
+
+
 def relative_interval(
     control_mean: ArrayLike,
     treatment_mean: ArrayLike,
