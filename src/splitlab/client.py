@@ -50,12 +50,12 @@ from typing import Any
 import httpx
 import orjson
 
+from splitlab import ids
 from splitlab.assignment import Assignment, ExperimentConfig, InMemoryStickyStore, StickyStore
-from splitlab.warehouse.facts import derive_id
+from splitlab.ids import EXPOSURE
 
 log = logging.getLogger("splitlab.client")
 
-EXPOSURE = "exposure"
 RECORDED_REASONS = frozenset({"assigned", "sticky"})
 _INACTIVE = Assignment(None, None, False, "inactive", None)
 _MAX_REMEMBERED_EXPOSURES = 1_000_000
@@ -179,7 +179,7 @@ class Client:
                     "experimentKey": experiment,
                     "variantKey": result.variant,
                     "userKey": unit_id,
-                    "eventId": derive_id(experiment, unit_id, EXPOSURE),
+                    "eventId": ids.event_id(experiment, unit_id, EXPOSURE),
                     "occurredAt": _now_iso(),
                     "props": dict(attributes) if attributes else None,
                 }

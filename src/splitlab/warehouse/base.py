@@ -19,12 +19,14 @@ import duckdb
 import ibis
 from ibis.backends import BaseBackend
 
+from splitlab import ids
 from splitlab.errors import ConfigurationError, SplitlabError
-from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark, derive_id
+from splitlab.ids import EXPOSURE
+from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark
 from splitlab.warehouse.postgres import PostgresBackend, conninfo
 from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
 from splitlab.warehouse.sources import SourceMapping, mapped_table
-from splitlab.warehouse.validation import EXPOSURE, from_us, now_us, to_us
+from splitlab.warehouse.validation import from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
 
 if TYPE_CHECKING:
@@ -337,8 +339,8 @@ def exposure_fact(
     """A ``Fact`` for one exposure (already known to be valid)."""
     return Fact(
         Kind.EXPOSURE,
-        derive_id(experiment_key, unit_id),
-        event_id or derive_id(experiment_key, unit_id, EXPOSURE),
+        ids.exposure_id(experiment_key, unit_id),
+        ids.event_id(experiment_key, unit_id, EXPOSURE, event_id),
         experiment_key,
         variant_key,
         unit_id,
@@ -363,7 +365,7 @@ def event_fact(
     source: str = "api",
 ) -> Fact:
     """A ``Fact`` for one metric event (already known to be valid)."""
-    event_id = event_id or derive_id(experiment_key or "", unit_id, event_name)
+    event_id = ids.event_id(experiment_key, unit_id, event_name, event_id)
     return Fact(
         Kind.EVENT,
         event_id,

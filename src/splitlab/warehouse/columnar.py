@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from splitlab.errors import SplitlabError
-from splitlab.warehouse.facts import SEPARATOR, Fact, Kind, derive_id
+from splitlab.ids import SEPARATOR, fact_key
+from splitlab.warehouse.facts import Fact, Kind
 from splitlab.warehouse.validation import (
     CLOCK_SKEW,
     CONTROL_SQL,
@@ -250,14 +251,14 @@ def _assemble(
     keys: list[str | None] = list(event_ids)
     kinds = [Kind.EVENT] * len(items)
     for index in np.flatnonzero(plain).tolist():
-        exp, unit_id, event_type = experiments[index], units[index], names[index]
+        event_type = names[index]
         if event_type == EXPOSURE:
             kinds[index] = Kind.EXPOSURE
-            keys[index] = derive_id(exp, unit_id)
-            if event_ids[index] is None:
-                event_ids[index] = derive_id(exp, unit_id, EXPOSURE)
-        elif event_ids[index] is None:
-            keys[index] = event_ids[index] = derive_id(exp, unit_id, event_type)
+        elif event_ids[index] is not None:
+            continue  # keyed by the client's id
+        keys[index], event_ids[index] = fact_key(
+            experiments[index], units[index], event_type, event_ids[index]
+        )
     rows = zip(
         kinds,
         keys,
