@@ -8,6 +8,7 @@ review) live in ``splitlab.domain.lifecycle`` and ``splitlab.domain.review``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -279,6 +280,12 @@ def get_experiment(*, session: Session, key: str) -> ExperimentRow:
     if row is None:
         raise NotFoundError(f"no experiment {key!r}", details={"key": key})
     return row
+
+
+def experiment_keys(*, session: Session, statuses: Iterable[Status]) -> list[str]:
+    """The keys of the experiments in any of ``statuses``."""
+    wanted = [status.value for status in statuses]
+    return list(session.scalars(select(ExperimentRow.key).where(ExperimentRow.status.in_(wanted))))
 
 
 def list_experiments(

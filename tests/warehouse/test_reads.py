@@ -1,0 +1,21 @@
+"""The warehouse's Ibis connection: what the analysis may rely on without knowing the engine."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from splitlab.warehouse import Warehouse
+
+
+def session_zone(warehouse: Warehouse) -> str:
+    # DuckDB's raw_sql answers with the connection's own cursor: read it, do not close it
+    return str(
+        warehouse.ibis_connection().raw_sql("SELECT current_setting('TimeZone')").fetchone()[0]
+    )
+
+
+def test_every_thread_reads_in_utc(warehouse: Warehouse) -> None:
+    """Day buckets cast TIMESTAMPTZ to dates: they are UTC days only in a UTC session."""
+    assert session_zone(warehouse) == "UTC"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(session_zone, warehouse).result() == "UTC"
