@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from splitlab.allocation import Allocations, rebalance_bandit
+from splitlab.analysis.bandit import rebalance_bandit
+from splitlab.api.caches import Allocations
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
 from tests.api.helpers import create_running
@@ -22,7 +23,7 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_configs(services: Services) -> None:
-    services.extras["allocations"] = Allocations(services, check_interval=0)
+    services.allocations = Allocations(services, check_interval=0)
 
 
 @pytest.fixture
@@ -103,8 +104,9 @@ def test_rebalance_endpoint_computes_posteriors_from_the_warehouse(
             events.append({"userKey": unit, "eventType": "purchase", "eventId": f"e-{unit}"})
     events.append({"userKey": "u0", "eventType": "purchase", "eventId": "early",
                    "occurredAt": "2000-01-01T00:00:00Z"})  # fmt: skip
-    buffer = services.extras["exposure_buffer"]
-    client.portal.call(buffer.drain)  # type: ignore[union-attr]  # exposures committed
+    buffer = services.exposure_buffer
+    assert buffer is not None
+    client.portal.call(buffer.drain)  # exposures committed
     stored = client.post("/api/events", json={"events": events}, headers=ingest)
     assert stored.status_code == 200 and stored.json()["accepted"] == len(events)
 

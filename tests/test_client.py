@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from splitlab.allocation import Allocations
+from splitlab.api.caches import Allocations
 from splitlab.app import create_app
 from splitlab.client import Client
 from splitlab.domain import Role, Scope
@@ -36,7 +36,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(services: Services) -> Iterator[str]:
-    services.extras["allocations"] = Allocations(services, check_interval=0)
+    services.allocations = Allocations(services, check_interval=0)
     port = free_port()
     config = uvicorn.Config(
         create_app(services=services), host="127.0.0.1", port=port, log_level="warning"

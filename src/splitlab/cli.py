@@ -564,11 +564,12 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
 
 
 def _import(kind: str, file: Path, pairs: list[str], preview: bool, dry_run: bool) -> None:
-    from splitlab.api.ingest import all_summaries
+    from splitlab.store.live import experiment_summaries
     from splitlab.warehouse import WarehouseBusyError
 
     services = _run(_services)
-    experiments = all_summaries(services)
+    with services.sessions() as session:
+        experiments = experiment_summaries(session=session)
     options: dict[str, Any] = {
         "kind": kind,
         "experiments": experiments,
@@ -666,9 +667,10 @@ def assign_units(
     changed since it started (sticky bucketing, read from the warehouse). A running server
     owns an embedded DuckDB warehouse; the command then warns and assigns without sticky.
     """
-    from splitlab.allocation import allocation_changed, config_from_spec
     from splitlab.assignment import bulk_assign_file
+    from splitlab.assignment.specs import config_from_spec
     from splitlab.store.experiments import get_experiment, spec_from_row
+    from splitlab.store.live import allocation_changed
 
     services = _run(_services)
     with services.sessions() as session:
@@ -707,8 +709,8 @@ def _checked(fn: Any) -> Any:
 
 def _sticky_assignments(settings: Settings, experiment: str) -> dict[str, str] | None:
     """Stored first variants of the experiment, from the warehouse opened read-only."""
-    from splitlab.allocation import WarehouseStickyStore
     from splitlab.warehouse import Warehouse, WarehouseBusyError, load_sources
+    from splitlab.warehouse.sticky import WarehouseStickyStore
 
     try:
         warehouse = Warehouse.open(

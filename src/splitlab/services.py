@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,21 +14,42 @@ from splitlab.store.migrate import check_current
 from splitlab.store.versions import ChangeFeed
 
 if TYPE_CHECKING:
+    from splitlab.api.assign import ExposureBuffer
+    from splitlab.api.caches import Allocations, Refreshing, StoreVersions
+    from splitlab.domain import Principal
+    from splitlab.domain.summary import ExperimentSummary
     from splitlab.warehouse import Warehouse
+    from splitlab.web.sessions import SessionChecks
 
 
 @dataclass
 class Services:
-    """What request handlers and CLI commands need; later issues add the warehouse here."""
+    """What request handlers and CLI commands need: settings, the app store, the warehouse
+    (opened on first use) and, in a server, its process caches."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     secret_key: str
-    extras: dict[str, Any] = field(default_factory=dict)
     _warehouse: Warehouse | None = field(default=None, repr=False)
     changes: ChangeFeed = field(init=False, repr=False)
     """What this process's commits changed: caches subscribe to drop stale entries."""
+
+    # A server process's caches, each created on first use by the module that owns it.
+    allocations: Allocations | None = field(default=None, init=False, repr=False)
+    """Live assignment configs (``api.caches.allocations_of``)."""
+    exposure_buffer: ExposureBuffer | None = field(default=None, init=False, repr=False)
+    """``/api/assign``'s exposures on their way to the writer (``api.assign``)."""
+    experiment_cache: Refreshing[ExperimentSummary | None] | None = field(
+        default=None, init=False, repr=False
+    )
+    """Experiment summaries for ingestion (``api.ingest.experiment_cache``)."""
+    api_key_cache: Refreshing[Principal] | None = field(default=None, init=False, repr=False)
+    """API-key principals (``api.caches.principal_cache``)."""
+    store_versions: StoreVersions | None = field(default=None, init=False, repr=False)
+    """The store's cache versions as last polled (``api.caches.store_versions``)."""
+    session_checks: SessionChecks | None = field(default=None, init=False, repr=False)
+    """Dashboard session checks (``web.sessions.session_checks``)."""
 
     def __post_init__(self) -> None:
         self.changes = ChangeFeed(self.sessions)

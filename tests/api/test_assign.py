@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from splitlab.allocation import Allocations
+from splitlab.api.caches import Allocations
 from splitlab.assignment import ExperimentConfig, assign
 from splitlab.config import Settings
 from splitlab.domain import Role, Scope
@@ -23,9 +23,7 @@ from tests.api.helpers import create_running, experiment_body, move
 @pytest.fixture(autouse=True)
 def _no_config_cache_delay(services: Services) -> None:
     """Probe the app store on every request, so an edit is seen by the next request."""
-    services.extras["allocations"] = Allocations(
-        services, check_interval=0, sticky_refresh_interval=60
-    )
+    services.allocations = Allocations(services, check_interval=0, sticky_refresh_interval=60)
 
 
 @pytest.fixture
@@ -58,9 +56,9 @@ def set_weights(client: TestClient, editor: dict[str, str], control: float, new:
 
 def settle(client: TestClient, services: Services) -> None:
     """Wait until the exposures /api/assign buffered are committed."""
-    buffer = services.extras.get("exposure_buffer")
+    buffer = services.exposure_buffer
     if buffer is not None:
-        client.portal.call(buffer.drain)  # type: ignore[union-attr]
+        client.portal.call(buffer.drain)
 
 
 def exposures(services: Services, key: str = "checkout") -> dict[str, tuple[str, str]]:
@@ -256,9 +254,10 @@ def test_clean_shutdown_drains_buffered_exposures(
     ingest = keys.headers("collector", Role.EDITOR, Scope.INGEST)
     with TestClient(create_app(services=services)) as client:
         create_running(client, editor, reviewer)
-        allocations = services.extras["allocations"]
+        allocations = services.allocations
+        assert allocations is not None
         # nothing is written before shutdown unless the lifespan drains the buffer
-        services.extras["exposure_buffer"] = ExposureBuffer(services, allocations, max_delay=600)
+        services.exposure_buffer = ExposureBuffer(services, allocations, max_delay=600)
         for i in range(50):
             assert post(client, ingest, f"u{i}").status_code == 200
         assert services.warehouse.query("SELECT count(*) FROM exposures") == [(0,)]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from splitlab.allocation import allocations_of
+from splitlab.api.caches import allocations_of
 from splitlab.app import create_app
 from splitlab.domain import Role, Scope
 from splitlab.services import Services

@@ -42,6 +42,8 @@ DOCUMENTED = {
     "bayesian_test",
     "probability_best",
     "thompson_weights",
+    "beta_posteriors",
+    "BetaPosteriors",
     # sequential
     "sprt_bernoulli",
     "sequential_test",

@@ -7,7 +7,13 @@ import pytest
 from scipy import integrate
 from scipy import stats as sps
 
-from splitlab.stats import SampleStats, bayesian_test, probability_best, thompson_weights
+from splitlab.stats import (
+    SampleStats,
+    bayesian_test,
+    beta_posteriors,
+    probability_best,
+    thompson_weights,
+)
 
 
 def test_improper_prior_posterior_is_the_data(rng: np.random.Generator) -> None:
@@ -93,3 +99,11 @@ def test_thompson_weights_floor_and_normalise() -> None:
     assert np.argmax(weights) == 2
     with pytest.raises(ValueError):
         thompson_weights([0, 1], [1, 1], min_weight=0.6)
+
+
+def test_beta_posteriors_match_scipy_beta() -> None:
+    units, conversions = np.array([0, 10, 400]), np.array([0, 3, 52])
+    posteriors = beta_posteriors(units, conversions)
+    exact = sps.beta(1 + conversions, 1 + units - conversions)
+    assert posteriors.means == pytest.approx(exact.mean())
+    assert posteriors.variances == pytest.approx(exact.var())

@@ -30,14 +30,8 @@ import orjson
 from fastapi import APIRouter, Body, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.allocation import (
-    Allocations,
-    ReadOnlySticky,
-    allocations_of,
-    binary_posteriors,
-    rebalance_bandit,
-)
-from splitlab.api.caches import cached_principal
+from splitlab.analysis.bandit import binary_posteriors, rebalance_bandit
+from splitlab.api.caches import Allocations, allocations_of, cached_principal
 from splitlab.api.deps import Editor, ServicesDep
 from splitlab.api.schemas import RebalanceIn
 from splitlab.domain import Principal
@@ -45,6 +39,7 @@ from splitlab.domain.limits import has_control_characters, json_value_problem
 from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError, ValidationError
 from splitlab.services import Services
 from splitlab.warehouse import Fact, ItemStatus, exposure_fact
+from splitlab.warehouse.sticky import ReadOnlySticky
 from splitlab.warehouse.validation import MAX_PROPS_BYTES, MAX_TEXT
 
 
@@ -53,7 +48,7 @@ async def _drain_on_shutdown(app: Any) -> AsyncIterator[None]:
     """Nested inside the app's lifespan: runs before the app closes the warehouse."""
     yield
     services: Services = app.state.services
-    buffer = services.extras.get("exposure_buffer")
+    buffer = services.exposure_buffer
     if buffer is not None:
         await buffer.drain()
 
@@ -297,10 +292,10 @@ class ExposureBuffer:
 
 
 def _buffer(services: Services, allocations: Allocations) -> ExposureBuffer:
-    buffer = services.extras.get("exposure_buffer")
+    buffer = services.exposure_buffer
     if buffer is None:
-        buffer = services.extras["exposure_buffer"] = ExposureBuffer(services, allocations)
-    return buffer  # type: ignore[no-any-return]
+        buffer = services.exposure_buffer = ExposureBuffer(services, allocations)
+    return buffer
 
 
 def _record(

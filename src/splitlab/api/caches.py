@@ -1,5 +1,6 @@
 """Short-lived caches of the hot paths (``/api/track``, ``/api/events``, ``/api/assign``):
-API-key principals and experiment summaries, loaded from the app store in a worker thread.
+API-key principals, experiment summaries and the live experiments' assignment configs
+(``Allocations``), loaded from the app store in a worker thread.
 
 ``Refreshing`` keeps every lookup off the request's critical path once it has been made:
 
@@ -20,20 +21,36 @@ competing for the GIL every ``ttl`` seconds, which was most of ``/api/track``'s 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from splitlab.api.deps import get_principal, request_api_key
+from splitlab.assignment import CompiledExperiment, ExperimentConfig
+from splitlab.assignment.specs import config_from_spec
 from splitlab.domain import LOCAL_ADMIN, Principal
 from splitlab.errors import AuthenticationError
 from splitlab.services import Services
+from splitlab.store.live import (
+    allocation_changed,
+    experiment_statuses,
+    experiments_probe,
+    live_specs,
+)
 from splitlab.store.users import authenticate_api_key
-from splitlab.store.versions import ACCESS, current_versions
+from splitlab.store.versions import ACCESS, EXPERIMENTS, current_versions
+from splitlab.warehouse.sticky import WarehouseStickyStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +166,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def principal_cache(services: Services) -> Refreshing[Principal]:
     """The process's API-key cache (``ingest_cache_seconds``), shared by every hot path."""
-    cache = services.extras.get("api_key_cache")
+    cache = services.api_key_cache
     if cache is None:
 
         def load(keys: frozenset[str]) -> dict[str, Principal]:
@@ -162,11 +179,9 @@ def principal_cache(services: Services) -> Refreshing[Principal]:
                     found[key] = principal
             return found
 
-        cache = services.extras["api_key_cache"] = Refreshing(
-            services.settings.ingest_cache_seconds, load
-        )
+        cache = services.api_key_cache = Refreshing(services.settings.ingest_cache_seconds, load)
         services.changes.subscribe(ACCESS, cache.clear)
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 class StoreVersions:
@@ -211,12 +226,12 @@ class StoreVersions:
 
 def store_versions(services: Services) -> StoreVersions:
     """This process's ``StoreVersions``, polled every ``ingest_cache_seconds``."""
-    found = services.extras.get("store_versions")
+    found = services.store_versions
     if found is None:
-        found = services.extras["store_versions"] = StoreVersions(
+        found = services.store_versions = StoreVersions(
             services, services.settings.ingest_cache_seconds
         )
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 async def cached_principal(request: Request, services: Services) -> Principal:
@@ -236,3 +251,164 @@ async def cached_principal(request: Request, services: Services) -> Principal:
     principal = cache.get(api_key)
     assert principal is not None  # ensure() raised otherwise
     return principal
+
+
+# ---------------------------------------------------------------- live assignment configs
+
+
+class RecentExposures:
+    """(experiment, unit) pairs whose exposure this process saw committed, so a repeated
+    assignment skips the write (the warehouse would report a duplicate anyway). Bounded:
+    cleared when full, which only costs a few redundant writes."""
+
+    def __init__(self, max_items: int = 1_000_000) -> None:
+        self.max_items = max_items
+        self._seen: set[tuple[str, str]] = set()
+
+    def __contains__(self, pair: tuple[str, str]) -> bool:
+        return pair in self._seen
+
+    def add(self, pair: tuple[str, str]) -> None:
+        if len(self._seen) >= self.max_items:
+            self._seen.clear()
+        self._seen.add(pair)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveExperiment:
+    """A running experiment ready to assign: its config, compiled, and whether earlier
+    exposures may disagree with hashing (weights or coverage changed since the start)."""
+
+    config: ExperimentConfig
+    compiled: CompiledExperiment
+    sticky: bool
+    type: str
+
+
+@dataclass(frozen=True)
+class AllocationSnapshot:
+    """Everything assignment needs, swapped atomically on reload."""
+
+    live: dict[str, LiveExperiment]
+    statuses: dict[str, str]
+    """Status of every experiment (to tell "not running" from "unknown")."""
+    version: str
+    sdk_body: bytes
+    """The ``GET /api/sdk/config`` response body for this version."""
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+def load_snapshot(session: Session) -> AllocationSnapshot:
+    """Read every experiment's status and the live ones' configs from the app store."""
+    statuses = experiment_statuses(session=session)
+    specs = live_specs(session=session)
+    changed = allocation_changed(session=session, starts={s.key: s.start_at for s in specs})
+    live = {}
+    for spec in specs:
+        config = config_from_spec(spec)
+        live[spec.key] = LiveExperiment(config, config.compiled, spec.key in changed, spec.type)
+    experiments = [item.config.to_dict() for item in live.values()]
+    canonical = orjson.dumps(experiments, option=orjson.OPT_SORT_KEYS)
+    version = hashlib.sha256(canonical).hexdigest()[:32]
+    body = orjson.dumps({"experiments": experiments, "version": version})
+    return AllocationSnapshot(live, statuses, version, body)
+
+
+class Allocations:
+    """The process-wide cache of live experiment configs.
+
+    At most every ``check_interval`` seconds a request runs a cheap probe
+    (``store.live.experiments_probe``), and only when it changed are the configs reloaded,
+    so a change made by another process takes effect within ``check_interval``. A change
+    made through this process ``invalidate``s at once. An experiment the snapshot does not
+    know as running is probed again before the answer (``current(fresh_after=...)``): a
+    running experiment is never reported unknown.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        check_interval: float = 0.5,
+        sticky_refresh_interval: float = 2.0,
+    ) -> None:
+        self.services = services
+        self.check_interval = check_interval
+        self._sticky_refresh_interval = sticky_refresh_interval
+        self._sticky: WarehouseStickyStore | None = None
+        self.recorded = RecentExposures()
+        self._snapshot: AllocationSnapshot | None = None
+        self._token: tuple[Any, ...] | None = None
+        self._checked_at = float("-inf")
+        """When the probe behind the current snapshot started (monotonic)."""
+        self._invalidated_at = float("-inf")
+        self._lock = threading.Lock()
+        self._task: asyncio.Future[AllocationSnapshot] | None = None
+
+    @property
+    def sticky(self) -> WarehouseStickyStore:
+        if self._sticky is None:
+            self._sticky = WarehouseStickyStore(
+                self.services.warehouse, refresh_interval=self._sticky_refresh_interval
+            )
+        return self._sticky
+
+    def invalidate(self) -> None:
+        """Probe the app store again on the next request (after an in-process change); a
+        probe running meanwhile does not count. Safe to call from any thread."""
+        self._invalidated_at = time.monotonic()
+
+    def _stale(self, fresh_after: float = float("-inf")) -> bool:
+        checked = self._checked_at
+        return (
+            self._snapshot is None
+            or checked < fresh_after
+            or checked <= self._invalidated_at
+            or time.monotonic() - checked >= self.check_interval
+        )
+
+    def refresh(self, fresh_after: float = float("-inf")) -> AllocationSnapshot:
+        """Probe the app store and reload when something changed. Blocking."""
+        with self._lock:
+            if not self._stale(fresh_after):
+                assert self._snapshot is not None
+                return self._snapshot
+            started = time.monotonic()
+            with self.services.sessions() as session:
+                token = experiments_probe(session=session)
+                if self._snapshot is None or token != self._token:
+                    self._snapshot = load_snapshot(session)
+                    self._token = token
+            self._checked_at = started
+            return self._snapshot
+
+    async def current(self, *, fresh_after: float | None = None) -> AllocationSnapshot:
+        """The current snapshot; concurrent requests share one probe when it is due.
+        ``fresh_after`` (a ``time.monotonic()`` reading) asks for a snapshot probed no
+        earlier than that, e.g. before answering that an experiment is not running."""
+        after = float("-inf") if fresh_after is None else fresh_after
+        for _ in range(3):  # a probe can be overtaken by an invalidation: try again, bounded
+            if not self._stale(after):
+                break
+            loop = asyncio.get_running_loop()
+            task = self._task
+            if task is None or task.done() or task.get_loop() is not loop:
+                task = self._task = asyncio.ensure_future(run_in_threadpool(self.refresh, after))
+            await asyncio.shield(task)
+            if fresh_after is None:
+                break
+        assert self._snapshot is not None
+        return self._snapshot
+
+
+def allocations_of(services: Services) -> Allocations:
+    """The ``Allocations`` of this process (created on first use), told of every change to
+    experiments committed through this process."""
+    found = services.allocations
+    if found is None:
+        found = services.allocations = Allocations(services)
+        services.changes.subscribe(EXPERIMENTS, found.invalidate)
+    return found

@@ -9,13 +9,10 @@ an item only after its transaction committed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -23,7 +20,8 @@ from starlette.types import Receive, Scope, Send
 from splitlab.api.bodies import decode_json
 from splitlab.api.caches import Refreshing, cached_principal
 from splitlab.api.errors import internal_error
-from splitlab.domain import Principal, Status
+from splitlab.domain import Principal
+from splitlab.domain.summary import ExperimentSummary
 from splitlab.errors import (
     NotFoundError,
     PayloadTooLargeError,
@@ -32,11 +30,11 @@ from splitlab.errors import (
     ValidationError,
 )
 from splitlab.services import Services
-from splitlab.store.experiments import get_experiment, list_experiments, spec_from_row
-from splitlab.store.tables import ExperimentRow, MetricRow
+from splitlab.store.experiments import get_experiment
+from splitlab.store.live import experiment_summary
 from splitlab.store.versions import EXPERIMENTS
 from splitlab.warehouse.columnar import parse_batch
-from splitlab.warehouse.facts import ExperimentSummary, ItemStatus
+from splitlab.warehouse.facts import ItemStatus
 from splitlab.warehouse.validation import (
     MAX_ABS_VALUE,
     MAX_PROPS_DEPTH,
@@ -60,7 +58,7 @@ def experiment_cache(services: Services) -> Refreshing[ExperimentSummary | None]
     through another process within that delay (``StoreVersions``). An unknown or
     not-running one is looked up again on every request, so an experiment that was just
     started is accepted at once."""
-    cache = services.extras.get("experiment_cache")
+    cache = services.experiment_cache
     if cache is None:
 
         def load(keys: frozenset[str]) -> dict[str, ExperimentSummary | None]:
@@ -68,42 +66,22 @@ def experiment_cache(services: Services) -> Refreshing[ExperimentSummary | None]
             with services.sessions() as session:
                 for key in keys:
                     try:
-                        found[key] = summarize(session, get_experiment(session=session, key=key))
+                        row = get_experiment(session=session, key=key)
+                        found[key] = experiment_summary(session=session, row=row)
                     except NotFoundError:
                         found[key] = None
             return found
 
-        cache = services.extras["experiment_cache"] = Refreshing(
+        cache = services.experiment_cache = Refreshing(
             services.settings.ingest_cache_seconds,
             load,
             usable=lambda summary: summary is not None and summary.accepting,
         )
         services.changes.subscribe(EXPERIMENTS, cache.clear)
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
-def summarize(session: Session, row: ExperimentRow) -> ExperimentSummary:
-    """What ingestion needs of an experiment: status, variants, start and pre-period."""
-    spec = spec_from_row(row)
-    cuped = session.scalars(
-        select(MetricRow.cuped_days).where(MetricRow.key.in_(spec.metrics.all_keys()))
-    ).all()
-    return ExperimentSummary(
-        key=row.key,
-        status=Status(row.status),
-        variants=frozenset(v.key for v in spec.variants),
-        start_at=spec.start_at,
-        pre_period=timedelta(days=max(cuped, default=0)),
-    )
-
-
-def all_summaries(services: Services) -> dict[str, ExperimentSummary]:
-    """Every experiment's summary (bulk imports validate against all of them)."""
-    with services.sessions() as session:
-        return {row.key: summarize(session, row) for row in list_experiments(session=session)}
-
-
-async def _ingestor(request: Request, services: Services) -> Principal:
+async def ingestor(request: Request, services: Services) -> Principal:
     """The caller, who must be allowed to ingest (API key scope ingest/admin, or auth off)."""
     principal = await cached_principal(request, services)
     if not principal.can_ingest():
@@ -220,7 +198,7 @@ async def track_item(request: Request) -> dict[str, Any]:
     """Validate and write one item; the response payload once it committed."""
     services: Services = request.app.state.services
     experiments = experiment_cache(services)
-    await _ingestor(request, services)
+    await ingestor(request, services)
     item = await _json_body(request, services)
     await experiments.ensure(_experiment_keys([item]))
     fact = parse_item(item, lookup=experiments.get, now=now_us())
@@ -243,7 +221,7 @@ async def record_batch(request: Request) -> dict[str, Any]:
     """Validate a batch, write its valid items, report on every item."""
     services: Services = request.app.state.services
     experiments = experiment_cache(services)
-    await _ingestor(request, services)
+    await ingestor(request, services)
     body = await _json_body(request, services)
     items = body.get("events") if isinstance(body, dict) else None
     if not isinstance(items, list):

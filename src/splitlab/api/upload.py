@@ -18,9 +18,10 @@ import duckdb
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.api.ingest import _ingestor, all_summaries
+from splitlab.api.ingest import ingestor
 from splitlab.errors import ValidationError
 from splitlab.services import Services
+from splitlab.store.live import experiment_summaries
 from splitlab.warehouse.importer import KINDS
 
 router = APIRouter(tags=["ingest"])
@@ -124,7 +125,7 @@ async def import_file(
     ``rows, accepted, duplicates, conflicts, rejected, reasons[{reason, rows, examples}],
     columns, preview, written``. Needs an API key with scope ingest or admin."""
     services: Services = request.app.state.services
-    await _ingestor(request, services)
+    await ingestor(request, services)
     if kind not in KINDS:
         raise ValidationError(
             f"kind: use one of {', '.join(KINDS)}", details=[{"loc": ["kind"], "msg": "unknown"}]
@@ -134,11 +135,13 @@ async def import_file(
         path = await _save_upload(request, file_format, Path(folder))
 
         def run() -> Any:
+            with services.sessions() as session:
+                experiments = experiment_summaries(session=session)
             try:
                 return services.warehouse.import_file(
                     path,
                     kind=kind,
-                    experiments=all_summaries(services),
+                    experiments=experiments,
                     mapping=mapping,
                     write=not (preview or dry_run),
                     preview_rows=PREVIEW_ROWS if preview else 0,

@@ -119,10 +119,11 @@ def write_parquet(runs: Sequence[SimulatedData], folder: Path) -> tuple[Path, Pa
 
 def import_run(services: Services, exposures: Path, events: Path) -> tuple[Any, Any]:
     """Import both files as ``splitlab import`` does (reports of exposures and events)."""
-    from splitlab.api.ingest import all_summaries
+    from splitlab.store.live import experiment_summaries
     from splitlab.warehouse import WarehouseBusyError
 
-    summaries = all_summaries(services)
+    with services.sessions() as session:
+        summaries = experiment_summaries(session=session)
     reports = []
     for kind, path in (("exposures", exposures), ("events", events)):
         options: dict[str, Any] = {"kind": kind, "experiments": summaries}

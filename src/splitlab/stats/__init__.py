@@ -6,7 +6,7 @@ are NaN and their ``reason`` names the problem (see :mod:`splitlab.stats.results
 """
 
 from splitlab.stats.aggregates import CovariateStats, RatioStats, SampleStats
-from splitlab.stats.bandit import thompson_weights
+from splitlab.stats.bandit import BetaPosteriors, beta_posteriors, thompson_weights
 from splitlab.stats.bayesian import BayesianResult, bayesian_test, probability_best
 from splitlab.stats.cuped import cuped_test
 from splitlab.stats.frequentist import welch_ttest, ztest_proportions
@@ -34,6 +34,7 @@ __all__ = [
     "RELATIVE_METHODS",
     "SRM_P_THRESHOLD",
     "BayesianResult",
+    "BetaPosteriors",
     "CovariateStats",
     "CupedResult",
     "OmnibusResult",
@@ -48,6 +49,7 @@ __all__ = [
     "anova_oneway",
     "bayesian_test",
     "benjamini_hochberg",
+    "beta_posteriors",
     "bonferroni",
     "chi2_omnibus",
     "cuped_test",

@@ -1,6 +1,9 @@
-"""Thompson-sampling traffic weights for multi-armed bandits."""
+"""Thompson-sampling traffic weights for multi-armed bandits, and the Beta posteriors of
+binary arms as the normal posteriors those weights take."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,3 +45,20 @@ def thompson_weights(
         else:
             weights = scaled
     return weights  # type: ignore[no-any-return]
+
+
+class BetaPosteriors(NamedTuple):
+    """Beta(1 + conversions, 1 + non-conversions) posteriors (uniform prior), summarised by
+    their means and variances — the normal approximation ``thompson_weights`` takes."""
+
+    means: FloatArray
+    variances: FloatArray
+
+
+def beta_posteriors(units: npt.ArrayLike, conversions: npt.ArrayLike) -> BetaPosteriors:
+    """Each arm's posterior of its conversion rate from its ``units`` n and ``conversions``
+    c (broadcast): mean m = (c + 1) / (n + 2), variance = m (1 − m) / (n + 3)."""
+    n = np.asarray(units, dtype=float)
+    c = np.asarray(conversions, dtype=float)
+    means = (c + 1) / (n + 2)
+    return BetaPosteriors(means, means * (1 - means) / (n + 3))

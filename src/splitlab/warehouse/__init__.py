@@ -1,8 +1,8 @@
 """The event warehouse: exposures and events, written exactly once, read through Ibis."""
 
+from splitlab.domain.summary import ExperimentSummary
 from splitlab.warehouse.base import Warehouse, WarehouseBusyError, event_fact, exposure_fact
 from splitlab.warehouse.facts import (
-    ExperimentSummary,
     Fact,
     ItemResult,
     ItemStatus,

@@ -1,4 +1,5 @@
-"""The warehouse's plain data: facts to write, per-item results and experiment summaries.
+"""The warehouse's plain data: facts to write and per-item results (``ExperimentSummary``,
+what validation checks an item against, is a domain object read from the app store).
 
 A *fact* is one validated exposure or event, already normalised (UTC microseconds,
 properties serialised to JSON text). Facts are tuples, not objects, because the batch path
@@ -17,19 +18,13 @@ Identity and deduplication (the same rules in Python, DuckDB SQL and PostgreSQL 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from splitlab.domain import Status
-
 SEPARATOR = "\x1f"
 """ASCII unit separator between the parts of a derived id (``chr(31)`` in SQL)."""
-
-ACCEPTING = frozenset({Status.RUNNING, Status.ROLLING_OUT})
-"""Experiment states that accept exposures and experiment-scoped events."""
-
 
 def derive_id(*parts: str) -> str:
     """The deterministic id of a fact without a client id: md5 hex of the joined parts.
@@ -76,22 +71,6 @@ class ItemResult(NamedTuple):
     status: ItemStatus
     event_id: str
     conflict: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ExperimentSummary:
-    """What ingestion needs to know about an experiment (built by the API from the store)."""
-
-    key: str
-    status: Status
-    variants: frozenset[str]
-    start_at: datetime | None = None
-    pre_period: timedelta = field(default=timedelta(0))
-    """Longest CUPED pre-period of its metrics: events this long before the start are kept."""
-
-    @property
-    def accepting(self) -> bool:
-        return self.status in ACCEPTING
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from splitlab.domain.summary import ExperimentSummary
 from splitlab.errors import ValidationError
-from splitlab.warehouse.facts import ExperimentSummary, Fact, Kind, derive_id
+from splitlab.warehouse.facts import Fact, Kind, derive_id
 from splitlab.warehouse.schema import IMPORT_CONFLICTS
 from splitlab.warehouse.validation import (
     CLOCK_SKEW,

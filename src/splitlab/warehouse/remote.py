@@ -18,8 +18,8 @@ import httpx
 import orjson
 
 from splitlab.config import Settings
+from splitlab.domain.summary import ExperimentSummary
 from splitlab.server_address import refused, server_client, unreachable
-from splitlab.warehouse.facts import ExperimentSummary
 from splitlab.warehouse.importer import ImportReport, import_into_duckdb, valid_facts
 from splitlab.warehouse.validation import from_us
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import orjson
 
+from splitlab.domain.summary import ExperimentSummary
 from splitlab.errors import ConflictError, SplitlabError, ValidationError
-from splitlab.warehouse.facts import ExperimentSummary, Fact, Kind, derive_id
+from splitlab.warehouse.facts import Fact, Kind, derive_id
 
 EXPOSURE = "exposure"
 MAX_PROPS_BYTES = 8 * 1024

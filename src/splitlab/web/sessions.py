@@ -92,11 +92,11 @@ class SessionChecks:
 
 def session_checks(services: Services) -> SessionChecks:
     """This process's ``SessionChecks``, cleared whenever users or keys change."""
-    checks = services.extras.get("session_checks")
+    checks = services.session_checks
     if checks is None:
-        checks = services.extras["session_checks"] = SessionChecks(services)
+        checks = services.session_checks = SessionChecks(services)
         services.changes.subscribe(ACCESS, checks.clear)
-    return checks  # type: ignore[no-any-return]
+    return checks
 
 
 def _serializer(services: Services) -> URLSafeTimedSerializer:
