@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -141,3 +142,54 @@ def test_an_ibis_table_of_the_warehouse_backend_replaces_events(tmp_path: Path) 
         assert events.value.type().is_float64() and events.event_id.isnull().all().execute()
     finally:
         warehouse.close()
+
+
+def test_a_source_url_is_connected_once_and_closed_with_the_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read of a source in another engine reuses one connection, from any thread."""
+    import ibis
+
+    from splitlab.warehouse import sources
+
+    lake = tmp_path / "lake.duckdb"
+    con = duckdb.connect(str(lake))
+    con.execute(
+        "CREATE TABLE seen AS SELECT 'checkout' AS exp, 'control' AS arm, 'u' || i AS uid, "
+        "TIMESTAMPTZ '2024-01-02' AS ts FROM range(5) r(i)"
+    )
+    con.close()
+    opened: list[ibis.BaseBackend] = []
+    real_connect = ibis.connect
+
+    def connect(url: str) -> ibis.BaseBackend:
+        opened.append(real_connect(url))
+        return opened[-1]
+
+    monkeypatch.setattr(sources.ibis, "connect", connect)
+    mapping = SourceMapping(
+        target="exposures",
+        kind="table",
+        url=f"duckdb://{lake}",
+        table="seen",
+        columns={
+            "experiment_key": "exp",
+            "variant_key": "arm",
+            "unit_id": "uid",
+            "exposed_at": "ts",
+        },
+    )
+    warehouse = Warehouse.open(f"duckdb:///{tmp_path / 'w.duckdb'}", sources={"exposures": mapping})
+    try:
+        assert warehouse.exposures_table().count().execute() == 5
+        assert warehouse.watermark().exposures == 5
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            counts = list(
+                pool.map(lambda _: warehouse.exposures_table().count().execute(), range(4))
+            )
+        assert counts == [5] * 4
+        assert len(opened) == 1
+    finally:
+        warehouse.close()
+    with pytest.raises(duckdb.ConnectionException):
+        opened[0].raw_sql("SELECT 1")

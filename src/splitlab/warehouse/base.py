@@ -25,7 +25,7 @@ from splitlab.ids import EXPOSURE
 from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark
 from splitlab.warehouse.postgres import PostgresBackend, conninfo
 from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
-from splitlab.warehouse.sources import SourceMapping, mapped_table
+from splitlab.warehouse.sources import SourceConnections, SourceMapping, mapped_table
 from splitlab.warehouse.validation import from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
 
@@ -70,6 +70,7 @@ class Warehouse:
         self.url = url
         self.read_only = read_only
         self.sources = dict(sources or {})
+        self._source_connections = SourceConnections()
         self._local = threading.local()
         self._duck: duckdb.DuckDBPyConnection | None = None
         if url.startswith("duckdb:"):
@@ -226,7 +227,7 @@ class Warehouse:
     def _table(self, name: str) -> ibis.Table:
         mapping = self.sources.get(name)
         if mapping is not None:
-            return mapped_table(mapping, self.ibis_connection())
+            return mapped_table(mapping, self.ibis_connection(), self._source_connections)
         return self.ibis_connection().table(name)
 
     def exposures_table(self) -> ibis.Table:
@@ -302,6 +303,7 @@ class Warehouse:
             if self._gc_tuned:
                 restore_gc()
                 self._gc_tuned = False
+        self._source_connections.close()
         if self._backend is not None:
             self._backend.close()
         if self._duck is not None:

@@ -26,6 +26,7 @@ schema whether data was ingested or lives elsewhere.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,13 +118,57 @@ def parquet_glob(path: str) -> str:
     return str(candidate / "**" / "*.parquet") if candidate.is_dir() else path
 
 
-def mapped_table(mapping: SourceMapping, default: BaseBackend) -> ibis.Table:
-    """The source as an Ibis table with exactly the warehouse table's columns and types."""
+class SourceConnections:
+    """The Ibis connections of the sources that name a ``url``: one per URL, opened on first
+    use, shared by every thread of the process and closed by ``close`` (on shutdown).
+
+    A DuckDB connection serves one call at a time and refuses a second thread, so there each
+    thread reads through its own cursor of the one connection (as the warehouse does)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, BaseBackend] = {}
+        self._cursors: list[BaseBackend] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> BaseBackend:
+        with self._lock:
+            con = self._open.get(url)
+            if con is None:
+                con = self._open[url] = ibis.connect(url)
+        if con.name != "duckdb":
+            return con
+        mine: dict[str, BaseBackend] = self._local.__dict__.setdefault("cursors", {})
+        cursor = mine.get(url)
+        if cursor is None:
+            raw = con.con.cursor()
+            raw.execute("SET TimeZone = 'UTC'")  # a cursor does not inherit it
+            cursor = mine[url] = ibis.duckdb.from_connection(raw)
+            with self._lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    def close(self) -> None:
+        with self._lock:
+            opened = [*self._cursors, *self._open.values()]
+            self._cursors, self._open = [], {}
+            self._local = threading.local()
+        for con in opened:
+            con.disconnect()
+
+
+def mapped_table(
+    mapping: SourceMapping, default: BaseBackend, connections: SourceConnections
+) -> ibis.Table:
+    """The source as an Ibis table with exactly the warehouse table's columns and types.
+
+    A source with a ``url`` is read through its connection in ``connections``; the others
+    through ``default``, the warehouse's own connection."""
     if mapping.kind == "parquet":
         assert mapping.path is not None
         raw = default.read_parquet(parquet_glob(mapping.path))  # type: ignore[attr-defined]
     else:
-        backend = ibis.connect(mapping.url) if mapping.url else default
+        backend = connections.get(mapping.url) if mapping.url else default
         raw = backend.table(mapping.table)
     columns: dict[str, Any] = {}
     for name, dtype in TYPES[mapping.target].items():
