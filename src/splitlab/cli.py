@@ -564,27 +564,17 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
 
 
 def _import(kind: str, file: Path, pairs: list[str], preview: bool, dry_run: bool) -> None:
-    from splitlab.store.live import experiment_summaries
-    from splitlab.warehouse import WarehouseBusyError
-
+    mapping = _mapping(pairs)
     services = _run(_services)
-    with services.sessions() as session:
-        experiments = experiment_summaries(session=session)
-    options: dict[str, Any] = {
-        "kind": kind,
-        "experiments": experiments,
-        "mapping": _mapping(pairs),
-        "write": not (preview or dry_run),
-        "preview_rows": 10 if preview else 0,
-    }
 
     def run() -> Any:
-        try:
-            return services.warehouse.import_file(file, **options)
-        except WarehouseBusyError:  # a running server owns the DuckDB file: go through it
-            from splitlab.warehouse.remote import import_via_server
-
-            return import_via_server(services.settings, file, **options)
+        return services.import_file(
+            file,
+            kind=kind,
+            mapping=mapping,
+            write=not (preview or dry_run),
+            preview_rows=10 if preview else 0,
+        )
 
     try:
         report = _run(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from splitlab.domain import Principal
     from splitlab.domain.summary import ExperimentSummary
     from splitlab.warehouse import Warehouse
+    from splitlab.warehouse.importer import ImportReport
     from splitlab.web.sessions import SessionChecks
 
 
@@ -69,6 +71,46 @@ class Services:
                 sources=load_sources(s.warehouse_sources),
             )
         return self._warehouse
+
+    def import_file(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        mapping: dict[str, str] | None = None,
+        write: bool = True,
+        preview_rows: int = 0,
+    ) -> ImportReport:
+        """Validate and import a file of exposures or events against every experiment in
+        the app store (``Warehouse.import_file``). When a running server owns the DuckDB file
+        (a CLI command), the valid rows go through that server (``splitlab.remote``)."""
+        from splitlab.store.live import experiment_summaries
+        from splitlab.warehouse import WarehouseBusyError
+
+        with self.sessions() as session:
+            experiments = experiment_summaries(session=session)
+        try:
+            report: ImportReport = self.warehouse.import_file(
+                path,
+                kind=kind,
+                experiments=experiments,
+                mapping=mapping,
+                write=write,
+                preview_rows=preview_rows,
+            )
+        except WarehouseBusyError:  # a running server owns the DuckDB file: go through it
+            from splitlab.remote import import_via_server
+
+            return import_via_server(
+                self.settings,
+                path,
+                kind=kind,
+                experiments=experiments,
+                mapping=mapping,
+                write=write,
+                preview_rows=preview_rows,
+            )
+        return report
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Services:

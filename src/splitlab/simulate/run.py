@@ -119,21 +119,10 @@ def write_parquet(runs: Sequence[SimulatedData], folder: Path) -> tuple[Path, Pa
 
 def import_run(services: Services, exposures: Path, events: Path) -> tuple[Any, Any]:
     """Import both files as ``splitlab import`` does (reports of exposures and events)."""
-    from splitlab.store.live import experiment_summaries
-    from splitlab.warehouse import WarehouseBusyError
-
-    with services.sessions() as session:
-        summaries = experiment_summaries(session=session)
-    reports = []
-    for kind, path in (("exposures", exposures), ("events", events)):
-        options: dict[str, Any] = {"kind": kind, "experiments": summaries}
-        try:
-            report = services.warehouse.import_file(path, **options)
-        except WarehouseBusyError:  # a running server owns the DuckDB file: go through it
-            from splitlab.warehouse.remote import import_via_server
-
-            report = import_via_server(services.settings, path, **options)
-        reports.append(report)
+    reports = [
+        services.import_file(path, kind=kind)
+        for kind, path in (("exposures", exposures), ("events", events))
+    ]
     return reports[0], reports[1]
 
 

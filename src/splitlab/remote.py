@@ -1,4 +1,6 @@
-"""Import through a running server: used when its process owns the DuckDB file.
+"""Import through a running server: used by CLI commands when the server's process owns the
+DuckDB file (``Services.import_file``). An HTTP client, so it sits beside
+``server_address`` on the CLI side, not in the warehouse.
 
 The file is validated locally with DuckDB (same SQL rules), and the valid rows are sent to
 ``POST /api/events`` in batches, so the server's writer applies the usual dedup. The server
