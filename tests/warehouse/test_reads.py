@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from splitlab.warehouse import Warehouse
 
 
@@ -19,3 +21,14 @@ def test_every_thread_reads_in_utc(warehouse: Warehouse) -> None:
     assert session_zone(warehouse) == "UTC"
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert pool.submit(session_zone, warehouse).result() == "UTC"
+
+
+def test_close_closes_every_threads_connection(warehouse_url: str) -> None:
+    warehouse = Warehouse.open(warehouse_url)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        readers = [warehouse.ibis_connection(), pool.submit(warehouse.ibis_connection).result()]
+    assert readers[0] is not readers[1]
+    warehouse.close()
+    for reader in readers:
+        with pytest.raises(Exception, match=r"(?i)closed"):
+            reader.raw_sql("SELECT 1")

@@ -72,6 +72,8 @@ class Warehouse:
         self.sources = dict(sources or {})
         self._source_connections = SourceConnections()
         self._local = threading.local()
+        self._readers: list[BaseBackend] = []
+        self._readers_lock = threading.Lock()
         self._duck: duckdb.DuckDBPyConnection | None = None
         if url.startswith("duckdb:"):
             self.dialect = "duckdb"
@@ -212,7 +214,8 @@ class Warehouse:
     # ----------------------------------------------------------------- reads (Ibis)
 
     def ibis_connection(self) -> BaseBackend:
-        """An Ibis backend over the warehouse, one per thread (DuckDB cursors are per thread)."""
+        """An Ibis backend over the warehouse, one per thread (DuckDB cursors are per thread),
+        its session in UTC; ``close`` closes them all."""
         con = getattr(self._local, "ibis", None)
         if con is None:
             if self._duck is not None:
@@ -222,6 +225,8 @@ class Warehouse:
             else:
                 con = ibis.connect(conninfo(self.url).replace("postgresql://", "postgres://", 1))
             self._local.ibis = con
+            with self._readers_lock:
+                self._readers.append(con)
         return con
 
     def _table(self, name: str) -> ibis.Table:
@@ -304,6 +309,11 @@ class Warehouse:
                 restore_gc()
                 self._gc_tuned = False
         self._source_connections.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+            self._local = threading.local()
+        for reader in readers:
+            reader.disconnect()
         if self._backend is not None:
             self._backend.close()
         if self._duck is not None:
