@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import free_port, splitlab
 
 CONTRACT = """
@@ -42,12 +44,14 @@ def test_import_and_analyze_through_running_server(
         [sys.executable, "-m", "splitlab.cli", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
     )
     recorded = Path(server_env["SPLITLAB_HOME"]) / "server.json"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded 2-core CI machine starts slowly
         while time.monotonic() < deadline and not recorded.exists():
+            if process.poll() is not None:
+                pytest.fail(f"server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
             time.sleep(0.1)
         assert json.loads(recorded.read_text()) == {
             "pid": process.pid,
