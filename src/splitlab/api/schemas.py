@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,19 +112,3 @@ class RebalanceIn(BaseModel):
     )
     seed: int | None = Field(default=0, ge=0, lt=2**63)
     reason: Reason = ""
-
-
-class AuditEntry(BaseModel):
-    id: int
-    entity: str
-    key: str
-    action: str
-    actor: str
-    at: datetime
-    from_: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    reason: str = ""
-    changes: dict[str, Any] | None = None
-    snapshot: dict[str, Any] | None = None
-
-    model_config = ConfigDict(populate_by_name=True)

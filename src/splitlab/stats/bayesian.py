@@ -55,13 +55,6 @@ class BayesianResult:
     reason: StrArray
 
 
-def expected_positive_part(mean: FloatArray, sd: FloatArray) -> FloatArray:
-    """E[max(X, 0)] for X ~ N(μ, σ²):  σ φ(μ/σ) + μ Φ(μ/σ)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = mean / sd
-        return sd * _INV_SQRT_2PI * np.exp(-0.5 * z * z) + mean * special.ndtr(z)  # type: ignore[no-any-return]
-
-
 def bayesian_test(
     control: SampleStats,
     treatment: SampleStats,

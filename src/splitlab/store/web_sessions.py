@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from splitlab.domain import Principal, Role
@@ -85,8 +85,3 @@ def end_user_sessions(*, session: Session, user_id: int) -> int:
     """Delete every session of one user; returns how many there were."""
     result = session.execute(delete(WebSessionRow).where(WebSessionRow.user_id == user_id))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def count_user_sessions(*, session: Session, user_id: int) -> int:
-    query = select(func.count(WebSessionRow.id)).where(WebSessionRow.user_id == user_id)
-    return int(session.scalar(query) or 0)

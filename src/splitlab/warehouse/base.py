@@ -158,10 +158,6 @@ class Warehouse:
         facts = [event_fact(source=source, **item) for item in events]
         return self.write(facts)
 
-    def run_in_writer(self, fn: Any) -> Any:
-        """Run ``fn(backend)`` in one transaction on the writer thread (bulk import)."""
-        return self._writer().run(fn)
-
     def import_file(
         self,
         path: Path,
