@@ -18,6 +18,7 @@ from splitlab.api.errors import install_error_handlers
 from splitlab.config import Settings
 from splitlab.services import Services
 from splitlab.web import pages
+from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
 ROUTERS = [
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         redoc_url=None,
     )
     app.state.services = services
-    install_error_handlers(app)
+    install_error_handlers(app, html=render_error)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)

@@ -17,11 +17,11 @@ from splitlab.store.versions import ChangeFeed
 if TYPE_CHECKING:
     from splitlab.api.assign import ExposureBuffer
     from splitlab.api.caches import Allocations, Refreshing, StoreVersions
+    from splitlab.api.sessions import SessionChecks
     from splitlab.domain import Principal
     from splitlab.domain.summary import ExperimentSummary
     from splitlab.warehouse import Warehouse
     from splitlab.warehouse.importer import ImportReport
-    from splitlab.web.sessions import SessionChecks
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Services:
     store_versions: StoreVersions | None = field(default=None, init=False, repr=False)
     """The store's cache versions as last polled (``api.caches.store_versions``)."""
     session_checks: SessionChecks | None = field(default=None, init=False, repr=False)
-    """Dashboard session checks (``web.sessions.session_checks``)."""
+    """Dashboard session checks (``api.sessions.session_checks``)."""
 
     def __post_init__(self) -> None:
         self.changes = ChangeFeed(self.sessions)

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select, update
 
+from splitlab.api.sessions import COOKIE, session_checks
 from splitlab.domain import Principal, Role
 from splitlab.services import Services
 from splitlab.store.tables import WebSessionRow
 from splitlab.store.users import set_active, set_role
 from splitlab.store.web_sessions import check_web_session, create_web_session
-from splitlab.web.sessions import COOKIE, session_checks
 from tests.conftest import Keys
 
 

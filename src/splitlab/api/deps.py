@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from splitlab.api.sessions import read_session
 from splitlab.domain import LOCAL_ADMIN, Principal
 from splitlab.errors import AuthenticationError, PermissionDeniedError
 from splitlab.services import Services
 from splitlab.store.users import authenticate_api_key
-from splitlab.web.sessions import read_session
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

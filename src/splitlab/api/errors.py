@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from splitlab.errors import SplitlabError, ValidationError
 
 log = logging.getLogger("splitlab.api")
+
+ErrorPage = Callable[[Request, SplitlabError], Response]
+"""Renders an error as an HTML page (the dashboard's, given by the app)."""
 
 HTTP_CODES = {
     400: "bad_request",
@@ -54,22 +58,25 @@ def _wants_html(request: Request) -> bool:
     )
 
 
-def error_response(request: Request, error: SplitlabError) -> Response:
-    if _wants_html(request):
-        from splitlab.web.render import render_error
-
+def error_response(
+    request: Request, error: SplitlabError, html: ErrorPage | None = None
+) -> Response:
+    """The error as JSON, or as ``html``'s page for a browser asking for a dashboard page."""
+    if html is not None and _wants_html(request):
         try:
-            return render_error(request, error)
+            return html(request, error)
         except Exception:  # the error page itself failed: answer in JSON
             log.exception("error page failed for %s", request.url.path)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, html: ErrorPage | None = None) -> None:
+    """Answer every error in the one shape; ``html`` renders those of dashboard pages."""
+
     @app.exception_handler(SplitlabError)
     async def _splitlab(request: Request, exc: SplitlabError) -> Response:
-        return error_response(request, exc)
+        return error_response(request, exc, html)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -86,16 +93,16 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"{'.'.join(str(p) for p in d['loc']) or '(body)'}: {d['msg']}" for d in details
             )
             error = ValidationError(f"invalid input: {summary}", details=details)
-        return error_response(request, error)
+        return error_response(request, error, html)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         error = SplitlabError(str(exc.detail), details=None)
         error.status = exc.status_code
         error.code = HTTP_CODES.get(exc.status_code, "error")
-        return error_response(request, error)
+        return error_response(request, error, html)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         error = internal_error(exc, method=request.method, path=request.url.path)
-        return error_response(request, error)
+        return error_response(request, error, html)

@@ -9,12 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from splitlab.api.deps import ServicesDep
-from splitlab.domain import LOCAL_ADMIN, Principal
-from splitlab.errors import PermissionDeniedError
-from splitlab.store import experiments as repo
-from splitlab.store.users import authenticate_password
-from splitlab.web.render import render
-from splitlab.web.sessions import (
+from splitlab.api.sessions import (
     WebSession,
     csrf_matches,
     log_in,
@@ -22,6 +17,11 @@ from splitlab.web.sessions import (
     read_session,
     write_session,
 )
+from splitlab.domain import LOCAL_ADMIN, Principal
+from splitlab.errors import PermissionDeniedError
+from splitlab.store import experiments as repo
+from splitlab.store.users import authenticate_password
+from splitlab.web.render import render
 
 router = APIRouter(include_in_schema=False)
 

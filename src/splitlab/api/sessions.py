@@ -1,5 +1,6 @@
 """Dashboard sessions: a signed cookie holding a CSRF token and, once logged in, the token
-of a session row in the app store (``store.web_sessions``).
+of a session row in the app store (``store.web_sessions``). Part of authentication, so the
+API's ``get_principal`` reads them here; the dashboard's pages log in and out through them.
 
 The cookie alone grants nothing: each request checks the session against the store — the
 user still active, their current role, the idle and absolute limits — through a cache of at
