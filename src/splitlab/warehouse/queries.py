@@ -39,6 +39,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from splitlab.domain import MetricDefinition, MetricKind
+from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns, segment_column
 
 OTHER = "other"
 MISSING = "(none)"
@@ -87,10 +88,6 @@ def _us(hours: float) -> int:
     return round(hours * MICROS_PER_HOUR)
 
 
-def segment_column(index: int) -> str:
-    return f"seg{index}"
-
-
 def _included(exposures: ir.Table, conflicts: ir.Table, experiment_key: str) -> ir.Table:
     mine = exposures.filter(exposures.experiment_key == experiment_key)
     bad = conflicts.filter(conflicts.experiment_key == experiment_key).select("unit_id")
@@ -126,10 +123,6 @@ def _code(value: ir.StringValue, labels: Sequence[str]) -> ir.IntegerValue:
         return ibis.literal(0, type="int16")
     cases = [(value == label, k) for k, label in enumerate(labels)]
     return ibis.cases(*cases, else_=len(labels)).cast("int16")
-
-
-def attribute_column(index: int) -> str:
-    return f"attr{index}"
 
 
 def experiment_units(
@@ -279,26 +272,28 @@ class _Aggregations:
 def _plan_aggregates(
     aggs: _Aggregations, metrics: Sequence[tuple[int, MetricDefinition]]
 ) -> dict[str, str]:
-    """Map each per-metric column (e{i}, nv{i}, y{i}, x{i}, q{i}) to an aggregate column."""
+    """Map each per-metric column (events, nulls, value, covariate, quantile value; see
+    :class:`~splitlab.warehouse.columns.MetricColumns`) to an aggregate column."""
     columns: dict[str, str] = {}
     for i, metric in metrics:
         window = _window(metric)
         kind = metric.kind
-        columns[f"e{i}"] = aggs.add("count", metric, metric.event, window)
+        names = metric_columns(i)
+        columns[names.events] = aggs.add("count", metric, metric.event, window)
         if kind in (MetricKind.SUM, MetricKind.RATIO, MetricKind.QUANTILE):
-            columns[f"nv{i}"] = aggs.add("nulls", metric, metric.event, window)
+            columns[names.nulls] = aggs.add("nulls", metric, metric.event, window)
         if kind in (MetricKind.BINARY, MetricKind.COUNT):
-            columns[f"y{i}"] = columns[f"e{i}"]
+            columns[names.value] = columns[names.events]
         elif kind is MetricKind.QUANTILE:
-            columns[f"q{i}"] = aggs.add("mean", metric, metric.event, window)
+            columns[names.quantile_value] = aggs.add("mean", metric, metric.event, window)
         else:
-            columns[f"y{i}"] = aggs.add("sum", metric, metric.event, window)
+            columns[names.value] = aggs.add("sum", metric, metric.event, window)
         if kind is MetricKind.RATIO:
             assert metric.denominator_event is not None
-            columns[f"x{i}"] = aggs.add("count", metric, metric.denominator_event, window)
+            columns[names.covariate] = aggs.add("count", metric, metric.denominator_event, window)
         elif uses_cuped(metric):
             op = "sum" if kind is MetricKind.SUM else "count"
-            columns[f"x{i}"] = aggs.add(op, metric, metric.event, _pre_window(metric))
+            columns[names.covariate] = aggs.add(op, metric, metric.event, _pre_window(metric))
     return columns
 
 
@@ -308,7 +303,7 @@ class UnitAggregates(NamedTuple):
     table: ir.Table
     """``uid, variant, exposed_us, day, seg0 … segK, a0 … aN``: one row per unit."""
     sources: dict[str, str]
-    """Per-metric column (``e{i}``, ``nv{i}``, ``y{i}``, ``x{i}``, ``q{i}``) → its ``a{j}``."""
+    """Per-metric column (``MetricColumns`` per-unit names) → its ``a{j}``."""
 
 
 def unit_aggregates(
@@ -382,10 +377,10 @@ def metric_values(
 ) -> ir.Table:
     """Per-unit metric columns over :func:`unit_aggregates` (usually its materialised table,
     passed as ``per_unit._replace(table=…)``), capped; ``uid, variant, exposed_us, day,
-    seg0 … segK`` and per metric index i: ``y{i}`` (value), ``x{i}`` (CUPED covariate or ratio
-    denominator), ``q{i}`` (quantile metrics: per-unit mean value, NULL without events),
-    ``e{i}`` matching events, ``nv{i}`` matching events without a value, ``imm{i}`` 1 when the
-    unit's window is still open at ``as_of``."""
+    seg0 … segK`` and per metric the per-unit columns of
+    :class:`~splitlab.warehouse.columns.MetricColumns`: value, covariate (CUPED or ratio
+    denominator), quantile value (NULL without events), events, nulls, and immature (1 when
+    the unit's window is still open at ``as_of``)."""
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
     table, sources = per_unit
     as_of_us = round(as_of.timestamp() * 1_000_000)
@@ -394,22 +389,24 @@ def metric_values(
         name: table[name] for name in table.columns if name not in aggregated
     }
     for i, metric in chosen:
-        columns[f"e{i}"] = table[sources[f"e{i}"]]
-        nulls = sources.get(f"nv{i}")
-        columns[f"nv{i}"] = table[nulls] if nulls else ibis.literal(0, type="int64")
+        names = metric_columns(i)
+        columns[names.events] = table[sources[names.events]]
+        nulls = sources.get(names.nulls)
+        columns[names.nulls] = table[nulls] if nulls else ibis.literal(0, type="int64")
         if metric.kind is MetricKind.QUANTILE:
-            columns[f"q{i}"] = table[sources[f"q{i}"]]
+            columns[names.quantile_value] = table[sources[names.quantile_value]]
         else:
-            y = table[sources[f"y{i}"]].cast("float64").fill_null(0.0)
-            columns[f"y{i}"] = ibis.least(y, 1.0) if metric.kind is MetricKind.BINARY else y
+            y = table[sources[names.value]].cast("float64").fill_null(0.0)
+            columns[names.value] = ibis.least(y, 1.0) if metric.kind is MetricKind.BINARY else y
         if has_x(metric):
-            x = table[sources[f"x{i}"]].cast("float64").fill_null(0.0)
-            columns[f"x{i}"] = ibis.least(x, 1.0) if metric.kind is MetricKind.BINARY else x
+            x = table[sources[names.covariate]].cast("float64").fill_null(0.0)
+            binary = metric.kind is MetricKind.BINARY
+            columns[names.covariate] = ibis.least(x, 1.0) if binary else x
         if metric.window_hours is not None:
             end = table.exposed_us + _us(metric.window_start_hours + metric.window_hours)
-            columns[f"imm{i}"] = ibis.ifelse(end > as_of_us, 1, 0).cast("int64")
+            columns[names.immature] = ibis.ifelse(end > as_of_us, 1, 0).cast("int64")
         else:
-            columns[f"imm{i}"] = ibis.literal(0, type="int64")
+            columns[names.immature] = ibis.literal(0, type="int64")
     values = table.select(**columns)
     return _capped(values, chosen)
 
@@ -442,33 +439,35 @@ def _capped(values: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]) -
         capping = metric.capping
         if capping is None or metric.kind in (MetricKind.BINARY, MetricKind.QUANTILE):
             continue
+        names = metric_columns(i)
         if capping.type == "absolute":
             cap: Any = ibis.literal(float(capping.value))
         else:
-            cap = values[f"y{i}"].quantile(capping.value).as_scalar()
-        caps[f"y{i}"] = ibis.least(values[f"y{i}"], cap)
+            cap = values[names.value].quantile(capping.value).as_scalar()
+        caps[names.value] = ibis.least(values[names.value], cap)
         if uses_cuped(metric):
-            caps[f"x{i}"] = ibis.least(values[f"x{i}"], cap)
+            caps[names.covariate] = ibis.least(values[names.covariate], cap)
     return values.mutate(**caps) if caps else values
 
 
 def _sums(values: ir.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ir.Scalar]:
-    aggs: dict[str, ir.Scalar] = {"n": values.uid.count()}
+    aggs: dict[str, ir.Scalar] = {UNITS: values.uid.count()}
     for i, metric in enumerate(metrics):
-        aggs[f"e{i}"] = values[f"e{i}"].sum()
-        aggs[f"nv{i}"] = values[f"nv{i}"].sum()
-        aggs[f"imm{i}"] = values[f"imm{i}"].sum()
+        names = metric_columns(i)
+        aggs[names.events] = values[names.events].sum()
+        aggs[names.nulls] = values[names.nulls].sum()
+        aggs[names.immature] = values[names.immature].sum()
         if metric.kind is MetricKind.QUANTILE:
-            aggs[f"nq{i}"] = values[f"q{i}"].count()
+            aggs[names.quantile_n] = values[names.quantile_value].count()
             continue
-        y = values[f"y{i}"]
-        aggs[f"sy{i}"] = y.sum()
-        aggs[f"syy{i}"] = (y * y).sum()
+        y = values[names.value]
+        aggs[names.sum] = y.sum()
+        aggs[names.sum_sq] = (y * y).sum()
         if has_x(metric):
-            x = values[f"x{i}"]
-            aggs[f"sx{i}"] = x.sum()
-            aggs[f"sxx{i}"] = (x * x).sum()
-            aggs[f"sxy{i}"] = (x * y).sum()
+            x = values[names.covariate]
+            aggs[names.sum_x] = x.sum()
+            aggs[names.sum_x_sq] = (x * x).sum()
+            aggs[names.sum_xy] = (x * y).sum()
     return aggs
 
 
@@ -504,13 +503,14 @@ def quantile_aggregates(
     probabilities: Sequence[Sequence[float]],
     n_segments: int,
 ) -> ir.Table:
-    """``quantile_cont(q{i}, probabilities[block])`` over the units with a value, in one scan:
+    """``quantile_cont`` of metric ``metric_index``'s quantile value at ``probabilities[block]``
+    over the units with a value, in one scan:
     per variant (``segment`` -1, ``value`` 0: block 0) and per variant × segment value
     (``segment`` k, ``value`` its code: block k + 1); rows ``variant, segment, value,
     quantiles`` (``quantile_cont``/``percentile_cont``: linear interpolation, each probability
     evaluated on its own, so asking one group for another group's probabilities changes
     nothing).  Groups without values have no row."""
-    column = f"q{metric_index}"
+    column = metric_columns(metric_index).quantile_value
     present = values.filter(values[column].notnull())
     blocks = []
     for block in range(n_segments + 1):
