@@ -118,7 +118,7 @@ class Warehouse:
     def ensure_schema(self) -> None:
         """Create the tables if missing (idempotent)."""
         assert self._backend is not None, "read-only warehouse"
-        if self.writer is not None and self.writer._started:
+        if self.writer is not None and self.writer.started:
             self.writer.run(lambda backend: backend.ensure_schema())
         else:
             self._backend.ensure_schema()

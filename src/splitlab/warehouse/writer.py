@@ -233,6 +233,11 @@ class GroupCommitWriter:
 
     # ------------------------------------------------------------------ public
 
+    @property
+    def started(self) -> bool:
+        """Whether the writer thread was started (jobs then run on it, one at a time)."""
+        return self._started
+
     def start(self) -> None:
         with self._lock:
             if not self._started:
