@@ -37,6 +37,7 @@ from typing import Any
 import duckdb
 
 from splitlab.analysis import analyze
+from splitlab.analysis.snapshot import Snapshot
 from splitlab.config import Settings
 from splitlab.domain import ExperimentSpec, MetricDefinition, Principal, Role
 from splitlab.services import Services
@@ -231,7 +232,7 @@ def copy_to_postgres(duck_path: Path, url: str, tmp: Path) -> None:
 
 
 def time_ours(settings: Settings, repeats: int) -> dict[str, Any]:
-    def cold() -> dict[str, Any]:
+    def cold() -> Snapshot:
         services = Services.open(settings)
         try:
             return analyze(services=services, key=KEY, refresh=True)
@@ -245,7 +246,7 @@ def time_ours(settings: Settings, repeats: int) -> dict[str, Any]:
         lambda: analyze(services=services, key=KEY), max(repeats, 10)
     )
     services.close()
-    assert cached["cached"], "the second analysis must be a cache hit"
+    assert cached.cached, "the second analysis must be a cache hit"
     return {
         "cold": (cold_best, cold_median),
         "cached": (cached_best, cached_median),
@@ -324,9 +325,9 @@ def main() -> None:
         snap = ours["snapshot"]
         print(
             f"splitlab DuckDB   full analysis from raw events (cold): best {ours['cold'][0]:.3f} s,"
-            f" median {ours['cold'][1]:.3f} s  [{len(snap['results'])} results, "
-            f"{len(snap['daily'])} daily, {len(snap['health'])} health checks; "
-            f"queries {snap['timings_ms']}]"
+            f" median {ours['cold'][1]:.3f} s  [{len(snap.results)} results, "
+            f"{len(snap.daily)} daily, {len(snap.health)} health checks; "
+            f"queries {snap.timings_ms}]"
         )
         print(
             f"splitlab DuckDB   cached snapshot: best {ours['cached'][0] * 1000:.1f} ms, "

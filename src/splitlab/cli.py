@@ -7,13 +7,16 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from splitlab.config import Settings
 from splitlab.domain import Principal, ReviewDecision, Role, Scope
 from splitlab.errors import SplitlabError
+
+if TYPE_CHECKING:
+    from splitlab.analysis.snapshot import Snapshot
 
 
 def _unreachable(exc: BaseException) -> str | None:
@@ -749,7 +752,7 @@ def analyze(
     finally:
         services.close()
     if format == "json":
-        _print_json(snapshot)
+        _print_json(snapshot.to_json())
     elif format == "markdown":
         typer.echo(render_markdown(snapshot), nl=False)
     else:
@@ -792,9 +795,10 @@ def validate(
     typer.echo(f"wrote {out}")
 
 
-def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[str, Any]:
+def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> Snapshot:
     import httpx
 
+    from splitlab.analysis.snapshot import Snapshot
     from splitlab.server_address import refused, server_client, unreachable
 
     doing = "the warehouse file is in use by another process; analysing through the server"
@@ -805,10 +809,10 @@ def _analyze_via_server(settings: Settings, key: str, *, refresh: bool) -> dict[
                 f"/api/experiments/{key}/analyze", params={"refresh": str(refresh).lower()}
             )
             if response.status_code == 200:
-                return response.json()  # type: ignore[no-any-return]
+                return Snapshot.from_json(response.json())
     except httpx.HTTPError as exc:
         raise unreachable(address, exc, doing=doing) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # not JSON, or not a snapshot (pydantic's error is a ValueError)
         raise refused(response, doing=doing, scope="admin") from exc
     raise refused(response, doing=doing, scope="admin")
 

@@ -197,10 +197,11 @@ def test_background_refresh_analyses_running_experiments(services: Services, run
 
     from splitlab.analysis import latest
     from splitlab.analysis.background import periodic_refresh
+    from splitlab.analysis.snapshot import Snapshot
 
     services.settings.analysis_refresh_seconds = 0.05
 
-    async def wait_for_snapshot() -> dict[str, Any]:
+    async def wait_for_snapshot() -> Snapshot:
         async with periodic_refresh(services):
             for _ in range(200):
                 await asyncio.sleep(0.05)
@@ -211,4 +212,21 @@ def test_background_refresh_analyses_running_experiments(services: Services, run
         raise AssertionError("no snapshot after 10 s")
 
     snapshot = asyncio.run(wait_for_snapshot())
-    assert snapshot["experiment"] == "checkout" and snapshot["results"]
+    assert snapshot.experiment == "checkout" and snapshot.results
+
+
+def test_openapi_documents_the_snapshot(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, method in (("results", "get"), ("analyze", "post")):
+        operation = document["paths"][f"/api/experiments/{{key}}/{path}"][method]
+        answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer == {"$ref": "#/components/schemas/Snapshot"}
+    snapshot = schemas["Snapshot"]
+    assert {"results", "health", "units", "watermark"} <= set(snapshot["required"])
+    assert "daily" not in snapshot["required"] and "snapshot_id" not in snapshot["required"]
+    row = schemas["ResultRow"]["properties"]
+    assert "adjusted for the pre-period covariate" in row["control_mean_adjusted"]["description"]
+    assert "control_mean_adjusted" not in schemas["ResultRow"]["required"]
+    assert schemas["Severity"]["enum"] == ["info", "warning", "critical"]
+    assert "bayesian_horizon" in schemas["CheckName"]["enum"]

@@ -13,6 +13,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from splitlab.analysis import build_plan, run_analysis
 from splitlab.analysis.render import render_markdown, render_table
+from splitlab.analysis.snapshot import Snapshot
 from splitlab.warehouse import Warehouse
 from tests.analysis.builders import METRICS, generate, per_unit, spec
 
@@ -37,19 +38,20 @@ PINNED = {
 
 
 @pytest.fixture
-def snapshot(warehouse: Warehouse) -> tuple[Any, dict[str, Any]]:
+def snapshot(warehouse: Warehouse) -> tuple[Any, Snapshot]:
     dataset = generate(seed=3, n_units=700)
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(), DEFINITIONS)
     return dataset, run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
 
 
-def overall(snapshot: dict[str, Any], metric: str) -> dict[str, Any]:
-    (entry,) = [r for r in snapshot["results"] if r["metric"] == metric and not r["segment"]]
+def overall(snapshot: Snapshot, metric: str) -> dict[str, Any]:
+    """The overall result of ``metric`` in the snapshot's JSON form."""
+    (entry,) = [r.to_json() for r in snapshot.overall() if r.metric == metric]
     return entry
 
 
-def test_raw_means_beside_the_adjusted_estimate(snapshot: tuple[Any, dict[str, Any]]) -> None:
+def test_raw_means_beside_the_adjusted_estimate(snapshot: tuple[Any, Snapshot]) -> None:
     dataset, result = snapshot
     entry = overall(result, "revenue")
     values = per_unit(dataset, REVENUE)
@@ -89,15 +91,16 @@ def test_raw_means_beside_the_adjusted_estimate(snapshot: tuple[Any, dict[str, A
     assert {k: entry[k] for k in PINNED} == pytest.approx(PINNED, rel=1e-9)
 
 
-def test_only_cuped_metrics_carry_adjusted_means(snapshot: tuple[Any, dict[str, Any]]) -> None:
+def test_only_cuped_metrics_carry_adjusted_means(snapshot: tuple[Any, Snapshot]) -> None:
     _, result = snapshot
-    for entry in result["results"] + result["daily"]:
+    data = result.to_json()
+    for entry in data["results"] + data["daily"]:
         cuped = DEFINITIONS[entry["metric"]].cuped_days > 0
         assert ("control_mean_adjusted" in entry) is cuped
         assert ("treatment_mean_adjusted" in entry) is cuped
 
 
-def test_readouts_show_raw_and_adjusted_means(snapshot: tuple[Any, dict[str, Any]]) -> None:
+def test_readouts_show_raw_and_adjusted_means(snapshot: tuple[Any, Snapshot]) -> None:
     _, result = snapshot
     entry = overall(result, "revenue")
     raw, adjusted = f"{entry['control_mean']:.4g}", f"{entry['control_mean_adjusted']:.4g}"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from splitlab.analysis import build_plan, run_analysis
+from splitlab.analysis.snapshot import HealthCheck
 from splitlab.domain import MetricDefinition
 from splitlab.warehouse import Warehouse
 from tests.analysis.builders import METRICS, START, Dataset, Event, generate, spec
@@ -33,18 +34,23 @@ def health(
     *,
     definitions: dict[str, MetricDefinition] | None = None,
     **spec_options: Any,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[HealthCheck]]:
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(**spec_options), definitions or DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
-    by_check: dict[str, list[dict[str, Any]]] = {}
-    for entry in snapshot["health"]:
-        by_check.setdefault(entry["check"], []).append(entry)
+    by_check: dict[str, list[HealthCheck]] = {}
+    for entry in snapshot.health:
+        by_check.setdefault(entry.check, []).append(entry)
     return by_check
 
 
-def severities(checks: dict[str, list[dict[str, Any]]], name: str) -> set[str]:
-    return {entry["severity"] for entry in checks[name]}
+def severities(checks: dict[str, list[HealthCheck]], name: str) -> set[str]:
+    return {entry.severity for entry in checks[name]}
+
+
+def value(entry: HealthCheck) -> float:
+    assert entry.value is not None, entry
+    return entry.value
 
 
 def test_clean_aa_is_quiet(warehouse: Warehouse) -> None:
@@ -54,7 +60,7 @@ def test_clean_aa_is_quiet(warehouse: Warehouse) -> None:
         segments=["country"],
         guardrails=[{"key": "latency_p90", "margin": 0.5}],
     )
-    loud = [e for entries in checks.values() for e in entries if e["severity"] != "info"]
+    loud = [e for entries in checks.values() for e in entries if e.severity != "info"]
     assert loud == []
     expected = {"srm", "srm_daily", "srm_segment", "multiple_exposure", "sample_size"}
     expected |= {"allocation_drift", "null_rate", "pre_period_imbalance", "novelty"}
@@ -65,8 +71,8 @@ def test_clean_aa_is_quiet(warehouse: Warehouse) -> None:
 def test_srm(warehouse: Warehouse) -> None:
     checks = health(warehouse, generate(seed=3, n_units=2000, weights=(0.58, 0.42)))
     (srm,) = checks["srm"]
-    assert srm["severity"] == "critical" and srm["value"] < 0.001
-    assert "mismatch" in srm["message"]
+    assert srm.severity == "critical" and value(srm) < 0.001
+    assert "mismatch" in srm.message
 
 
 def test_srm_in_a_segment(warehouse: Warehouse) -> None:
@@ -77,7 +83,7 @@ def test_srm_in_a_segment(warehouse: Warehouse) -> None:
             unit.variant = "b"
     checks = health(warehouse, dataset, segments=["country"])
     assert severities(checks, "srm_segment") == {"warning"}
-    assert "country=fr" in checks["srm_segment"][0]["message"]
+    assert "country=fr" in checks["srm_segment"][0].message
 
 
 def test_allocation_drift_and_daily_srm(warehouse: Warehouse) -> None:
@@ -94,13 +100,13 @@ def test_allocation_drift_and_daily_srm(warehouse: Warehouse) -> None:
 def test_multiple_exposure_rate(warehouse: Warehouse) -> None:
     checks = health(warehouse, generate(seed=6, n_units=800, excluded_share=0.1))
     (entry,) = checks["multiple_exposure"]
-    assert entry["severity"] == "critical" and 0.05 < entry["value"] < 0.2
+    assert entry.severity == "critical" and 0.05 < value(entry) < 0.2
 
 
 def test_small_sample(warehouse: Warehouse) -> None:
     checks = health(warehouse, generate(seed=7, n_units=120))
     (entry,) = checks["sample_size"]
-    assert entry["severity"] == "warning" and entry["value"] < 100
+    assert entry.severity == "warning" and value(entry) < 100
 
 
 def test_no_data_and_null_rate(warehouse: Warehouse) -> None:
@@ -115,9 +121,9 @@ def test_no_data_and_null_rate(warehouse: Warehouse) -> None:
         definitions=definitions,
         guardrails=[{"key": "nothing"}, {"key": "tips"}],
     )
-    assert [e["metric"] for e in checks["no_data"]] == ["nothing"]
-    tips = [e for e in checks["null_rate"] if e["metric"] == "tips"]
-    assert tips[0]["severity"] == "warning" and tips[0]["value"] == 1.0
+    assert [e.metric for e in checks["no_data"]] == ["nothing"]
+    tips = [e for e in checks["null_rate"] if e.metric == "tips"]
+    assert tips[0].severity == "warning" and tips[0].value == 1.0
 
 
 def test_maturity(warehouse: Warehouse) -> None:
@@ -128,9 +134,9 @@ def test_maturity(warehouse: Warehouse) -> None:
     for event in dataset.events:
         event.occurred_at += shift
     checks = health(warehouse, dataset)
-    by_metric = {e["metric"]: e for e in checks["maturity"]}
-    assert by_metric["converted"]["severity"] == "warning"
-    assert by_metric["converted"]["value"] == 1.0  # every 7-day window is still open
+    by_metric = {e.metric: e for e in checks["maturity"]}
+    assert by_metric["converted"].severity == "warning"
+    assert by_metric["converted"].value == 1.0  # every 7-day window is still open
     assert "orders" not in by_metric  # no window: always mature
 
 
@@ -151,9 +157,9 @@ def test_a_pre_period_without_events_is_reported_as_uncheckable(warehouse: Wareh
     exposed = {u.unit_id: u.exposed_at for u in dataset.units}
     dataset.events = [e for e in dataset.events if e.occurred_at >= exposed[e.unit_id]]
     checks = health(warehouse, dataset)
-    (entry,) = [e for e in checks["pre_period_imbalance"] if e["metric"] == "revenue"]
-    assert entry["severity"] == "info" and entry["value"] is None
-    assert "cannot be compared" in entry["message"] and "nan" not in entry["message"]
+    (entry,) = [e for e in checks["pre_period_imbalance"] if e.metric == "revenue"]
+    assert entry.severity == "info" and entry.value is None
+    assert "cannot be compared" in entry.message and "nan" not in entry.message
 
 
 def test_the_text_readout_names_the_metric_of_each_check(warehouse: Warehouse) -> None:
@@ -181,9 +187,9 @@ def test_novelty(warehouse: Warehouse) -> None:
                 at = unit.exposed_at + timedelta(hours=float(rng.uniform(0, 100)))
                 dataset.events.append(Event(unit.unit_id, "purchase", 10.0, at))
     checks = health(warehouse, dataset)
-    orders = next(e for e in checks["novelty"] if e["metric"] == "orders")
-    assert orders["severity"] == "warning"
-    assert "novelty" in orders["message"]
+    orders = next(e for e in checks["novelty"] if e.metric == "orders")
+    assert orders.severity == "warning" and orders.variant == "b"
+    assert "novelty" in orders.message
 
 
 def test_guardrail_ratio_threshold(warehouse: Warehouse) -> None:
@@ -194,8 +200,8 @@ def test_guardrail_ratio_threshold(warehouse: Warehouse) -> None:
             event.properties = {"ms": event.properties["ms"] * 1.5}
     checks = health(warehouse, dataset, guardrails=[{"key": "latency_p90", "margin": 0.25}])
     (entry,) = checks["guardrail"]
-    assert entry["severity"] == "critical"
-    assert "1.25 × control" in entry["message"]
+    assert entry.severity == "critical"
+    assert "1.25 × control" in entry.message
 
 
 def test_guardrail_non_inferiority_not_shown(warehouse: Warehouse) -> None:
@@ -205,11 +211,11 @@ def test_guardrail_non_inferiority_not_shown(warehouse: Warehouse) -> None:
         guardrails=[{"key": "latency_p90", "margin": 0.01}],
     )
     (entry,) = checks["guardrail"]
-    assert entry["severity"] in ("warning", "critical")
+    assert entry.severity in ("warning", "critical")
 
 
 def test_underpowered_against_the_plan(warehouse: Warehouse) -> None:
     checks = health(warehouse, generate(seed=14, n_units=600), mde=0.01, max_days=14)
     (entry,) = checks["underpowered"]
-    assert entry["severity"] == "warning" and entry["value"] < 0.8
-    assert "past the planned maximum of 14 days" in entry["message"]
+    assert entry.severity == "warning" and value(entry) < 0.8
+    assert "past the planned maximum of 14 days" in entry.message

@@ -22,7 +22,8 @@ def _analyse(url: str, dataset: Any) -> dict[str, Any]:
             {m.key: m for m in METRICS},
             top_n=2,
         )
-        return run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+        snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+        return snapshot.to_json()
     finally:
         warehouse.close()
 

@@ -1,4 +1,5 @@
-"""Results equal a direct computation with splitlab.stats on hand-built per-unit data."""
+"""Results equal a direct computation with splitlab.stats on hand-built per-unit data (read
+from the snapshot's JSON form, so the keys it promises are pinned too)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def analysed(warehouse: Warehouse) -> tuple[Any, dict[str, Any]]:
     dataset = generate(seed=3, n_units=700)
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(segments=["country"]), DEFINITIONS, top_n=3)
-    return dataset, run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    return dataset, snapshot.to_json()
 
 
 def test_overall_and_segments_match_direct_computation(analysed: tuple[Any, Any]) -> None:
@@ -128,7 +130,7 @@ def test_engines_use_linearised_arms(warehouse: Warehouse, engine: str) -> None:
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(engine=engine), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
-    entry = next(r for r in snapshot["results"] if r["metric"] == "orders")
+    entry = snapshot.result("orders", "b")
     values = per_unit(dataset, DEFINITIONS["orders"])
     arms = [
         stats.SampleStats.from_values(
@@ -138,16 +140,18 @@ def test_engines_use_linearised_arms(warehouse: Warehouse, engine: str) -> None:
     ]
     if engine == "sequential":
         want = stats.sequential_test(arms[0], arms[1])
-        assert entry["p_value"] == pytest.approx(float(want.p_value), rel=1e-9)
-        assert entry["abs_ci_low"] == pytest.approx(float(want.abs_ci_low), rel=1e-9)
-        assert entry["abs_ci_high"] == pytest.approx(float(want.abs_ci_high), rel=1e-9)
+        assert entry.p_value == pytest.approx(float(want.p_value), rel=1e-9)
+        assert entry.abs_ci_low == pytest.approx(float(want.abs_ci_low), rel=1e-9)
+        assert entry.abs_ci_high == pytest.approx(float(want.abs_ci_high), rel=1e-9)
+        assert "chance_to_win" not in entry.to_json()
     else:
         want_b = stats.bayesian_test(arms[0], arms[1])
-        assert entry["chance_to_win"] == pytest.approx(float(want_b.chance_to_win), rel=1e-9)
-        assert entry["risk_treatment"] == pytest.approx(float(want_b.risk_treatment), rel=1e-9)
-        assert "p_value_adjusted" not in entry
-        latency = next(r for r in snapshot["results"] if r["metric"] == "latency_p90")
-        assert 0 <= latency["chance_to_win"] <= 1  # lower is better: flipped, still a probability
+        assert entry.chance_to_win == pytest.approx(float(want_b.chance_to_win), rel=1e-9)
+        assert entry.risk_treatment == pytest.approx(float(want_b.risk_treatment), rel=1e-9)
+        assert "p_value_adjusted" not in entry.to_json()
+        latency = snapshot.result("latency_p90", "b")
+        assert latency.chance_to_win is not None
+        assert 0 <= latency.chance_to_win <= 1  # lower is better: flipped, still a probability
 
 
 def test_abn_correction_and_omnibus(warehouse: Warehouse) -> None:
@@ -155,12 +159,12 @@ def test_abn_correction_and_omnibus(warehouse: Warehouse) -> None:
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(variants=("control", "b", "c")), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
-    overall = [r for r in snapshot["results"] if r["segment"] is None]
+    overall = list(snapshot.overall())
     assert len(overall) == 5 * 2
-    p_values = np.array([r["p_value"] for r in overall])
-    adjusted = np.array([r["p_value_adjusted"] for r in overall])
+    p_values = np.array([r.p_value for r in overall])
+    adjusted = np.array([r.p_value_adjusted for r in overall])
     np.testing.assert_allclose(adjusted, stats.holm(p_values), rtol=1e-12)
-    tests = {o["metric"]: o for o in snapshot["omnibus"]}
+    tests = {o.metric: o for o in snapshot.omnibus}
     assert set(tests) == {"converted", "orders", "revenue"}
     values = per_unit(dataset, DEFINITIONS["orders"])
     groups = [
@@ -169,7 +173,8 @@ def test_abn_correction_and_omnibus(warehouse: Warehouse) -> None:
     ]
     from scipy.stats import f_oneway
 
-    assert tests["orders"]["p_value"] == pytest.approx(f_oneway(*groups).pvalue, rel=1e-9)
+    assert tests["orders"].p_value == pytest.approx(f_oneway(*groups).pvalue, rel=1e-9)
+    assert tests["converted"].test == "chi2" and tests["orders"].test == "anova"
 
 
 def test_power_mde_and_projection(warehouse: Warehouse) -> None:
@@ -177,13 +182,13 @@ def test_power_mde_and_projection(warehouse: Warehouse) -> None:
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(mde=0.05), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
-    entry = next(r for r in snapshot["results"] if r["metric"] == "converted" and not r["segment"])
-    n_c, n_t = entry["control_n"], entry["treatment_n"]
-    p_c = entry["control_mean"]
+    entry = snapshot.result("converted", "b")
+    n_c, n_t, p_c = entry.control_n, entry.treatment_n, entry.control_mean
+    assert n_c is not None and n_t is not None and p_c is not None
     want = stats.achieved_power(0.05, n_c, baseline=p_c, relative=True, ratio=n_t / n_c)
-    assert entry["power"] == pytest.approx(float(want), rel=1e-9)
+    assert entry.power == pytest.approx(float(want), rel=1e-9)
     mde = stats.mde_for_sample_size(n_c, baseline=p_c, relative=True, ratio=n_t / n_c)
-    assert entry["mde"] == pytest.approx(float(mde), rel=1e-9)
+    assert entry.mde == pytest.approx(float(mde), rel=1e-9)
     needed = stats.sample_size_proportions(p_c, 0.05, relative=True, ratio=n_t / n_c).n_control
-    assert entry["n_required"] == float(needed)
-    assert entry["days_remaining"] == math.ceil((float(needed) - n_c) / (n_c / 6))
+    assert entry.n_required == float(needed)
+    assert entry.days_remaining == math.ceil((float(needed) - n_c) / (n_c / 6))

@@ -11,30 +11,31 @@ import pytest
 from splitlab import stats
 from splitlab.analysis import build_plan, run_analysis
 from splitlab.analysis.render import render_markdown, render_table
+from splitlab.analysis.snapshot import HealthCheck, ResultRow, Snapshot
 from splitlab.warehouse import Warehouse
 from tests.analysis.builders import METRICS, generate, per_unit, spec
 
 DEFINITIONS = {m.key: m for m in METRICS}
 
 
-def _analyse(warehouse: Warehouse, seed: int = 5, **options: Any) -> dict[str, Any]:
+def _analyse(warehouse: Warehouse, seed: int = 5, **options: Any) -> Snapshot:
     dataset = generate(seed=seed, n_units=500)  # six days of exposures
     dataset.write(warehouse, "checkout")
     plan = build_plan(spec(**options), DEFINITIONS)
     return run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
 
 
-def _horizon(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in snapshot["health"] if c["check"] == "bayesian_horizon"]
+def _horizon(snapshot: Snapshot) -> list[HealthCheck]:
+    return snapshot.checks("bayesian_horizon")
 
 
 def test_bayesian_read_before_horizon_warns_in_the_readout(warehouse: Warehouse) -> None:
     snapshot = _analyse(warehouse, engine="bayesian", max_days=14)
     (check,) = _horizon(snapshot)
-    assert check["severity"] == "warning"
-    assert check["value"] == 6
-    assert "before its planned horizon (day 6 of 14 planned)" in check["message"]
-    assert "37%" in check["message"]
+    assert check.severity == "warning"
+    assert check.value == 6
+    assert "before its planned horizon (day 6 of 14 planned)" in check.message
+    assert "37%" in check.message
     table = render_table(snapshot)
     headline = table.splitlines()[1]
     assert headline.startswith("WARNING: Read before its planned horizon")
@@ -45,20 +46,20 @@ def test_bayesian_read_before_horizon_warns_in_the_readout(warehouse: Warehouse)
 def test_bayesian_horizon_by_planned_sample(warehouse: Warehouse) -> None:
     snapshot = _analyse(warehouse, engine="bayesian", mde=0.05)
     (check,) = _horizon(snapshot)
-    assert check["severity"] == "warning"
-    assert "units per variant the plan needs" in check["message"]
+    assert check.severity == "warning"
+    assert "units per variant the plan needs" in check.message
 
 
 def test_bayesian_at_horizon_and_without_one(warehouse: Warehouse) -> None:
     reached = _analyse(warehouse, engine="bayesian", max_days=6)
     (check,) = _horizon(reached)
-    assert check["severity"] == "info"
+    assert check.severity == "info"
     assert "WARNING" not in render_table(reached)
     open_ended = build_plan(spec(engine="bayesian"), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=open_ended, watermark=warehouse.watermark())
     (check,) = _horizon(snapshot)
-    assert check["severity"] == "info"
-    assert "sets no horizon" in check["message"]
+    assert check.severity == "info"
+    assert "sets no horizon" in check.message
 
 
 def test_frequentist_has_no_horizon_check(warehouse: Warehouse) -> None:
@@ -76,10 +77,8 @@ def test_plan_relative_ci_fieller(warehouse: Warehouse) -> None:
     delta = run_analysis(warehouse=warehouse, plan=delta_plan, watermark=watermark)
     fieller = run_analysis(warehouse=warehouse, plan=fieller_plan, watermark=watermark)
 
-    def orders(snapshot: dict[str, Any]) -> dict[str, Any]:
-        return next(
-            r for r in snapshot["results"] if r["metric"] == "orders" and r["segment"] is None
-        )
+    def orders(snapshot: Snapshot) -> ResultRow:
+        return snapshot.result("orders", "b")
 
     got, base = orders(fieller), orders(delta)
     values = per_unit(dataset, DEFINITIONS["orders"])
@@ -98,9 +97,10 @@ def test_plan_relative_ci_fieller(warehouse: Warehouse) -> None:
         method="fieller",
         df=welch.df,
     )
-    assert got["rel_ci_low"] == pytest.approx(float(low), rel=1e-9)
-    assert got["rel_ci_high"] == pytest.approx(float(high), rel=1e-9)
-    assert base["rel_ci_low"] == pytest.approx(float(welch.rel_ci_low), rel=1e-9)
-    assert got["rel_ci_high"] > base["rel_ci_high"]  # Fieller's interval is skewed upwards
+    assert got.rel_ci_low == pytest.approx(float(low), rel=1e-9)
+    assert got.rel_ci_high == pytest.approx(float(high), rel=1e-9)
+    assert base.rel_ci_low == pytest.approx(float(welch.rel_ci_low), rel=1e-9)
+    assert got.rel_ci_high is not None and base.rel_ci_high is not None
+    assert got.rel_ci_high > base.rel_ci_high  # Fieller's interval is skewed upwards
     for name in ("rel_effect", "abs_ci_low", "abs_ci_high", "p_value"):
-        assert got[name] == base[name]
+        assert getattr(got, name) == getattr(base, name)

@@ -48,6 +48,7 @@ def simulated(
     for data in runs.values():
         ensure_running_experiment(services, data)
     import_simulated(services, list(runs.values()))
-    snapshots = {name: analyze(services=services, key=name) for name in runs}
+    # the JSON form, as an API client reads it
+    snapshots = {name: analyze(services=services, key=name).to_json() for name in runs}
     yield services, runs, snapshots
     services.close()

@@ -23,6 +23,7 @@ from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
 from splitlab.warehouse import queries
+from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
 
 FloatArray = npt.NDArray[np.float64]
 RANK_ALPHA = 0.05
@@ -39,11 +40,6 @@ class Cell:
     value: str | None = None
     day: date | None = None
 
-    def segment_json(self) -> dict[str, str] | None:
-        if self.kind != "segment":
-            return None
-        return {"name": self.segment or "", "value": self.value or ""}
-
 
 @dataclass
 class Aggregates:
@@ -56,11 +52,12 @@ class Aggregates:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def column(self, name: str) -> FloatArray:
+        """An aggregate column by name (``splitlab.warehouse.columns``)."""
         return self.columns[name]
 
     @property
     def n(self) -> FloatArray:
-        return self.columns["n"]
+        return self.columns[UNITS]
 
     def indices(self, kind: str) -> list[int]:
         return [i for i, cell in enumerate(self.cells) if cell.kind == kind]
@@ -110,7 +107,7 @@ def fetch_aggregates(
             [
                 str(v)
                 for v in con.to_pyarrow(
-                    queries.top_values(units, queries.attribute_column(k), top_n=plan.top_n)
+                    queries.top_values(units, attribute_column(k), top_n=plan.top_n)
                 )
                 .column("value")
                 .to_pylist()
@@ -205,7 +202,7 @@ def _arrange(rows: dict[str, Any], plan: AnalysisPlan, kept: list[list[str]]) ->
         if all_days.size:
             daily = np.zeros((all_days.size, n_variants))
             np.add.at(daily, (day_pos, vidx[picked_main]), data[picked_main])
-            if name == "n":
+            if name == UNITS:
                 increments_n = daily.copy()
             out[day_offset:] = np.cumsum(daily, axis=0)
         columns[name] = out
@@ -225,7 +222,8 @@ def _fill_quantiles(
     definition = plan.definitions[index]
     assert definition.quantile is not None
     q = float(definition.quantile)
-    counts = aggregates.column(f"nq{index}")
+    names = metric_columns(index)
+    counts = aggregates.column(names.quantile_n)
     shape = counts.shape
     estimate = np.full(shape, np.nan)
     lower = np.full(shape, np.nan)
@@ -265,6 +263,6 @@ def _fill_quantiles(
             c, v, ps = wanted[key]
             found = dict(zip(sorted(probabilities[key[0]]), row["quantiles"], strict=True))
             estimate[c, v], lower[c, v], upper[c, v] = (float(found[p]) for p in ps)
-    aggregates.columns[f"qest{index}"] = estimate
-    aggregates.columns[f"qlo{index}"] = lower
-    aggregates.columns[f"qhi{index}"] = upper
+    aggregates.columns[names.quantile_estimate] = estimate
+    aggregates.columns[names.quantile_low] = lower
+    aggregates.columns[names.quantile_high] = upper

@@ -11,8 +11,9 @@ estimate and the variance of that estimate, so every kind is *linearised* to a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,10 @@ import numpy.typing as npt
 from splitlab import stats
 from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan
+from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
 from splitlab.domain import Correction, Engine, MetricKind, RelativeInterval
-from splitlab.stats.cuped import pooled_theta
+from splitlab.stats.cuped import cuped_arms
+from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
 FloatArray = npt.NDArray[np.float64]
@@ -71,52 +74,54 @@ class FamilyResult:
     """CUPED only: the unadjusted per-arm means (Σy / n), reported beside the adjusted ones."""
 
 
-def _pairs(aggregates: Aggregates, name: str, metrics: list[int]) -> tuple[FloatArray, FloatArray]:
-    """Control and treatment arrays of shape (metrics, cells, treatments)."""
-    stacked = np.stack([aggregates.column(name.format(i=i)) for i in metrics])
+def _pairs(aggregates: Aggregates, columns: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+    """Control and treatment arrays of shape (metrics, cells, treatments), from one aggregate
+    column per metric."""
+    stacked = np.stack([aggregates.column(name) for name in columns])
     control = np.repeat(stacked[:, :, :1], stacked.shape[2] - 1, axis=2)
     return control, stacked[:, :, 1:]
 
 
-def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -> FamilyResult:
-    def pair(col: str) -> tuple[FloatArray, FloatArray]:
-        return _pairs(agg, col, metrics)
+def _arms(
+    agg: Aggregates, columns: list[tuple[str, ...]]
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Control and treatment arrays per position of ``columns[k]``, metric k's aggregate
+    columns (all metrics list the same kinds of column, in the same order)."""
+    by_position = [_pairs(agg, names) for names in zip(*columns, strict=True)]
+    return [c for c, _ in by_position], [t for _, t in by_position]
 
-    n_c, n_t = pair("n")
+
+def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -> FamilyResult:
+    names = [metric_columns(i) for i in metrics]
+    n_c, n_t = _pairs(agg, [UNITS] * len(metrics))
     reduction = raw_means = None
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in ("binary", "mean"):
-            c = stats.SampleStats(n_c, *(pair(col)[0] for col in ("sy{i}", "syy{i}")))
-            t = stats.SampleStats(n_t, *(pair(col)[1] for col in ("sy{i}", "syy{i}")))
+            (sy_c, syy_c), (sy_t, syy_t) = _arms(agg, [n.sums for n in names])
+            c, t = stats.SampleStats(n_c, sy_c, syy_c), stats.SampleStats(n_t, sy_t, syy_t)
             test = (stats.ztest_proportions if name == "binary" else stats.welch_ttest)(
                 c, t, alpha=alpha
             )
             var_c, var_t = c.variance / n_c, t.variance / n_t
         elif name in ("binary_cuped", "mean_cuped"):
-            cols = ("sy{i}", "syy{i}", "sx{i}", "sxx{i}", "sxy{i}")
-            cc = stats.CovariateStats(n_c, *(pair(col)[0] for col in cols))
-            ct = stats.CovariateStats(n_t, *(pair(col)[1] for col in cols))
+            control, treatment = _arms(agg, [n.covariate_sums for n in names])
+            cc, ct = stats.CovariateStats(n_c, *control), stats.CovariateStats(n_t, *treatment)
             cuped = stats.cuped_test(cc, ct, alpha=alpha)
             test, reduction = cuped, cuped.variance_reduction
             raw_means = cc.y.mean, ct.y.mean
-            theta = pooled_theta(cc, ct)
-
-            def adjusted_var(arm: stats.CovariateStats) -> FloatArray:
-                v = arm.y.variance - 2 * theta * arm.covariance + theta * theta * arm.x.variance
-                return np.maximum(v, 0.0) / arm.n  # type: ignore[no-any-return]
-
-            var_c, var_t = adjusted_var(cc), adjusted_var(ct)
+            arms = cuped_arms(cc, ct)
+            var_c, var_t = arms.control_var, arms.treatment_var
         elif name == "ratio":
-            cols = ("sy{i}", "syy{i}", "sx{i}", "sxx{i}", "sxy{i}")
-            rc = stats.RatioStats(n_c, *(pair(col)[0] for col in cols))
-            rt = stats.RatioStats(n_t, *(pair(col)[1] for col in cols))
+            control, treatment = _arms(agg, [n.covariate_sums for n in names])
+            rc, rt = stats.RatioStats(n_c, *control), stats.RatioStats(n_t, *treatment)
             test = stats.ratio_test(rc, rt, alpha=alpha)
             var_c, var_t = rc.variance / n_c, rt.variance / n_t
         else:  # quantile
-            n_c, n_t = pair("nq{i}")
-            est, lo, hi = pair("qest{i}"), pair("qlo{i}"), pair("qhi{i}")
-            qc = stats.QuantileStats(n_c, est[0], lo[0], hi[0], RANK_ALPHA)
-            qt = stats.QuantileStats(n_t, est[1], lo[1], hi[1], RANK_ALPHA)
+            (n_c, est_c, lo_c, hi_c), (n_t, est_t, lo_t, hi_t) = _arms(
+                agg, [n.quantile_bracket for n in names]
+            )
+            qc = stats.QuantileStats(n_c, est_c, lo_c, hi_c, RANK_ALPHA)
+            qt = stats.QuantileStats(n_t, est_t, lo_t, hi_t, RANK_ALPHA)
             test = stats.quantile_test(qc, qt, alpha=alpha)
             var_c, var_t = qc.standard_error**2, qt.standard_error**2
     return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction, raw_means=raw_means)
@@ -189,16 +194,25 @@ def _adjust(p_values: FloatArray, correction: Correction) -> FloatArray:
     return adjusted.reshape(p_values.shape)
 
 
+class PowerFields(NamedTuple):
+    """An overall result's power against the plan's MDE, MDE now, units needed, days left."""
+
+    power: float | None
+    mde: float | None
+    n_required: float | None
+    days_remaining: int | None
+
+
 def _power_fields(
     plan: AnalysisPlan, aggregates: Aggregates, result: FamilyResult, m: int, t: int
-) -> dict[str, float | None]:
+) -> PowerFields:
     """Achieved power against the plan's MDE, MDE now, units needed and days remaining."""
     metric = plan.definitions[result.metrics[m]]
     n_c = float(result.control_n[m, 0, t])
     n_t = float(result.treatment_n[m, 0, t])
     mean_c = float(result.test.control_mean[m, 0, t])
     if not (n_c >= 2 and n_t >= 2 and math.isfinite(mean_c) and mean_c != 0):
-        return {"power": None, "mde": None, "n_required": None, "days_remaining": None}
+        return PowerFields(None, None, None, None)
     ratio = n_t / n_c
     options: dict[str, Any] = {"alpha": plan.alpha, "ratio": ratio}
     binary = metric.kind is MetricKind.BINARY and not uses_cuped(metric)
@@ -229,71 +243,74 @@ def _power_fields(
             if days and control_units and math.isfinite(float(needed)):
                 per_day = control_units / days
                 remaining = math.ceil(max(float(needed) - control_units, 0.0) / per_day)
-    return {
-        "power": number(power) if power is not None else None,
-        "mde": number(mde),
-        "n_required": number(needed) if needed is not None else None,
-        "days_remaining": remaining,
-    }
+    return PowerFields(
+        power=number(power) if power is not None else None,
+        mde=number(mde),
+        n_required=number(needed) if needed is not None else None,
+        days_remaining=remaining,
+    )
 
 
-def _entry(
-    plan: AnalysisPlan, aggregates: Aggregates, result: FamilyResult, m: int, c: int, t: int
-) -> dict[str, Any]:
+def _comparison(plan: AnalysisPlan, result: FamilyResult, m: int, c: int, t: int) -> dict[str, Any]:
+    """The fields of :class:`~splitlab.analysis.snapshot.Comparison` for one metric, cell and
+    treatment (the optional ones only where they apply)."""
     metric = plan.definitions[result.metrics[m]]
-    cell = aggregates.cells[c]
     source = result.sequential if result.sequential is not None else result.test
-    entry: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "metric": metric.key,
         "variant": plan.treatments[t],
-        "segment": cell.segment_json(),
-        "engine": plan.engine.value,
+        "engine": plan.engine,
         "control_n": number(result.control_n[m, c, t]),
         "treatment_n": number(result.treatment_n[m, c, t]),
     }
     for name in TEST_FIELDS:
-        entry[name] = number(getattr(source, name)[m, c, t])
-    entry["reason"] = str(source.reason[m, c, t])
+        fields[name] = number(getattr(source, name)[m, c, t])
+    fields["reason"] = str(source.reason[m, c, t])
     if result.raw_means is not None:
         # CUPED: effects and CIs compare the adjusted means; the means under the usual keys
         # are the raw ones, so they reconcile with a plain per-arm average of the metric.
-        entry["control_mean_adjusted"] = entry["control_mean"]
-        entry["treatment_mean_adjusted"] = entry["treatment_mean"]
-        entry["control_mean"] = number(result.raw_means[0][m, c, t])
-        entry["treatment_mean"] = number(result.raw_means[1][m, c, t])
+        fields["control_mean_adjusted"] = fields["control_mean"]
+        fields["treatment_mean_adjusted"] = fields["treatment_mean"]
+        fields["control_mean"] = number(result.raw_means[0][m, c, t])
+        fields["treatment_mean"] = number(result.raw_means[1][m, c, t])
     if result.variance_reduction is not None:
-        entry["variance_reduction"] = number(result.variance_reduction[m, c, t])
+        fields["variance_reduction"] = number(result.variance_reduction[m, c, t])
     if result.bayesian is not None:
         bayes = result.bayesian
         win = float(bayes.chance_to_win[m, c, t])
         risk_c, risk_t = float(bayes.risk_control[m, c, t]), float(bayes.risk_treatment[m, c, t])
         if not plan.metrics[result.metrics[m]].higher_is_better:
             win, risk_c, risk_t = 1.0 - win, risk_t, risk_c
-        entry.update(
+        fields.update(
             chance_to_win=number(win),
             risk_control=number(risk_c),
             risk_treatment=number(risk_t),
             credible_low=number(bayes.ci_low[m, c, t]),
             credible_high=number(bayes.ci_high[m, c, t]),
         )
-    if cell.kind == "day":
-        entry["day"] = cell.day.isoformat() if cell.day else None
-        del entry["segment"]
-    return entry
+    return fields
+
+
+def _segment(aggregates: Aggregates, c: int) -> Segment | None:
+    cell = aggregates.cells[c]
+    if cell.kind != "segment":
+        return None
+    return Segment(name=cell.segment or "", value=cell.value or "")
 
 
 def compute_results(
     plan: AnalysisPlan, aggregates: Aggregates
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[FamilyResult]]:
-    """Result entries (overall and segments) and daily entries, in metric order."""
+) -> tuple[list[ResultRow], list[DailyPoint], list[FamilyResult]]:
+    """Result rows (overall, then segments) and daily points, in metric order."""
     families = run_families(plan, aggregates)
     order = {key: k for k, key in enumerate(m.key for m in plan.metrics)}
-    results: list[dict[str, Any]] = []
-    daily: list[dict[str, Any]] = []
+    results: list[tuple[tuple[int, int, int], ResultRow]] = []
+    daily: list[tuple[tuple[int, int, int], DailyPoint]] = []
     top_cells = [c for c, cell in enumerate(aggregates.cells) if cell.kind != "day"]
     day_cells = aggregates.indices("day")
+    bayesian = plan.engine is Engine.BAYESIAN
     adjusted: dict[tuple[int, int, int], float | None] = {}
-    if plan.engine is not Engine.BAYESIAN:
+    if not bayesian:
         for c in top_cells:
             keys, values = [], []
             for fam in families:
@@ -304,69 +321,59 @@ def compute_results(
                         values.append(float(source.p_value[m, c, t]))
             for key, value in zip(keys, _adjust(np.array(values), plan.correction), strict=True):
                 adjusted[key] = number(value)
+    segment_rank = {c: k for k, c in enumerate(top_cells)}
     for fam in families:
         quantile = plan.definitions[fam.metrics[0]].kind is MetricKind.QUANTILE
         for m in range(len(fam.metrics)):
+            metric_rank = order[plan.definitions[fam.metrics[m]].key]
             for t in range(len(plan.treatments)):
                 for c in top_cells:
-                    entry = _entry(plan, aggregates, fam, m, c, t)
-                    if plan.engine is not Engine.BAYESIAN:
-                        entry["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))
+                    fields = _comparison(plan, fam, m, c, t)
+                    if not bayesian:
+                        fields["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))
                     if c == 0:
-                        entry.update(_power_fields(plan, aggregates, fam, m, t))
-                    results.append(entry)
+                        fields.update(_power_fields(plan, aggregates, fam, m, t)._asdict())
+                    row = ResultRow(segment=_segment(aggregates, c), **fields)
+                    results.append(((metric_rank, segment_rank[c], t), row))
                 if not quantile:
-                    daily += [_entry(plan, aggregates, fam, m, c, t) for c in day_cells]
-    segment_rank = {c: k for k, c in enumerate(top_cells)}
-
-    def result_key(entry: dict[str, Any]) -> tuple[int, int, int]:
-        seg = entry["segment"]
-        cell = 0 if seg is None else _cell_index(aggregates, seg)
-        return order[entry["metric"]], segment_rank[cell], plan.treatments.index(entry["variant"])
-
-    results.sort(key=result_key)
-    daily.sort(key=lambda e: (order[e["metric"]], plan.treatments.index(e["variant"]), e["day"]))
-    return results, daily, families
+                    for rank, c in enumerate(day_cells):
+                        day = aggregates.cells[c].day
+                        assert day is not None
+                        point = DailyPoint(day=day, **_comparison(plan, fam, m, c, t))
+                        daily.append(((metric_rank, t, rank), point))
+    results.sort(key=lambda item: item[0])
+    daily.sort(key=lambda item: item[0])
+    return [row for _, row in results], [point for _, point in daily], families
 
 
-def _cell_index(aggregates: Aggregates, segment: dict[str, str]) -> int:
-    for c, cell in enumerate(aggregates.cells):
-        if (
-            cell.kind == "segment"
-            and cell.segment == segment["name"]
-            and cell.value == segment["value"]
-        ):
-            return c
-    raise KeyError(segment)
-
-
-def omnibus(plan: AnalysisPlan, aggregates: Aggregates) -> list[dict[str, Any]]:
+def omnibus(plan: AnalysisPlan, aggregates: Aggregates) -> list[OmnibusTest]:
     """A/B/n: χ² (binary) or one-way ANOVA (count, sum) across all variants, overall."""
     if len(plan.variants) < 3:
         return []
     out = []
     n = aggregates.n[0]
     for i, metric in enumerate(plan.definitions):
-        sums = aggregates.columns.get(f"sy{i}")
+        names = metric_columns(i)
+        sums = aggregates.columns.get(names.sum)
         if sums is None or metric.kind not in (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM):
             continue
         if metric.kind is MetricKind.BINARY:
             result = stats.chi2_omnibus(sums[0], n)
-            test = "chi2"
+            test: Literal["chi2", "anova"] = "chi2"
         else:
-            squares = aggregates.column(f"syy{i}")[0]
+            squares = aggregates.column(names.sum_sq)[0]
             arms = [stats.SampleStats(n[v], sums[0, v], squares[v]) for v in range(n.size)]
             result = stats.anova_oneway(arms)
             test = "anova"
         out.append(
-            {
-                "metric": metric.key,
-                "test": test,
-                "statistic": number(result.statistic),
-                "p_value": number(result.p_value),
-                "df": number(result.df),
-                "df_denominator": number(result.df_denominator),
-                "reason": str(result.reason),
-            }
+            OmnibusTest(
+                metric=metric.key,
+                test=test,
+                statistic=number(result.statistic),
+                p_value=number(result.p_value),
+                df=number(result.df),
+                df_denominator=number(result.df_denominator),
+                reason=str(result.reason),
+            )
         )
     return out

@@ -1,22 +1,28 @@
-"""Health checks: can the results be trusted?  Each entry is ``{check, severity, value,
-message}`` (severity ``info`` when the check passes, ``warning`` or ``critical`` otherwise),
-plus ``metric`` / ``variant`` where the check is about one of them."""
+"""Health checks: can the results be trusted?  Each finding is a
+:class:`~splitlab.analysis.snapshot.HealthCheck` (severity ``info`` when the check passes,
+``warning`` or ``critical`` otherwise, with ``metric`` / ``variant`` where it is about one of
+them)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from splitlab import stats
 from splitlab.analysis.aggregates import Aggregates
 from splitlab.analysis.compute import FamilyResult, number
 from splitlab.analysis.plan import AnalysisPlan
+from splitlab.analysis.snapshot import CheckName, HealthCheck, ResultRow, Severity
 from splitlab.domain import Engine, MetricKind, MetricRole
+from splitlab.stats.relative import relative_effect_variance
+from splitlab.stats.trend import weighted_trend
+from splitlab.warehouse.columns import metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
-INFO, WARNING, CRITICAL = "info", "warning", "critical"
+INFO, WARNING, CRITICAL = Severity.INFO, Severity.WARNING, Severity.CRITICAL
+FloatArray = npt.NDArray[np.float64]
 MIN_UNITS = 100
 MULTIPLE_EXPOSURE_WARNING = 0.01
 MULTIPLE_EXPOSURE_CRITICAL = 0.05
@@ -26,15 +32,26 @@ TREND_P = 0.001
 TREND_MIN_DAYS = 5
 
 
-def _check(check: str, severity: str, value: Any, message: str, **extra: Any) -> dict[str, Any]:
-    return {"check": check, "severity": severity, "value": value, "message": message, **extra}
+def _check(
+    check: CheckName,
+    severity: Severity,
+    value: float | None,
+    message: str,
+    *,
+    metric: str | None = None,
+    variant: str | None = None,
+) -> HealthCheck:
+    about = {"metric": metric} if metric is not None else {}
+    if variant is not None:
+        about["variant"] = variant
+    return HealthCheck(check=check, severity=severity, value=value, message=message, **about)
 
 
 def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
-def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
     weights = np.array(plan.weights, dtype=float)
     out = []
     counts = agg.n[0]
@@ -42,11 +59,11 @@ def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
     p = float(result.p_value)
     split = ", ".join(f"{v} {int(n)}" for v, n in zip(plan.variants, counts, strict=True))
     if math.isnan(p):
-        out.append(_check("srm", INFO, None, "No units yet: nothing to check."))
+        out.append(_check(CheckName.SRM, INFO, None, "No units yet: nothing to check."))
     elif p < stats.SRM_P_THRESHOLD:
         out.append(
             _check(
-                "srm",
+                CheckName.SRM,
                 CRITICAL,
                 p,
                 f"Sample ratio mismatch: the split ({split}) does not match the configured "
@@ -55,7 +72,9 @@ def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
             )
         )
     else:
-        out.append(_check("srm", INFO, p, f"Split ({split}) matches the weights (p = {_p(p)})."))
+        out.append(
+            _check(CheckName.SRM, INFO, p, f"Split ({split}) matches the weights (p = {_p(p)}).")
+        )
     daily = agg.day_increments_n
     if daily.size:
         busy = daily.sum(axis=1) > 0
@@ -64,7 +83,7 @@ def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
         worst = float(np.nanmin(p_days)) if p_days.size else math.nan
         out.append(
             _check(
-                "srm_daily",
+                CheckName.SRM_DAILY,
                 WARNING if bad else INFO,
                 number(worst),
                 f"{bad} day(s) with a sample ratio mismatch (p < 0.001); smallest p = {_p(worst)}."
@@ -83,7 +102,7 @@ def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
         worst = float(np.nanmin(p_seg)) if np.isfinite(p_seg).any() else math.nan
         out.append(
             _check(
-                "srm_segment",
+                CheckName.SRM_SEGMENT,
                 WARNING if flagged else INFO,
                 number(worst),
                 f"Sample ratio mismatch within {', '.join(flagged)} (p < 0.001): assignment "
@@ -95,7 +114,7 @@ def srm_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
     return out
 
 
-def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
     out = []
     included = float(agg.n[0].sum())
     excluded = float(agg.excluded.sum())
@@ -109,7 +128,7 @@ def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]
     )
     out.append(
         _check(
-            "multiple_exposure",
+            CheckName.MULTIPLE_EXPOSURE,
             severity,
             rate,
             f"{int(excluded)} unit(s) ({rate:.2%}) saw more than one variant and are excluded."
@@ -119,7 +138,7 @@ def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]
     smallest = float(agg.n[0].min()) if agg.n.size else 0.0
     out.append(
         _check(
-            "sample_size",
+            CheckName.SAMPLE_SIZE,
             WARNING if smallest < MIN_UNITS else INFO,
             smallest,
             f"The smallest variant has {int(smallest)} units, below {MIN_UNITS}: results are "
@@ -142,7 +161,7 @@ def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]
         spread = float(np.max(shares.max(axis=0) - shares.min(axis=0)))
         out.append(
             _check(
-                "allocation_drift",
+                CheckName.ALLOCATION_DRIFT,
                 WARNING if drift else INFO,
                 number(worst) if math.isfinite(worst) else None,
                 f"The share of {worst_variant} changes from day to day (χ² p = {_p(worst)}; "
@@ -155,17 +174,18 @@ def exposure_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]
     return out
 
 
-def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
+def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
     out = []
     units = float(agg.n[0].sum())
     for i, planned in enumerate(plan.metrics):
         metric = planned.definition
-        events = float(agg.column(f"e{i}")[0].sum())
-        nulls = float(agg.column(f"nv{i}")[0].sum())
+        names = metric_columns(i)
+        events = float(agg.column(names.events)[0].sum())
+        nulls = float(agg.column(names.nulls)[0].sum())
         if units and events == 0:
             out.append(
                 _check(
-                    "no_data",
+                    CheckName.NO_DATA,
                     WARNING,
                     0,
                     f"No {metric.event!r} events match metric {metric.key!r} in any unit's "
@@ -178,7 +198,7 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
             rate = nulls / events
             out.append(
                 _check(
-                    "null_rate",
+                    CheckName.NULL_RATE,
                     WARNING if rate > NULL_RATE_WARNING else INFO,
                     rate,
                     f"{rate:.1%} of the matching events have no value"
@@ -188,11 +208,11 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
                 )
             )
         if metric.window_hours is not None and units:
-            immature = float(agg.column(f"imm{i}")[0].sum()) / units
+            immature = float(agg.column(names.immature)[0].sum()) / units
             if immature > 0:
                 out.append(
                     _check(
-                        "maturity",
+                        CheckName.MATURITY,
                         WARNING if immature > IMMATURE_WARNING else INFO,
                         immature,
                         f"{immature:.1%} of units are still inside the {metric.window_hours:g} h "
@@ -202,7 +222,7 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
                 )
         if uses_cuped(metric):
             n = agg.n[0]
-            sx, sxx = agg.column(f"sx{i}")[0], agg.column(f"sxx{i}")[0]
+            sx, sxx = agg.column(names.sum_x)[0], agg.column(names.sum_x_sq)[0]
             control = stats.SampleStats(n[0], sx[0], sxx[0])
             treatment = stats.SampleStats(n[1:], sx[1:], sxx[1:])
             p_values = np.atleast_1d(stats.welch_ttest(control, treatment).p_value)
@@ -223,7 +243,7 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
                 message = f"Pre-period {metric.key!r} is balanced (p = {_p(worst)})."
             out.append(
                 _check(
-                    "pre_period_imbalance",
+                    CheckName.PRE_PERIOD_IMBALANCE,
                     WARNING if imbalanced else INFO,
                     number(worst),
                     message,
@@ -233,51 +253,44 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[dict[str, Any]]:
     return out
 
 
-def _daily_relative_effects(
-    agg: Aggregates, i: int, t: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per exposure-day cohort (day increments, not cumulative): relative effect, variance."""
+def _daily_relative_effects(agg: Aggregates, i: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per exposure-day cohort (day increments, not cumulative) of metric ``i``: day number
+    (days,), and per treatment × day the relative effect and its delta-method variance."""
     days = agg.indices("day")
-    n = np.diff(agg.n[days], axis=0, prepend=0.0)
-    sy = np.diff(agg.column(f"sy{i}")[days], axis=0, prepend=0.0)
-    syy = np.diff(agg.column(f"syy{i}")[days], axis=0, prepend=0.0)
-    c = stats.SampleStats(n[:, 0], sy[:, 0], syy[:, 0])
-    tr = stats.SampleStats(n[:, t + 1], sy[:, t + 1], syy[:, t + 1])
+    names = metric_columns(i)
+    n = np.diff(agg.n[days], axis=0, prepend=0.0).T
+    sy = np.diff(agg.column(names.sum)[days], axis=0, prepend=0.0).T
+    syy = np.diff(agg.column(names.sum_sq)[days], axis=0, prepend=0.0).T
+    c = stats.SampleStats(n[:1], sy[:1], syy[:1])
+    tr = stats.SampleStats(n[1:], sy[1:], syy[1:])
     with np.errstate(divide="ignore", invalid="ignore"):
         m_c, m_t = c.mean, tr.mean
-        ratio = m_t / m_c
-        var = (tr.variance / tr.n + ratio * ratio * c.variance / c.n) / (m_c * m_c)
-    return np.arange(len(days), dtype=float), ratio - 1.0, var
+        var = relative_effect_variance(m_c, m_t, c.variance / c.n, tr.variance / tr.n)
+        effect = m_t / m_c - 1.0
+    return np.arange(len(days), dtype=float), effect, var
 
 
 def trend_checks(
-    plan: AnalysisPlan, agg: Aggregates, results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    plan: AnalysisPlan, agg: Aggregates, results: list[ResultRow]
+) -> list[HealthCheck]:
     out = []
-    overall = {(r["metric"], r["variant"]): r for r in results if r["segment"] is None}
+    overall = {(r.metric, r.variant): r for r in results if r.segment is None}
     for i, metric in enumerate(plan.definitions):
         if metric.kind not in (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM):
             continue
+        trend = weighted_trend(*_daily_relative_effects(agg, i))  # one per treatment
         for t, variant in enumerate(plan.treatments):
-            x, y, var = _daily_relative_effects(agg, i, t)
-            ok = np.isfinite(y) & np.isfinite(var) & (var > 0)
-            if ok.sum() < TREND_MIN_DAYS:
+            if trend.points[t] < TREND_MIN_DAYS:
                 continue
-            w = 1.0 / var[ok]
-            xo, yo = x[ok], y[ok]
-            x_bar = np.sum(w * xo) / np.sum(w)
-            y_bar = np.sum(w * yo) / np.sum(w)
-            sxx = np.sum(w * (xo - x_bar) ** 2)
-            slope = np.sum(w * (xo - x_bar) * (yo - y_bar)) / sxx
-            z = slope * math.sqrt(sxx)
-            p = math.erfc(abs(z) / math.sqrt(2.0))  # two-sided normal p-value
-            effect = (overall.get((metric.key, variant)) or {}).get("rel_effect") or 0.0
+            slope, p = float(trend.slope[t]), float(trend.p_value[t])
+            row = overall.get((metric.key, variant))
+            effect = row.rel_effect if row is not None and row.rel_effect is not None else 0.0
             shrinking = slope * effect < 0
             kind = "novelty" if shrinking else "primacy"
             trending = p < TREND_P
             out.append(
                 _check(
-                    "novelty",
+                    CheckName.NOVELTY,
                     WARNING if trending else INFO,
                     p,
                     f"The daily effect of {variant} on {metric.key!r} trends by {slope:+.2%} per "
@@ -296,22 +309,22 @@ def trend_checks(
     return out
 
 
-def guardrail_checks(plan: AnalysisPlan, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def guardrail_checks(plan: AnalysisPlan, results: list[ResultRow]) -> list[HealthCheck]:
     out = []
     for planned in plan.metrics:
         if planned.role is not MetricRole.GUARDRAIL:
             continue
         for entry in results:
-            if entry["metric"] != planned.key or entry["segment"] is not None:
+            if entry.metric != planned.key or entry.segment is not None:
                 continue
-            rel, low, high = entry["rel_effect"], entry["rel_ci_low"], entry["rel_ci_high"]
+            rel, low, high = entry.rel_effect, entry.rel_ci_low, entry.rel_ci_high
             if rel is None or low is None or high is None:
                 continue
             sign = 1.0 if planned.higher_is_better else -1.0
             harm = -sign * rel  # > 0 means worse
             worst_bound = -sign * (low if sign > 0 else high)  # pessimistic end of the CI
             best_bound = -sign * (high if sign > 0 else low)
-            variant = entry["variant"]
+            variant = entry.variant
             name = f"{planned.key!r} for {variant}"
             margin = planned.margin
             if margin is not None:
@@ -338,39 +351,48 @@ def guardrail_checks(plan: AnalysisPlan, results: list[dict[str, Any]]) -> list[
             else:
                 severity, message = INFO, f"{name} shows no significant harm."
             out.append(
-                _check("guardrail", severity, harm, message, metric=planned.key, variant=variant)
+                _check(
+                    CheckName.GUARDRAIL,
+                    severity,
+                    harm,
+                    message,
+                    metric=planned.key,
+                    variant=variant,
+                )
             )
     return out
 
 
 def power_checks(
-    plan: AnalysisPlan, agg: Aggregates, results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    plan: AnalysisPlan, agg: Aggregates, results: list[ResultRow]
+) -> list[HealthCheck]:
     primary = next((m for m in plan.metrics if m.role is MetricRole.PRIMARY), None)
     if primary is None:
         return []
-    entries = [r for r in results if r["metric"] == primary.key and r["segment"] is None]
+    entries = [r for r in results if r.metric == primary.key and r.segment is None]
     if not entries or plan.mde is None:
         return [
             _check(
-                "underpowered",
+                CheckName.UNDERPOWERED,
                 INFO,
                 None,
                 "The plan has no minimum detectable effect, so power cannot be judged.",
             )
         ]
-    powers = [e["power"] for e in entries if e["power"] is not None]
+    powers = [e.power for e in entries if e.power is not None]
     if not powers:
-        return [_check("underpowered", INFO, None, "Not enough data to estimate power yet.")]
+        return [
+            _check(CheckName.UNDERPOWERED, INFO, None, "Not enough data to estimate power yet.")
+        ]
     power = min(powers)
-    remaining = max((e["days_remaining"] or 0) for e in entries)
+    remaining = max((e.days_remaining or 0) for e in entries)
     elapsed = len(agg.indices("day"))
     total = elapsed + remaining
     too_long = plan.max_days is not None and total > plan.max_days
     if power >= plan.power:
         return [
             _check(
-                "underpowered",
+                CheckName.UNDERPOWERED,
                 INFO,
                 power,
                 f"Power {power:.0%} against a {plan.mde:.1%} effect on {primary.key!r} meets "
@@ -379,7 +401,7 @@ def power_checks(
         ]
     return [
         _check(
-            "underpowered",
+            CheckName.UNDERPOWERED,
             WARNING if too_long else INFO,
             power,
             f"Power so far is {power:.0%} (planned {plan.power:.0%}) for a {plan.mde:.1%} "
@@ -394,8 +416,8 @@ BAYESIAN_DAILY_FALSE_POSITIVES = 0.37
 
 
 def horizon_checks(
-    plan: AnalysisPlan, agg: Aggregates, results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    plan: AnalysisPlan, agg: Aggregates, results: list[ResultRow]
+) -> list[HealthCheck]:
     """Bayesian engine only: is the result read before its planned horizon?
 
     The horizon is ``plan.max_days`` days of data, else the units per arm the plan's MDE needs
@@ -407,12 +429,10 @@ def horizon_checks(
         return []
     primary = next((m for m in plan.metrics if m.role is MetricRole.PRIMARY), None)
     entries = [
-        r
-        for r in results
-        if primary is not None and r["metric"] == primary.key and r["segment"] is None
+        r for r in results if primary is not None and r.metric == primary.key and r.segment is None
     ]
     elapsed = len(agg.indices("day"))
-    needed = max((e.get("n_required") or 0.0 for e in entries), default=0.0)
+    needed = max((e.n_required or 0.0 for e in entries), default=0.0)
     smallest = float(agg.n[0].min()) if agg.n.size else 0.0
     peeking = (
         f'Reading "chance to win > 95%" every day and acting at the first crossing declares a '
@@ -428,7 +448,7 @@ def horizon_checks(
     else:
         return [
             _check(
-                "bayesian_horizon",
+                CheckName.BAYESIAN_HORIZON,
                 INFO,
                 None,
                 "The plan sets no horizon (max_days, or an MDE to size it), so there is no point "
@@ -438,7 +458,7 @@ def horizon_checks(
     if early:
         return [
             _check(
-                "bayesian_horizon",
+                CheckName.BAYESIAN_HORIZON,
                 WARNING,
                 elapsed if plan.max_days is not None else smallest,
                 f"Read before its planned horizon ({progress}). " + peeking,
@@ -446,7 +466,7 @@ def horizon_checks(
         ]
     return [
         _check(
-            "bayesian_horizon",
+            CheckName.BAYESIAN_HORIZON,
             INFO,
             elapsed if plan.max_days is not None else smallest,
             f"The planned horizon is reached ({progress}): the chance to win can be acted on.",
@@ -457,9 +477,9 @@ def horizon_checks(
 def health_checks(
     plan: AnalysisPlan,
     agg: Aggregates,
-    results: list[dict[str, Any]],
+    results: list[ResultRow],
     families: list[FamilyResult],
-) -> list[dict[str, Any]]:
+) -> list[HealthCheck]:
     """Every check, in a stable order (assignment, exposure, data, trends, guardrails, power,
     Bayesian horizon)."""
     del families

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from splitlab.analysis.snapshot import (
+    CheckName,
+    Comparison,
+    HealthCheck,
+    ResultRow,
+    Severity,
+    Snapshot,
+)
+from splitlab.domain import Engine
 
-SEVERITY_MARK = {"info": "ok", "warning": "WARN", "critical": "CRIT"}
+SEVERITY_MARK = {Severity.INFO: "ok", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT"}
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -15,57 +23,61 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:+.2%}"
 
 
-def _mean(r: dict[str, Any], arm: str) -> str:
+def _mean(n: float | None, mean: float | None, adjusted: float | None, cuped: bool) -> str:
     """An arm's mean and n; with CUPED the raw mean, then the adjusted one the effect uses."""
-    n = r.get(f"{arm}_n")
-    text = _num(r[f"{arm}_mean"]) + ("" if n is None else f" (n={n:,.0f})")
-    if f"{arm}_mean_adjusted" in r:
-        text += f" adj {_num(r[f'{arm}_mean_adjusted'])}"
+    text = _num(mean) + ("" if n is None else f" (n={n:,.0f})")
+    if cuped:
+        text += f" adj {_num(adjusted)}"
     return text
 
 
-def _rows(snapshot: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    bayesian = snapshot["engine"] == "bayesian"
+def _arms(r: Comparison) -> tuple[str, str]:
+    return (
+        _mean(r.control_n, r.control_mean, r.control_mean_adjusted, r.cuped),
+        _mean(r.treatment_n, r.treatment_mean, r.treatment_mean_adjusted, r.cuped),
+    )
+
+
+def _row(r: ResultRow, bayesian: bool) -> list[str]:
+    segment = r.segment
+    row = [
+        r.metric + (" (CUPED)" if r.cuped else ""),
+        r.variant,
+        "all" if segment is None else f"{segment.name}={segment.value}",
+        *_arms(r),
+        _pct(r.rel_effect),
+        f"[{_pct(r.rel_ci_low)}, {_pct(r.rel_ci_high)}]",
+    ]
+    if bayesian:
+        row += [_num(r.chance_to_win, 3), _num(r.risk_treatment, 3)]
+    else:
+        row += [_num(r.p_value, 3), _num(r.p_value_adjusted, 3)]
+    if r.reason:
+        row[5] = f"({r.reason})"
+    return row
+
+
+def _rows(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
+    bayesian = snapshot.engine is Engine.BAYESIAN
     header = ["metric", "variant", "segment", "control", "treatment", "effect", "CI"]
     header += ["chance to win", "risk"] if bayesian else ["p", "p adj"]
-    rows = []
-    for r in snapshot["results"]:
-        segment = r["segment"]
-        row = [
-            r["metric"] + (" (CUPED)" if "control_mean_adjusted" in r else ""),
-            r["variant"],
-            "all" if segment is None else f"{segment['name']}={segment['value']}",
-            _mean(r, "control"),
-            _mean(r, "treatment"),
-            _pct(r["rel_effect"]),
-            f"[{_pct(r['rel_ci_low'])}, {_pct(r['rel_ci_high'])}]",
-        ]
-        if bayesian:
-            row += [_num(r.get("chance_to_win"), 3), _num(r.get("risk_treatment"), 3)]
-        else:
-            row += [_num(r["p_value"], 3), _num(r.get("p_value_adjusted"), 3)]
-        if r["reason"]:
-            row[5] = f"({r['reason']})"
-        rows.append(row)
-    return header, rows
+    return header, [_row(r, bayesian) for r in snapshot.results]
 
 
-def _summary(snapshot: dict[str, Any]) -> str:
-    units = ", ".join(f"{u['variant']} {u['n']:,}" for u in snapshot["units"])
-    cached = " (cached)" if snapshot.get("cached") else ""
-    mark = snapshot["watermark"]
-    last = mark.get("last_ingested_at")
-    data = f"{mark['exposures']:,} exposures, {mark['events']:,} events in the warehouse" + (
-        f", last ingested {last[:19].replace('T', ' ')} UTC" if last else ""
+def _summary(snapshot: Snapshot) -> str:
+    units = ", ".join(f"{u.variant} {u.n:,}" for u in snapshot.units)
+    cached = " (cached)" if snapshot.cached else ""
+    mark = snapshot.watermark
+    last = mark.last_ingested_at
+    data = f"{mark.exposures:,} exposures, {mark.events:,} events in the warehouse" + (
+        f", last ingested {last:%Y-%m-%d %H:%M:%S} UTC" if last else ""
     )
-    return (
-        f"{snapshot['experiment']}: {snapshot['engine']} analysis of {units} units; {data}{cached}"
-    )
+    return f"{snapshot.experiment}: {snapshot.engine} analysis of {units} units; {data}{cached}"
 
 
-def _subject(check: dict[str, Any]) -> str:
+def _subject(check: HealthCheck) -> str:
     """`` (metric, variant)`` for a check about one metric or variant, else nothing."""
-    about = [check[k] for k in ("metric", "variant") if check.get(k)]
+    about = [name for name in (check.metric, check.variant) if name]
     return f" ({', '.join(about)})" if about else ""
 
 
@@ -75,24 +87,24 @@ CUPED_NOTE = (
 )
 
 
-def _notes(snapshot: dict[str, Any]) -> list[str]:
-    return [CUPED_NOTE] if any("control_mean_adjusted" in r for r in snapshot["results"]) else []
+def _notes(snapshot: Snapshot) -> list[str]:
+    return [CUPED_NOTE] if any(r.cuped for r in snapshot.results) else []
 
 
-HEADLINE_CHECKS = ("bayesian_horizon",)
+HEADLINE_CHECKS = (CheckName.BAYESIAN_HORIZON,)
 """Checks whose warning is shown above the results, not only in the health list: they change
 how every number in the table may be read."""
 
 
-def _headlines(snapshot: dict[str, Any]) -> list[str]:
+def _headlines(snapshot: Snapshot) -> list[str]:
     return [
-        f"WARNING: {c['message']}"
-        for c in snapshot["health"]
-        if c["check"] in HEADLINE_CHECKS and c["severity"] != "info"
+        f"WARNING: {c.message}"
+        for c in snapshot.health
+        if c.check in HEADLINE_CHECKS and c.severity is not Severity.INFO
     ]
 
 
-def render_table(snapshot: dict[str, Any]) -> str:
+def render_table(snapshot: Snapshot) -> str:
     """A fixed-width text table of results followed by the health checks."""
     header, rows = _rows(snapshot)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -102,24 +114,21 @@ def render_table(snapshot: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines += _notes(snapshot)
     lines += ["", "Health"]
-    for check in snapshot["health"]:
-        mark = SEVERITY_MARK.get(check["severity"], check["severity"])
-        lines.append(f"  [{mark:>4}] {check['check']}{_subject(check)}: {check['message']}")
+    for check in snapshot.health:
+        mark = SEVERITY_MARK[check.severity]
+        lines.append(f"  [{mark:>4}] {check.check}{_subject(check)}: {check.message}")
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(snapshot: dict[str, Any]) -> str:
+def render_markdown(snapshot: Snapshot) -> str:
     """The same content as a Markdown document."""
     header, rows = _rows(snapshot)
-    lines = [f"## {snapshot['experiment']}", "", _summary(snapshot), ""]
+    lines = [f"## {snapshot.experiment}", "", _summary(snapshot), ""]
     lines += [f"> **{line}**" for line in _headlines(snapshot)] + [""] * bool(_headlines(snapshot))
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", *_notes(snapshot)] if _notes(snapshot) else []
     lines += ["", "### Health", ""]
-    lines += [
-        f"- **{c['severity']}** `{c['check']}`{_subject(c)} — {c['message']}"
-        for c in snapshot["health"]
-    ]
+    lines += [f"- **{c.severity}** `{c.check}`{_subject(c)} — {c.message}" for c in snapshot.health]
     return "\n".join(lines) + "\n"

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import pydantic
 
 from splitlab.analysis.aggregates import fetch_aggregates
 from splitlab.analysis.compute import compute_results, omnibus
 from splitlab.analysis.health import health_checks
 from splitlab.analysis.plan import AnalysisPlan, build_plan
-from splitlab.domain import MetricDefinition, Status
+from splitlab.analysis.snapshot import DataWatermark, Snapshot, VariantUnits
+from splitlab.domain import MetricDefinition
+from splitlab.domain.lifecycle import LIVE
 from splitlab.errors import NotFoundError
-from splitlab.store.experiments import get_experiment, metric_definitions, spec_from_row
+from splitlab.store.experiments import (
+    experiment_keys,
+    get_experiment,
+    metric_definitions,
+    spec_from_row,
+)
 from splitlab.store.snapshots import find_snapshot, latest_snapshot, save_snapshot
 
 if TYPE_CHECKING:
     from splitlab.services import Services
+    from splitlab.store.tables import SnapshotRow
     from splitlab.warehouse import Warehouse, Watermark
 
 
@@ -32,26 +42,20 @@ def load_plan(*, services: Services, key: str) -> tuple[AnalysisPlan, str]:
         return build_plan(spec, definitions, top_n=top_n), row.status
 
 
-def _watermark_json(watermark: Watermark) -> dict[str, Any]:
-    last = watermark.last_ingested_at
-    return {
-        "key": watermark.cache_key(),
-        "exposures": watermark.exposures,
-        "events": watermark.events,
-        "conflicts": watermark.conflicts,
-        "last_ingested_at": last.isoformat() if last else None,
-    }
+def _data_watermark(watermark: Watermark) -> DataWatermark:
+    return DataWatermark(
+        key=watermark.cache_key(),
+        exposures=watermark.exposures,
+        events=watermark.events,
+        conflicts=watermark.conflicts,
+        last_ingested_at=watermark.last_ingested_at,
+    )
 
 
-def run_analysis(
-    *, warehouse: Warehouse, plan: AnalysisPlan, watermark: Watermark
-) -> dict[str, Any]:
+def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Watermark) -> Snapshot:
     """Query the warehouse and compute results and health checks (no caching, no storing)."""
     started = time.perf_counter()
-    con = warehouse.ibis_connection()
-    if warehouse.dialect == "duckdb":
-        # Day buckets cast TIMESTAMPTZ → TIMESTAMP; pin the session zone so days are UTC days.
-        con.raw_sql("SET TimeZone = 'UTC'")
+    con = warehouse.ibis_connection()  # its session zone is UTC, so days are UTC days
     as_of = watermark.last_ingested_at or datetime.now(UTC)
     aggregates = fetch_aggregates(
         con,
@@ -65,40 +69,47 @@ def run_analysis(
     health = health_checks(plan, aggregates, results, families)
     n = aggregates.n[0]
     units = [
-        {
-            "variant": variant,
-            "weight": weight,
-            "n": int(n[v]),
-            "excluded": int(aggregates.excluded[v]),
-        }
+        VariantUnits(
+            variant=variant, weight=weight, n=int(n[v]), excluded=int(aggregates.excluded[v])
+        )
         for v, (variant, weight) in enumerate(zip(plan.variants, plan.weights, strict=True))
     ]
-    days = [c.day.isoformat() for c in aggregates.cells if c.kind == "day" and c.day]
-    return {
-        "experiment": plan.key,
-        "engine": plan.engine.value,
-        "settings_hash": plan.settings_hash(),
-        "settings": plan.settings(),
-        "watermark": _watermark_json(watermark),
-        "as_of": as_of.isoformat(),
-        "created_at": datetime.now(UTC).isoformat(),
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        "timings_ms": {k: round(v, 3) for k, v in aggregates.timings_ms.items()},
-        "units": units,
-        "days": days,
-        "results": results,
-        "daily": daily,
-        "omnibus": omnibus(plan, aggregates),
-        "health": health,
-    }
+    omnibus_tests = omnibus(plan, aggregates)
+    return Snapshot(
+        experiment=plan.key,
+        engine=plan.engine,
+        settings_hash=plan.settings_hash(),
+        settings=plan.settings(),
+        watermark=_data_watermark(watermark),
+        as_of=as_of,
+        created_at=datetime.now(UTC),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        timings_ms={k: round(v, 3) for k, v in aggregates.timings_ms.items()},
+        units=tuple(units),
+        days=tuple(c.day for c in aggregates.cells if c.kind == "day" and c.day),
+        results=tuple(results),
+        daily=tuple(daily),
+        omnibus=tuple(omnibus_tests),
+        health=tuple(health),
+    )
 
 
-def analyze(*, services: Services, key: str, refresh: bool = False) -> dict[str, Any]:
+def _stored(row: SnapshotRow) -> Snapshot | None:
+    """A stored snapshot as served, or None when its payload no longer reads (written by an
+    analysis whose shape this version does not know)."""
+    try:
+        snapshot = Snapshot.from_json(row.payload)
+    except pydantic.ValidationError:
+        return None
+    return snapshot.served(snapshot_id=row.id, cached=True)
+
+
+def analyze(*, services: Services, key: str, refresh: bool = False) -> Snapshot:
     """The snapshot of experiment ``key``: the stored one when data and settings are unchanged
     (only the cheap watermark query runs), else a new analysis, stored and returned.
 
-    ``refresh=True`` always recomputes.  The returned dict carries ``snapshot_id`` and
-    ``cached`` on top of the stored payload.
+    ``refresh=True`` always recomputes, as does a stored snapshot that no longer reads.  The
+    result carries ``snapshot_id`` and ``cached``.
     """
     plan, _status = load_plan(services=services, key=key)
     warehouse = services.warehouse
@@ -112,69 +123,51 @@ def analyze(*, services: Services, key: str, refresh: bool = False) -> dict[str,
                 settings_hash=settings_hash,
                 watermark=watermark.cache_key(),
             )
-            if row is not None:
-                return {**row.payload, "snapshot_id": row.id, "cached": True}
-    payload = run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
+            stored = _stored(row) if row is not None else None
+            if stored is not None:
+                return stored
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
     with services.sessions.begin() as session:
         row = save_snapshot(
             session=session,
             key=key,
             settings_hash=settings_hash,
             watermark=watermark.cache_key(),
-            payload=payload,
-            duration_ms=payload["duration_ms"],
+            payload=snapshot.to_json(),
+            duration_ms=snapshot.duration_ms,
         )
         snapshot_id = row.id
-    return {**payload, "snapshot_id": snapshot_id, "cached": False}
+    return snapshot.served(snapshot_id=snapshot_id, cached=False)
 
 
-def latest(*, services: Services, key: str) -> dict[str, Any]:
-    """The newest stored snapshot of ``key`` (NotFoundError if it was never analysed)."""
+def latest(*, services: Services, key: str) -> Snapshot:
+    """The newest stored snapshot of ``key`` (NotFoundError if it was never analysed, or
+    only by a version whose snapshots this one cannot read)."""
     with services.sessions() as session:
         get_experiment(session=session, key=key)
         row = latest_snapshot(session=session, key=key)
-        if row is None:
+        stored = _stored(row) if row is not None else None
+        if stored is None:
             raise NotFoundError(
                 f"experiment {key!r} has not been analysed yet: "
                 f"POST /api/experiments/{key}/analyze or run `splitlab analyze {key}`",
                 details={"key": key},
             )
-        return {**row.payload, "snapshot_id": row.id, "cached": True}
+        return stored
 
 
-def select_view(
-    snapshot: dict[str, Any], *, segment: str | None = None, daily: bool = False
-) -> dict[str, Any]:
+def select_view(snapshot: Snapshot, *, segment: str | None = None, daily: bool = False) -> Snapshot:
     """The results view of a snapshot: overall results (or one segment's), ``daily`` only
-    when asked for."""
-    view = dict(snapshot)
-    if segment is None:
-        view["results"] = [r for r in snapshot["results"] if r["segment"] is None]
-    else:
-        view["results"] = [
-            r for r in snapshot["results"] if r["segment"] and r["segment"]["name"] == segment
-        ]
-    if not daily:
-        view.pop("daily", None)
-    return view
+    when asked for (:meth:`Snapshot.view`)."""
+    return snapshot.view(segment=segment, daily=daily)
 
 
 def refresh_running(*, services: Services) -> int:
-    """Analyse every running experiment (cache hits are cheap); returns how many were new."""
-    from sqlalchemy import select
-
-    from splitlab.store.tables import ExperimentRow
-
+    """Analyse every live experiment (cache hits are cheap); returns how many were new."""
     with services.sessions() as session:
-        keys = list(
-            session.scalars(
-                select(ExperimentRow.key).where(
-                    ExperimentRow.status.in_([Status.RUNNING.value, Status.ROLLING_OUT.value])
-                )
-            )
-        )
+        keys = experiment_keys(session=session, statuses=LIVE)
     fresh = 0
     for key in keys:
-        if not analyze(services=services, key=key)["cached"]:
+        if not analyze(services=services, key=key).cached:
             fresh += 1
     return fresh

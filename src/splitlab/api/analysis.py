@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from splitlab.analysis import analyze, latest, select_view
+from splitlab.analysis.snapshot import Snapshot
 from splitlab.api.deps import Editor, Reader, ServicesDep
 
 router = APIRouter(prefix="/api/experiments", tags=["analysis"])
@@ -19,7 +18,7 @@ async def run(
     services: ServicesDep,
     _: Editor,
     refresh: bool = Query(default=False, description="recompute even if data and settings match"),
-) -> dict[str, Any]:
+) -> Snapshot:
     """Analyse now; returns the stored snapshot when data and settings are unchanged."""
     return await run_in_threadpool(analyze, services=services, key=key, refresh=refresh)
 
@@ -33,7 +32,7 @@ def results(
         default=None, description="a segment name: its per-value results instead of overall"
     ),
     daily: bool = Query(default=False, description="include the cumulative daily series"),
-) -> dict[str, Any]:
+) -> Snapshot:
     """The latest snapshot (404 until the experiment has been analysed once).
 
     For a CUPED metric, ``control_mean``/``treatment_mean`` (with ``control_n``/``treatment_n``)

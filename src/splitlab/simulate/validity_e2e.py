@@ -15,17 +15,20 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from splitlab.simulate.validity_sims import ALPHA, Figure, rate
 
+if TYPE_CHECKING:
+    from splitlab.analysis.snapshot import ResultRow, Snapshot
+
 E2E_SCENARIOS = ("aa_null", "global_positive")
 E2E_UNITS = 4000
 
 
-def _pipeline_snapshots(scenario: str, runs: int, seed: int) -> list[tuple[dict[str, Any], Any]]:
+def _pipeline_snapshots(scenario: str, runs: int, seed: int) -> list[tuple[Snapshot, Any]]:
     """(snapshot, simulated data) of ``runs`` runs of ``scenario``, seeds seed … seed + runs − 1."""
     from splitlab.analysis import analyze
     from splitlab.config import Settings
@@ -55,29 +58,27 @@ def _pipeline_snapshots(scenario: str, runs: int, seed: int) -> list[tuple[dict[
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _overall(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in snapshot["results"] if r["segment"] is None and not r["reason"]]
+def _overall(snapshot: Snapshot) -> list[ResultRow]:
+    return [r for r in snapshot.overall() if not r.reason]
 
 
-def _true_rel(run: Any, entry: dict[str, Any]) -> float:
-    truth = run.truth["metrics"][entry["metric"]]["overall"][entry["variant"]]
+def _true_rel(run: Any, entry: ResultRow) -> float:
+    truth = run.truth["metrics"][entry.metric]["overall"][entry.variant]
     return float(truth.get("rel_effect", math.nan))
 
 
 def check_pipeline(runs: int, seed: int) -> list[Figure]:
     """End-to-end figures from ``runs`` runs of each scenario in :data:`E2E_SCENARIOS`."""
+    from splitlab.analysis.snapshot import Severity
+
     out: list[Figure] = []
     for scenario in E2E_SCENARIOS:
         results = _pipeline_snapshots(scenario, runs, seed)
         entries = [(r, run) for snapshot, run in results for r in _overall(snapshot)]
         label = f"pipeline: {runs} runs of {scenario} ({E2E_UNITS:,} units each), every metric"
         truths = np.array([_true_rel(run, r) for r, run in entries])
-        low = np.array(
-            [r["rel_ci_low"] if r["rel_ci_low"] is not None else np.nan for r, _ in entries]
-        )
-        high = np.array(
-            [r["rel_ci_high"] if r["rel_ci_high"] is not None else np.nan for r, _ in entries]
-        )
+        low = np.array([r.rel_ci_low for r, _ in entries], dtype=float)  # None → NaN
+        high = np.array([r.rel_ci_high for r, _ in entries], dtype=float)
         known = np.isfinite(truths)
         covered = (low <= truths) & (truths <= high)
         out.append(
@@ -91,7 +92,7 @@ def check_pipeline(runs: int, seed: int) -> list[Figure]:
             )
         )
         if scenario == "aa_null":
-            p = np.array([r["p_value"] for r, _ in entries], dtype=float)
+            p = np.array([r.p_value for r, _ in entries], dtype=float)
             out.append(
                 rate(
                     p < ALPHA,
@@ -103,7 +104,7 @@ def check_pipeline(runs: int, seed: int) -> list[Figure]:
                 )
             )
             critical = [
-                any(c["severity"] == "critical" for c in snapshot["health"])
+                any(c.severity is Severity.CRITICAL for c in snapshot.health)
                 for snapshot, _ in results
             ]
             out.append(

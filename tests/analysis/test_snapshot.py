@@ -1,0 +1,108 @@
+"""The typed snapshot: its JSON form round-trips, snapshots stored by ANALYSIS_VERSION 2 still
+read (byte for byte the same JSON), optional fields are absent rather than null where they do
+not apply, and views keep that."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from splitlab.analysis.snapshot import (
+    CheckName,
+    HealthCheck,
+    ResultRow,
+    Severity,
+    Snapshot,
+)
+from splitlab.domain import Engine
+
+DATA = Path(__file__).parent / "data"
+STORED = sorted(DATA.glob("snapshot_v2_*.json"))
+"""Payloads as ANALYSIS_VERSION 2 stored them, before the snapshot was typed."""
+
+
+def _stored(name: str) -> dict[str, Any]:
+    return json.loads((DATA / f"snapshot_v2_{name}.json").read_text())
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: p.stem)
+def test_stored_v2_payloads_read_and_write_back_unchanged(path: Path) -> None:
+    stored = json.loads(path.read_text())
+    snapshot = Snapshot.from_json(stored)
+    assert snapshot.to_json() == stored
+    # the JSON text too, key order included (health values read as floats: 3 → 3.0)
+    assert json.dumps(snapshot.to_json()) == json.dumps(stored).replace(
+        '"value": 3,', '"value": 3.0,'
+    )
+    assert Snapshot.from_json(snapshot.to_json()) == snapshot
+
+
+def test_typed_fields() -> None:
+    snapshot = Snapshot.from_json(_stored("frequentist"))
+    assert snapshot.engine is Engine.FREQUENTIST
+    assert snapshot.days == (date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3))
+    assert snapshot.watermark.last_ingested_at is not None
+    assert snapshot.watermark.last_ingested_at.utcoffset() is not None
+    assert [u.variant for u in snapshot.units] == ["control", "b", "c"]
+    assert all(isinstance(c.severity, Severity) for c in snapshot.health)
+    assert {c.check for c in snapshot.health} >= {CheckName.SRM, CheckName.GUARDRAIL}
+    row = snapshot.result("revenue", "b")
+    assert row.cuped and row.segment is None and row.engine is Engine.FREQUENTIST
+    assert not snapshot.result("converted", "b").cuped
+    assert isinstance(snapshot.daily[0].day, date)
+    with pytest.raises(KeyError):
+        snapshot.result("revenue", "nope")
+    with pytest.raises(pydantic.ValidationError):
+        row.p_value = 0.5  # frozen
+
+
+def test_absent_is_not_null() -> None:
+    frequentist = Snapshot.from_json(_stored("frequentist")).to_json()
+    bayesian = Snapshot.from_json(_stored("bayesian")).to_json()
+    for row in frequentist["results"]:
+        assert "chance_to_win" not in row and "p_value_adjusted" in row
+        assert ("control_mean_adjusted" in row) is (row["metric"] == "revenue")
+        assert ("power" in row) is (row["segment"] is None)
+    for row in bayesian["results"]:
+        assert "chance_to_win" in row and "p_value_adjusted" not in row
+    for point in frequentist["daily"]:
+        assert "segment" not in point and "power" not in point and "day" in point
+    about = [c for c in frequentist["health"] if c["check"] == "guardrail"]
+    assert about and all(c["metric"] == "latency_p90" and c["variant"] for c in about)
+    srm = next(c for c in frequentist["health"] if c["check"] == "srm")
+    assert "metric" not in srm and "variant" not in srm
+    # a value that applies but is not finite is null, not absent
+    row = ResultRow.model_validate({**frequentist["results"][0], "p_value": None})
+    assert row.to_json()["p_value"] is None
+
+
+def test_views_and_serving() -> None:
+    snapshot = Snapshot.from_json(_stored("frequentist"))
+    assert "snapshot_id" not in snapshot.to_json()
+    served = snapshot.served(snapshot_id=7, cached=True)
+    overall = served.view()
+    data = overall.to_json()
+    assert data["snapshot_id"] == 7 and data["cached"] is True
+    assert "daily" not in data and all(r["segment"] is None for r in data["results"])
+    by_country = served.view(segment="country", daily=True).to_json()
+    assert by_country["results"] and all(
+        r["segment"]["name"] == "country" for r in by_country["results"]
+    )
+    assert by_country["daily"] == snapshot.to_json()["daily"]
+    assert served.view(segment="plan").results == ()
+
+
+def test_unknown_keys_and_values_are_refused() -> None:
+    stored = _stored("bayesian")
+    with pytest.raises(pydantic.ValidationError, match="surprise"):
+        Snapshot.from_json({**stored, "surprise": 1})
+    health = [{**stored["health"][0], "severity": "fatal"}]
+    with pytest.raises(pydantic.ValidationError, match="severity"):
+        Snapshot.from_json({**stored, "health": health})
+    with pytest.raises(pydantic.ValidationError):
+        HealthCheck(check="vibes", severity="info", value=None, message="")
