@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
+from ibis.common.exceptions import TableNotFound
 
-from splitlab.warehouse import Warehouse
+from splitlab.warehouse import Warehouse, exposure_fact
+from splitlab.warehouse.scratch import ScratchTables
 
 
 def session_zone(warehouse: Warehouse) -> str:
@@ -32,3 +35,38 @@ def test_close_closes_every_threads_connection(warehouse_url: str) -> None:
     for reader in readers:
         with pytest.raises(Exception, match=r"(?i)closed"):
             reader.raw_sql("SELECT 1")
+
+
+def test_scratch_tables_number_the_units_and_are_dropped(warehouse: Warehouse) -> None:
+    """Every engine gives the stored units distinct integer numbers 0 … n-1, and nothing the
+    analysis stored outlives it, even when it fails."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    warehouse.write(
+        [
+            exposure_fact(
+                experiment_key="checkout",
+                variant_key="control" if i % 2 else "b",
+                unit_id=f"u{i}",
+                exposed_at=start,
+            )
+            for i in range(6)
+        ]
+    )
+    con = warehouse.ibis_connection()
+    with pytest.raises(RuntimeError, match="analysis failed"), ScratchTables(con) as scratch:
+        units = scratch.units(
+            warehouse.exposures_table(),
+            warehouse.conflicts_table(),
+            experiment_key="checkout",
+            variants=("control", "b"),
+            segments=(),
+        )
+        assert units.uid.nunique().execute() == 6 == units.count().execute()
+        stored = scratch.store("values", units.select("uid", "variant"))
+        assert stored.count().execute() == 6
+        names = [f"{scratch.prefix}_units", f"{scratch.prefix}_values"]
+        assert [con.table(name).count().execute() for name in names] == [6, 6]
+        raise RuntimeError("analysis failed")
+    for name in names:
+        with pytest.raises(TableNotFound):
+            con.table(name)
