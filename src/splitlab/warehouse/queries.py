@@ -63,7 +63,7 @@ def _postgres_date_part(field: str, moment: dt.Timestamp(timezone="UTC")) -> dt.
 
 def _backend_name(table: ir.Table) -> str:
     try:
-        return str(table._find_backend().name)
+        return str(table.get_backend().name)
     except Exception:  # an unbound table: use the portable form
         return ""
 
@@ -140,7 +140,7 @@ def experiment_units(
 
     ``variant`` is the position in ``variants`` (``len(variants)`` for an unknown variant).
     ``attr{k}`` is the text of attribute ``segments[k]`` (``"(none)"`` when missing), read from
-    the JSON once per unit; :func:`unit_values` turns it into a small code.  ``numbered=False``
+    the JSON once per unit; :func:`unit_aggregates` turns it into a small code.  ``numbered=False``
     leaves ``uid`` out, for an engine that numbers the rows of a table by itself (DuckDB's
     ``rowid``: ``row_number()`` is a single-threaded window over all units).
     """
@@ -409,28 +409,6 @@ def metric_values(
             columns[names.immature] = ibis.literal(0, type="int64")
     values = table.select(**columns)
     return _capped(values, chosen)
-
-
-def unit_values(
-    units: ir.Table,
-    events: ir.Table,
-    metrics: Sequence[MetricDefinition],
-    *,
-    as_of: datetime,
-    segments: Sequence[Sequence[str]] = (),
-    only: Sequence[int] | None = None,
-    with_eventless_units: bool = True,
-) -> ir.Table:
-    """:func:`metric_values` straight over :func:`unit_aggregates` (one expression)."""
-    per_unit = unit_aggregates(
-        units,
-        events,
-        metrics,
-        segments=segments,
-        only=only,
-        with_eventless_units=with_eventless_units,
-    )
-    return metric_values(per_unit, metrics, as_of=as_of, only=only)
 
 
 def _capped(values: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]) -> ir.Table:
