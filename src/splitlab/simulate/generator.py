@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from splitlab.assignment import ExperimentConfig, Namespace, VariantConfig, assign_bulk
 from splitlab.domain import ExperimentSpec
 from splitlab.simulate import model
+from splitlab.simulate.columns import (
+    attribute_json,
+    coded,
+    json_objects,
+    nulls,
+    numbered,
+    numbered_unicode,
+)
 from splitlab.simulate.scenario import Distribution, Scenario, load_scenario
 
 SECONDS_PER_DAY = 86_400.0
@@ -213,27 +220,9 @@ def assignment_config(spec: ExperimentSpec) -> ExperimentConfig:
     )
 
 
-def _strings(prefix: str, numbers: npt.NDArray[np.integer]) -> pa.Array:
-    return pc.binary_join_element_wise(
-        pa.scalar(prefix), pc.cast(pa.array(numbers), pa.string()), ""
-    )
-
-
 def _timestamps(start: datetime, seconds: FloatArray) -> pa.Array:
     base = int(start.timestamp() * 1_000_000)
     return pa.array(base + np.round(seconds * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC"))
-
-
-def _json_objects(columns: dict[str, pa.Array], *, quoted: bool) -> pa.Array:
-    """``{"name": value, …}`` per row, built column-wise (values are strings or numbers)."""
-    parts: list[Any] = []
-    for i, (name, values) in enumerate(columns.items()):
-        text = pc.cast(values, pa.string())
-        if quoted:
-            text = pc.binary_join_element_wise('"', text, '"', "")
-        parts += [pa.scalar(("{" if i == 0 else ",") + f'"{name}":'), text]
-    parts.append(pa.scalar("}"))
-    return pc.binary_join_element_wise(*parts, "")
 
 
 def generate(
@@ -262,8 +251,7 @@ def generate(
     spec = spec.model_copy(update={"start_at": start})
     rng = np.random.default_rng(seed)
 
-    unit_ids = np.char.add(f"{spec.key}-u", np.arange(n).astype("U12"))
-    assigned = assign_bulk(assignment_config(spec), unit_ids)
+    assigned = assign_bulk(assignment_config(spec), numbered_unicode(f"{spec.key}-u", n))
     variant = assigned.variant_index.astype(np.int64)
     population = draw_population(scenario, rng, n, days)
     keep = variant >= 0
@@ -274,7 +262,10 @@ def generate(
         dropped[scenario.breakage.variant] = int(lost.sum())
         keep &= ~lost
     rows = np.flatnonzero(keep)
-    population, variant, unit_ids = population.take(rows), variant[rows], unit_ids[rows]
+    unit_ids = numbered(f"{spec.key}-u", 0, n)
+    if rows.shape[0] < n:
+        unit_ids = unit_ids.take(rows)
+    population, variant = population.take(rows), variant[rows]
     exposures, events = _tables(scenario, spec, population, variant, unit_ids, days, start, rng)
     truth = {}
     if with_truth:
@@ -290,33 +281,26 @@ def _tables(
     spec: ExperimentSpec,
     population: Population,
     variant: IntArray,
-    unit_ids: npt.NDArray[np.str_],
+    unit_ids: pa.StringArray,
     days: int,
     start: datetime,
     rng: np.random.Generator,
 ) -> tuple[pa.Table, pa.Table]:
+    # Names repeated on every row (experiment, variant, event name, a unit's attributes)
+    # are dictionary columns: each distinct text is built and written once.
     variants = pa.array([v.key for v in spec.variants], pa.string())
+    stream_names = list(dict.fromkeys([*scenario.streams, *scenario.pre_streams()]))
     t0 = (population.arrival + population.fraction) * SECONDS_PER_DAY
     horizon = days * SECONDS_PER_DAY
     observed = days - population.arrival
-    names = list(scenario.attributes)
-    attributes = {
-        name: pc.take(
-            pa.array(list(scenario.attributes[name]), pa.string()), population.codes[name]
-        )
-        for name in names
-    }
-    ids = pa.array(unit_ids)
-    key = pa.scalar(spec.key)
+    attributes = {name: list(shares) for name, shares in scenario.attributes.items()}
     exposures = pa.table(
         {
-            "experimentKey": pa.repeat(key, len(population)),
-            "variantKey": pc.take(variants, variant),
-            "userKey": ids,
+            "experimentKey": coded([spec.key], None, len(population)),
+            "variantKey": coded(variants, variant),
+            "userKey": unit_ids,
             "occurredAt": _timestamps(start, t0),
-            "props": _json_objects(attributes, quoted=True)
-            if names
-            else pa.nulls(len(population), pa.string()),
+            "props": attribute_json(attributes, population.codes, len(population)),
         }
     )
     parts: list[pa.Table] = []
@@ -335,31 +319,31 @@ def _tables(
         if pre:
             # strictly before exposure, within the metrics' CUPED pre-period
             seconds = t0[unit] - pre_seconds * (0.001 + 0.998 * draw.position)
-            variant_keys = pa.nulls(count, pa.string())
+            variant_keys = nulls(count)
         else:
             assert draw.day is not None
             span = (horizon - t0[unit]) / observed[unit]
             seconds = t0[unit] + (draw.day + 0.001 + 0.998 * draw.position) * span
-            variant_keys = pc.take(variants, variant[unit])
+            variant_keys = coded(variants, variant[unit])
         value = (
             pa.array(draw.value, pa.float64())
             if draw.value is not None
             else pa.nulls(count, pa.float64())
         )
         props = (
-            _json_objects({k: pa.array(v) for k, v in draw.fields.items()}, quoted=False)
+            json_objects({k: pa.array(v) for k, v in draw.fields.items()}, quoted=False)
             if draw.fields
             else pa.nulls(count, pa.string())
         )
         parts.append(
             pa.table(
                 {
-                    "experimentKey": pa.repeat(key, count),
+                    "experimentKey": coded([spec.key], None, count),
                     "variantKey": variant_keys,
-                    "userKey": pc.take(ids, unit),
-                    "eventType": pa.repeat(pa.scalar(name), count),
+                    "userKey": unit_ids.take(unit),
+                    "eventType": coded(stream_names, np.full(count, stream_names.index(name))),
                     "value": value,
-                    "eventId": _strings(f"{spec.key}-e", np.arange(counter, counter + count)),
+                    "eventId": numbered(f"{spec.key}-e", counter, count),
                     "occurredAt": _timestamps(start, seconds),
                     "props": props,
                 }
@@ -373,10 +357,10 @@ def _tables(
 def _empty_events() -> pa.Table:
     return pa.table(
         {
-            "experimentKey": pa.array([], pa.string()),
-            "variantKey": pa.array([], pa.string()),
+            "experimentKey": nulls(0),
+            "variantKey": nulls(0),
             "userKey": pa.array([], pa.string()),
-            "eventType": pa.array([], pa.string()),
+            "eventType": nulls(0),
             "value": pa.array([], pa.float64()),
             "eventId": pa.array([], pa.string()),
             "occurredAt": pa.array([], pa.timestamp("us", tz="UTC")),
