@@ -230,3 +230,22 @@ def test_openapi_documents_the_snapshot(client: TestClient) -> None:
     assert "control_mean_adjusted" not in schemas["ResultRow"]["required"]
     assert schemas["Severity"]["enum"] == ["info", "warning", "critical"]
     assert "bayesian_horizon" in schemas["CheckName"]["enum"]
+
+
+def test_a_stored_snapshot_that_no_longer_reads_is_recomputed(
+    client: TestClient, services: Services, admin: dict[str, str], running: Any
+) -> None:
+    from splitlab.store.tables import SnapshotRow
+
+    first = analyze(client, admin)
+    with services.sessions.begin() as session:
+        row = session.get(SnapshotRow, first["snapshot_id"])
+        assert row is not None
+        row.payload = {**row.payload, "results": [{"metric": "an older shape"}]}
+    stale = client.get("/api/experiments/checkout/results", headers=admin)
+    assert stale.status_code == 404
+    assert "older version" in stale.json()["error"]["message"]
+    again = analyze(client, admin)  # same data and settings, but the stored one does not read
+    assert again["cached"] is False and again["snapshot_id"] != first["snapshot_id"]
+    assert again["results"] == first["results"]
+    assert client.get("/api/experiments/checkout/results", headers=admin).status_code == 200

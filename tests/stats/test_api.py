@@ -15,6 +15,8 @@ DOCUMENTED = {
     # results
     "TestResult",
     "CupedResult",
+    "CupedArms",
+    "TrendResult",
     "BayesianResult",
     "OmnibusResult",
     "SprtResult",
@@ -26,6 +28,7 @@ DOCUMENTED = {
     "ztest_proportions",
     "welch_ttest",
     "cuped_test",
+    "cuped_arms",
     "ratio_test",
     "quantile_test",
     "quantile_ranks",
@@ -37,7 +40,10 @@ DOCUMENTED = {
     "srm_test",
     # relative-effect intervals
     "relative_interval",
+    "relative_effect_variance",
     "RELATIVE_METHODS",
+    # trends over time
+    "weighted_trend",
     # Bayesian and bandits
     "bayesian_test",
     "probability_best",

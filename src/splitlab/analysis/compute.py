@@ -23,7 +23,6 @@ from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
 from splitlab.domain import Correction, Engine, MetricKind, RelativeInterval
-from splitlab.stats.cuped import cuped_arms
 from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
@@ -109,7 +108,7 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
             cuped = stats.cuped_test(cc, ct, alpha=alpha)
             test, reduction = cuped, cuped.variance_reduction
             raw_means = cc.y.mean, ct.y.mean
-            arms = cuped_arms(cc, ct)
+            arms = stats.cuped_arms(cc, ct)
             var_c, var_t = arms.control_var, arms.treatment_var
         elif name == "ratio":
             control, treatment = _arms(agg, [n.covariate_sums for n in names])

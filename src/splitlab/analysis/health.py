@@ -16,8 +16,6 @@ from splitlab.analysis.compute import FamilyResult, number
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.analysis.snapshot import CheckName, HealthCheck, ResultRow, Severity
 from splitlab.domain import Engine, MetricKind, MetricRole
-from splitlab.stats.relative import relative_effect_variance
-from splitlab.stats.trend import weighted_trend
 from splitlab.warehouse.columns import metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
@@ -265,7 +263,7 @@ def _daily_relative_effects(agg: Aggregates, i: int) -> tuple[FloatArray, FloatA
     tr = stats.SampleStats(n[1:], sy[1:], syy[1:])
     with np.errstate(divide="ignore", invalid="ignore"):
         m_c, m_t = c.mean, tr.mean
-        var = relative_effect_variance(m_c, m_t, c.variance / c.n, tr.variance / tr.n)
+        var = stats.relative_effect_variance(m_c, m_t, c.variance / c.n, tr.variance / tr.n)
         effect = m_t / m_c - 1.0
     return np.arange(len(days), dtype=float), effect, var
 
@@ -278,7 +276,7 @@ def trend_checks(
     for i, metric in enumerate(plan.definitions):
         if metric.kind not in (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM):
             continue
-        trend = weighted_trend(*_daily_relative_effects(agg, i))  # one per treatment
+        trend = stats.weighted_trend(*_daily_relative_effects(agg, i))  # one per treatment
         for t, variant in enumerate(plan.treatments):
             if trend.points[t] < TREND_MIN_DAYS:
                 continue

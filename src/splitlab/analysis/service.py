@@ -148,8 +148,13 @@ def latest(*, services: Services, key: str) -> Snapshot:
         row = latest_snapshot(session=session, key=key)
         stored = _stored(row) if row is not None else None
         if stored is None:
+            state = (
+                "has not been analysed yet"
+                if row is None
+                else "has only a snapshot from an older version, which cannot be read"
+            )
             raise NotFoundError(
-                f"experiment {key!r} has not been analysed yet: "
+                f"experiment {key!r} {state}: "
                 f"POST /api/experiments/{key}/analyze or run `splitlab analyze {key}`",
                 details={"key": key},
             )

@@ -8,7 +8,7 @@ are NaN and their ``reason`` names the problem (see :mod:`splitlab.stats.results
 from splitlab.stats.aggregates import CovariateStats, RatioStats, SampleStats
 from splitlab.stats.bandit import BetaPosteriors, beta_posteriors, thompson_weights
 from splitlab.stats.bayesian import BayesianResult, bayesian_test, probability_best
-from splitlab.stats.cuped import cuped_test
+from splitlab.stats.cuped import CupedArms, cuped_arms, cuped_test
 from splitlab.stats.frequentist import welch_ttest, ztest_proportions
 from splitlab.stats.multiple import benjamini_hochberg, bonferroni, holm
 from splitlab.stats.omnibus import OmnibusResult, anova_oneway, chi2_omnibus
@@ -24,10 +24,11 @@ from splitlab.stats.power import (
 )
 from splitlab.stats.quantile import QuantileStats, quantile_ranks, quantile_test
 from splitlab.stats.ratio import ratio_test
-from splitlab.stats.relative import RELATIVE_METHODS, relative_interval
+from splitlab.stats.relative import RELATIVE_METHODS, relative_effect_variance, relative_interval
 from splitlab.stats.results import REASONS, CupedResult, TestResult
 from splitlab.stats.sequential import SprtResult, msprt_pvalue, sequential_test, sprt_bernoulli
 from splitlab.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_test
+from splitlab.stats.trend import TrendResult, weighted_trend
 
 __all__ = [
     "REASONS",
@@ -36,6 +37,7 @@ __all__ = [
     "BayesianResult",
     "BetaPosteriors",
     "CovariateStats",
+    "CupedArms",
     "CupedResult",
     "OmnibusResult",
     "QuantileStats",
@@ -45,6 +47,7 @@ __all__ = [
     "SprtResult",
     "SrmResult",
     "TestResult",
+    "TrendResult",
     "achieved_power",
     "anova_oneway",
     "bayesian_test",
@@ -52,6 +55,7 @@ __all__ = [
     "beta_posteriors",
     "bonferroni",
     "chi2_omnibus",
+    "cuped_arms",
     "cuped_test",
     "duration_days",
     "holm",
@@ -63,6 +67,7 @@ __all__ = [
     "quantile_ranks",
     "quantile_test",
     "ratio_test",
+    "relative_effect_variance",
     "relative_interval",
     "sample_size_means",
     "sample_size_proportions",
@@ -70,6 +75,7 @@ __all__ = [
     "sprt_bernoulli",
     "srm_test",
     "thompson_weights",
+    "weighted_trend",
     "welch_ttest",
     "ztest_proportions",
 ]
