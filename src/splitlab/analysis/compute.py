@@ -23,6 +23,7 @@ from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
 from splitlab.domain import Correction, Engine, MetricKind, RelativeInterval
+from splitlab.stats.relative import RelativeMethod
 from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
@@ -144,6 +145,13 @@ def _engine_results(result: FamilyResult, plan: AnalysisPlan) -> None:
         result.bayesian = stats.bayesian_test(control, treatment, relative=True, alpha=plan.alpha)
 
 
+RELATIVE_METHOD: dict[RelativeInterval, RelativeMethod] = {
+    RelativeInterval.DELTA: "delta",
+    RelativeInterval.FIELLER: "fieller",
+    RelativeInterval.LOG: "log",
+}
+
+
 def _relative_interval(result: FamilyResult, plan: AnalysisPlan) -> None:
     """Replace the tests' delta-method relative CIs by the plan's ``relative_ci`` method,
     from the same arm means and variances of those means (and the t degrees of freedom)."""
@@ -156,7 +164,7 @@ def _relative_interval(result: FamilyResult, plan: AnalysisPlan) -> None:
         test.treatment_mean,
         result.control_var,
         result.treatment_var,
-        method=plan.relative_ci.value,  # type: ignore[arg-type]
+        method=RELATIVE_METHOD[plan.relative_ci],
         alpha=plan.alpha,
         df=df,
     )
