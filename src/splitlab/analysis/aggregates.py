@@ -7,9 +7,7 @@ Every aggregate column becomes a float array of shape (cells, variants).
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +22,7 @@ from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
 from splitlab.warehouse import queries
 from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
+from splitlab.warehouse.scratch import ScratchTables
 
 FloatArray = npt.NDArray[np.float64]
 RANK_ALPHA = 0.05
@@ -86,23 +85,14 @@ def fetch_aggregates(
     timings: dict[str, float] = {}
     definitions = plan.definitions
     started = time.perf_counter()
-    scratch = f"splitlab_{uuid.uuid4().hex[:16]}"
-    duckdb = con.name == "duckdb"
-    try:
-        units_name = f"{scratch}_units"
-        con.create_table(
-            units_name,
-            queries.experiment_units(
-                exposures,
-                conflicts,
-                experiment_key=plan.key,
-                variants=plan.variants,
-                segments=plan.segments,
-                numbered=not duckdb,
-            ),
-            temp=True,
+    with ScratchTables(con) as scratch:
+        units = scratch.units(
+            exposures,
+            conflicts,
+            experiment_key=plan.key,
+            variants=plan.variants,
+            segments=plan.segments,
         )
-        units = _numbered(con, units_name) if duckdb else con.table(units_name)
         labels = [
             [
                 str(v)
@@ -115,7 +105,7 @@ def fetch_aggregates(
             for k in range(len(plan.segments))
         ]
         per_unit = queries.unit_aggregates(units, events, definitions, segments=labels)
-        stored = con.create_table(f"{scratch}_values", per_unit.table, temp=True)
+        stored = scratch.store("values", per_unit.table)
         # only the distinct aggregates are stored; metric columns are expressions over them
         values = queries.metric_values(per_unit._replace(table=stored), definitions, as_of=as_of)
         timings["per_unit_tables"] = (time.perf_counter() - started) * 1000
@@ -141,19 +131,8 @@ def fetch_aggregates(
             for i in quantiles:
                 _fill_quantiles(con, values, aggregates, plan, i, labels)
             timings["quantiles"] = (time.perf_counter() - started) * 1000
-    finally:
-        for suffix in ("values", "units"):
-            with contextlib.suppress(Exception):  # already gone with a failed connection
-                con.raw_sql(f'DROP TABLE IF EXISTS "{scratch}_{suffix}"')
     aggregates.timings_ms = timings
     return aggregates
-
-
-def _numbered(con: Any, name: str) -> ibis.Table:
-    """A DuckDB table with its row numbers as ``uid`` (``rowid``: 0 … n-1 in a new table)."""
-    table = con.table(name)
-    schema = ibis.schema({"uid": "int64", **dict(table.schema().items())})
-    return con.sql(f'SELECT rowid AS uid, * FROM "{name}"', schema=schema)
 
 
 def segment_label(kept: list[str], code: int) -> str:
