@@ -5,33 +5,40 @@ A *fact* is one validated exposure or event, already normalised (UTC microsecond
 properties serialised to JSON text). Facts are tuples, not objects, because the batch path
 builds hundreds of thousands of them per second.
 
-Identity and deduplication (the same rules in Python, DuckDB SQL and PostgreSQL SQL):
-
-* an **event** is keyed by its ``event_id``: the client's ``eventId`` when it sends one,
-  otherwise ``derive_id(experiment_key, unit_id, event_name)`` — so "one conversion per user
-  and experiment" and "exactly once per id" are both a primary-key dedup;
-* an **exposure** is keyed by ``derive_id(experiment_key, unit_id)`` (its ``exposure_id``):
-  one row per (experiment, unit). The same unit again in another variant is a *conflict*,
-  keyed by ``derive_id(experiment_key, unit_id, variant_key)``.
+Identity and deduplication: one rule, in ``splitlab.ids`` (the SDK uses it too); the SQL
+twins below compute the same ids on DuckDB and PostgreSQL.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-SEPARATOR = "\x1f"
-"""ASCII unit separator between the parts of a derived id (``chr(31)`` in SQL)."""
+from splitlab.ids import SEPARATOR
+from splitlab.ids import derive_id as derive_id  # the package's public name for it
 
-def derive_id(*parts: str) -> str:
-    """The deterministic id of a fact without a client id: md5 hex of the joined parts.
 
-    SQL twin: ``md5(concat_ws(chr(31), part, ...))`` on DuckDB and PostgreSQL.
-    """
-    return hashlib.md5(SEPARATOR.join(parts).encode(), usedforsecurity=False).hexdigest()
+def derive_id_sql(*parts: str) -> str:
+    """SQL of ``ids.derive_id`` over column expressions (DuckDB and PostgreSQL)."""
+    return f"md5(concat_ws(chr({ord(SEPARATOR)}), {', '.join(parts)}))"
+
+
+def event_id_sql(experiment: str, unit: str, name: str, client: str) -> str:
+    """SQL of ``ids.event_id``."""
+    derived = derive_id_sql(f"COALESCE({experiment}, '')", unit, name)
+    return f"COALESCE({client}, {derived})"
+
+
+def exposure_id_sql(experiment: str, unit: str) -> str:
+    """SQL of ``ids.exposure_id``."""
+    return derive_id_sql(experiment, unit)
+
+
+def conflict_id_sql(experiment: str, unit: str, variant: str) -> str:
+    """SQL of ``ids.conflict_id``."""
+    return derive_id_sql(experiment, unit, variant)
 
 
 class Kind(StrEnum):
