@@ -30,9 +30,7 @@ def _exact(metric: MetricDefinition) -> bool:
     return metric.capping is None and metric.kind is not MetricKind.QUANTILE
 
 
-def _summary(
-    values: list[float], control: int, variants: list[str], *, ratio_parts: bool = False
-) -> dict[str, Any]:
+def _summary(values: list[float], control: int, variants: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     base = values[control]
     for v, name in enumerate(variants):

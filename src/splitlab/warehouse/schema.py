@@ -19,8 +19,6 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 1
 
-TABLES = ("exposures", "exposure_conflicts", "events")
-
 _TEMPLATE = """
 CREATE TABLE IF NOT EXISTS exposures (
     exposure_id {text} PRIMARY KEY,
