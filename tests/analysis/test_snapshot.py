@@ -106,3 +106,41 @@ def test_unknown_keys_and_values_are_refused() -> None:
         Snapshot.from_json({**stored, "health": health})
     with pytest.raises(pydantic.ValidationError):
         HealthCheck(check="vibes", severity="info", value=None, message="")
+
+
+FIXTURE_RUNS = {
+    "frequentist": (
+        ("control", "b", "c"),
+        {
+            "segments": ["country"],
+            "mde": 0.05,
+            "guardrails": [{"key": "latency_p90", "margin": 0.5}],
+        },
+    ),
+    "bayesian": (("control", "b"), {"engine": "bayesian", "max_days": 14}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_RUNS))
+def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) -> None:
+    """The fixtures are these runs as ANALYSIS_VERSION 2 stored them: analysing the same data
+    now gives the same JSON, number for number. A change here changes the numbers: bump
+    ANALYSIS_VERSION and write new fixtures (and keep the old ones reading)."""
+    from splitlab.analysis import build_plan, run_analysis
+    from splitlab.warehouse import Warehouse
+    from tests.analysis.builders import METRICS, generate, spec
+
+    variants, options = FIXTURE_RUNS[name]
+    warehouse = Warehouse.open(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    warehouse.start()
+    try:
+        generate(seed=4, n_units=300, days=3, variants=variants).write(warehouse, "checkout")
+        plan = build_plan(spec(variants=variants, **options), {m.key: m for m in METRICS}, top_n=2)
+        fresh = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    finally:
+        warehouse.close()
+    stored = _stored(name)
+    data = fresh.to_json()
+    for key in ("settings", "settings_hash", "units", "days", "results", "daily", "omnibus"):
+        assert data[key] == stored[key], key
+    assert data["health"] == stored["health"]
