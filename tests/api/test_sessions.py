@@ -160,9 +160,12 @@ def test_session_checks_idle_expiry_and_role(services: Services, keys: Keys) -> 
     with services.sessions.begin() as session:
         other = create_web_session(session=session, username="sam", lifetime=timedelta(days=1))
         assert check_web_session(session=session, token="x" + other, idle=idle) is None
-        assert check_web_session(
-            session=session, token=other, idle=idle, now=start + timedelta(minutes=31)
-        ) is None
+        assert (
+            check_web_session(
+                session=session, token=other, idle=idle, now=start + timedelta(minutes=31)
+            )
+            is None
+        )
 
 
 def test_a_cookie_from_before_server_side_sessions_grants_nothing(

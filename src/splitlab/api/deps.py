@@ -16,7 +16,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -39,7 +39,7 @@ def get_principal(request: Request, services: ServicesDep) -> Principal:
         return LOCAL_ADMIN
     cached = getattr(request.state, "principal", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     key = request_api_key(request)
     if key:
         with services.sessions() as session:

@@ -43,7 +43,7 @@ def t_quantile(p: float, df: FloatArray) -> FloatArray:
         small = df <= _T_SERIES_MIN_DF
         if np.any(small):
             result = np.where(small, special.stdtrit(df, p), result)
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def tail_probabilities(
@@ -53,8 +53,8 @@ def tail_probabilities(
 
     def upper(value: FloatArray) -> FloatArray:
         if df is None:
-            return special.ndtr(-value)  # type: ignore[no-any-return]
-        return special.stdtr(df, -value)  # type: ignore[no-any-return]
+            return special.ndtr(-value)
+        return special.stdtr(df, -value)
 
     if alternative == "two-sided":
         return np.minimum(2.0 * upper(np.abs(statistic)), 1.0)
@@ -105,7 +105,7 @@ def margin_shift(
         raise ValueError("margin must be non-negative")
     if margin_type == "relative":
         m = m * np.abs(control_mean)
-    return m if alternative == "greater" else -m  # type: ignore[no-any-return]
+    return m if alternative == "greater" else -m
 
 
 def effect_test(

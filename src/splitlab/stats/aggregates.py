@@ -72,7 +72,7 @@ class SampleStats:
         _coerce(self)
 
     def __add__(self, other: SampleStats) -> SampleStats:
-        return _merge(self, other)  # type: ignore[no-any-return]
+        return _merge(self, other)
 
     @property
     def mean(self) -> FloatArray:
@@ -115,7 +115,7 @@ class CovariateStats:
         _coerce(self)
 
     def __add__(self, other: CovariateStats) -> CovariateStats:
-        return _merge(self, other)  # type: ignore[no-any-return]
+        return _merge(self, other)
 
     @property
     def y(self) -> SampleStats:
@@ -176,7 +176,7 @@ class RatioStats:
         _coerce(self)
 
     def __add__(self, other: RatioStats) -> RatioStats:
-        return _merge(self, other)  # type: ignore[no-any-return]
+        return _merge(self, other)
 
     @property
     def numerator(self) -> SampleStats:

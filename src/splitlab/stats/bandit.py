@@ -44,7 +44,7 @@ def thompson_weights(
             floored |= newly
         else:
             weights = scaled
-    return weights  # type: ignore[no-any-return]
+    return weights
 
 
 class BetaPosteriors(NamedTuple):

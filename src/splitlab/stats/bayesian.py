@@ -150,4 +150,4 @@ def probability_best(
         winners = np.argmax(samples, axis=-1)
         counts += np.sum(winners[..., None] == np.arange(k), axis=0)
         done += size
-    return np.where(valid, counts / draws, np.nan)  # type: ignore[no-any-return]
+    return np.where(valid, counts / draws, np.nan)

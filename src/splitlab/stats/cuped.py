@@ -6,17 +6,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from splitlab.stats._inference import effect_test
 from splitlab.stats.aggregates import CovariateStats, FloatArray
-from splitlab.stats.frequentist import welch_df
-from splitlab.stats.results import (
-    N_BELOW_2,
-    ZERO_VARIANCE,
-    Alternative,
-    CupedResult,
-    MarginType,
-    reason_codes,
-)
+from splitlab.stats.frequentist import mean_codes, welch_from_arms
+from splitlab.stats.results import Alternative, CupedResult, MarginType
 
 
 def pooled_theta(control: CovariateStats, treatment: CovariateStats) -> FloatArray:
@@ -27,7 +19,7 @@ def pooled_theta(control: CovariateStats, treatment: CovariateStats) -> FloatArr
     pooled = control + treatment
     with np.errstate(divide="ignore", invalid="ignore"):
         var_x = pooled.x.variance
-        return np.where(var_x > 0, pooled.covariance / var_x, 0.0)  # type: ignore[no-any-return]
+        return np.where(var_x > 0, pooled.covariance / var_x, 0.0)
 
 
 class CupedArms(NamedTuple):
@@ -88,24 +80,21 @@ def cuped_test(
     n_c, n_t = control.n, treatment.n
     with np.errstate(divide="ignore", invalid="ignore"):
         raw_c, raw_t = control.y.variance / n_c, treatment.y.variance / n_t
-        shape = np.broadcast_shapes(m_c.shape, m_t.shape, v_c.shape, v_t.shape)
-        codes = reason_codes(
-            shape,
-            (N_BELOW_2, (n_c < 2) | (n_t < 2)),
-            (ZERO_VARIANCE, ~(v_c + v_t > 0)),
-        )
-        base = effect_test(
+        codes = mean_codes(m_c, m_t, v_c, v_t, n_c, n_t)
+        base = welch_from_arms(
             m_c,
             m_t,
             v_c,
             v_t,
+            n_c,
+            n_t,
             codes,
             alpha=alpha,
             alternative=alternative,
-            df=welch_df(v_c, v_t, n_c, n_t),
             margin=margin,
             margin_type=margin_type,
         )
+        shape = codes.shape
         bad = codes != 0
         reduction = np.where(bad, np.nan, 1.0 - (v_c + v_t) / (raw_c + raw_t))
         return CupedResult(

@@ -77,9 +77,7 @@ def welch_df(
         return (
             total
             * total
-            / (  # type: ignore[no-any-return]
-                var_mean_c * var_mean_c / (n_c - 1.0) + var_mean_t * var_mean_t / (n_t - 1.0)
-            )
+            / (var_mean_c * var_mean_c / (n_c - 1.0) + var_mean_t * var_mean_t / (n_t - 1.0))
         )
 
 
@@ -107,21 +105,63 @@ def welch_ttest(
         v_c = control.variance / n_c
         v_t = treatment.variance / n_t
         m_c, m_t = control.mean, treatment.mean
-        shape = np.broadcast_shapes(v_c.shape, v_t.shape, m_c.shape, m_t.shape)
-        codes = reason_codes(
-            shape,
-            (N_BELOW_2, (n_c < 2) | (n_t < 2)),
-            (ZERO_VARIANCE, ~(v_c + v_t > 0)),
-        )
-        return effect_test(
+        return welch_from_arms(
             m_c,
             m_t,
             v_c,
             v_t,
-            codes,
+            n_c,
+            n_t,
+            mean_codes(m_c, m_t, v_c, v_t, n_c, n_t),
             alpha=alpha,
             alternative=alternative,
-            df=welch_df(v_c, v_t, n_c, n_t),
             margin=margin,
             margin_type=margin_type,
         )
+
+
+def mean_codes(
+    m_c: FloatArray,
+    m_t: FloatArray,
+    v_c: FloatArray,
+    v_t: FloatArray,
+    n_c: FloatArray,
+    n_t: FloatArray,
+) -> np.ndarray:
+    """Reason codes of a comparison of two arms' means ``m`` with variances of those means
+    ``v`` and sizes ``n``: ``n_below_2`` (an arm under two units), then ``zero_variance``."""
+    return reason_codes(
+        np.broadcast_shapes(v_c.shape, v_t.shape, m_c.shape, m_t.shape),
+        (N_BELOW_2, (n_c < 2) | (n_t < 2)),
+        (ZERO_VARIANCE, ~(v_c + v_t > 0)),
+    )
+
+
+def welch_from_arms(
+    m_c: FloatArray,
+    m_t: FloatArray,
+    v_c: FloatArray,
+    v_t: FloatArray,
+    n_c: FloatArray,
+    n_t: FloatArray,
+    codes: np.ndarray,
+    *,
+    alpha: float,
+    alternative: Alternative,
+    margin: float | FloatArray,
+    margin_type: MarginType,
+) -> TestResult:
+    """Welch's test from each arm's mean, the variance of that mean and its size (what
+    :func:`welch_ttest` and CUPED's adjusted arms share), with the Welch–Satterthwaite df."""
+    return effect_test(
+        m_c,
+        m_t,
+        v_c,
+        v_t,
+        codes,
+        alpha=alpha,
+        alternative=alternative,
+        df=welch_df(v_c, v_t, n_c, n_t),
+        margin=margin,
+        margin_type=margin_type,
+    )

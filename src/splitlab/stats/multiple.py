@@ -17,7 +17,7 @@ from splitlab.stats.aggregates import FloatArray, as_float
 def bonferroni(p: npt.ArrayLike) -> FloatArray:
     """Bonferroni: p̃ᵢ = min(1, m·pᵢ) (controls the family-wise error rate)."""
     values = as_float(p)
-    return np.minimum(values * values.shape[-1], 1.0)  # type: ignore[no-any-return]
+    return np.minimum(values * values.shape[-1], 1.0)
 
 
 def _step(p: npt.ArrayLike, *, down: bool) -> FloatArray:

@@ -41,12 +41,12 @@ class SampleSize(NamedTuple):
 
 def _ceil(values: FloatArray) -> FloatArray:
     # Guard against 1000.0000000001 → 1001 from floating-point noise.
-    return np.ceil(values * (1.0 - 1e-12))  # type: ignore[no-any-return]
+    return np.ceil(values * (1.0 - 1e-12))
 
 
 def _crit(alpha: npt.ArrayLike, alternative: Alternative) -> FloatArray:
     a = as_float(alpha)
-    return special.ndtri(1.0 - a / 2.0 if alternative == "two-sided" else 1.0 - a)  # type: ignore[no-any-return]
+    return special.ndtri(1.0 - a / 2.0 if alternative == "two-sided" else 1.0 - a)
 
 
 def power_from_standardized(
@@ -60,10 +60,10 @@ def power_from_standardized(
     s_arr = as_float(s)
     c = _crit(alpha, alternative)
     if alternative == "greater":
-        return special.ndtr(s_arr - c)  # type: ignore[no-any-return]
+        return special.ndtr(s_arr - c)
     if alternative == "less":
-        return special.ndtr(-s_arr - c)  # type: ignore[no-any-return]
-    return special.ndtr(s_arr - c) + special.ndtr(-s_arr - c)  # type: ignore[no-any-return]
+        return special.ndtr(-s_arr - c)
+    return special.ndtr(s_arr - c) + special.ndtr(-s_arr - c)
 
 
 def standardized_effect_for_power(
@@ -81,13 +81,13 @@ def standardized_effect_for_power(
     c = _crit(alpha, alternative)
     s = c + special.ndtri(as_float(power))
     if alternative != "two-sided":
-        return s  # type: ignore[no-any-return]
+        return s
     for _ in range(6):
         value = special.ndtr(s - c) + special.ndtr(-s - c) - power
         slope = _INV_SQRT_2PI * (np.exp(-0.5 * (s - c) ** 2) - np.exp(-0.5 * (s + c) ** 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(slope > 0, s - value / slope, s)
-    return s  # type: ignore[no-any-return]
+    return s
 
 
 def _n_for(
@@ -105,7 +105,7 @@ def _n_for(
         wrong_way = (alternative == "greater" and delta <= 0) | (
             alternative == "less" and delta >= 0
         )
-        return np.where((delta == 0) | wrong_way, np.nan, n)  # type: ignore[no-any-return]
+        return np.where((delta == 0) | wrong_way, np.nan, n)
 
 
 def normal_sample_size(
@@ -194,11 +194,11 @@ def _t_power(
     nc = d * np.sqrt(n_c * r / (1.0 + r))
     if alternative == "two-sided":
         crit = special.stdtrit(df, 1.0 - alpha / 2.0)
-        return 1.0 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit)  # type: ignore[no-any-return]
+        return 1.0 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit)
     crit = special.stdtrit(df, 1.0 - alpha)
     if alternative == "greater":
-        return 1.0 - special.nctdtr(df, nc, crit)  # type: ignore[no-any-return]
-    return special.nctdtr(df, nc, -crit)  # type: ignore[no-any-return]
+        return 1.0 - special.nctdtr(df, nc, crit)
+    return special.nctdtr(df, nc, -crit)
 
 
 def sample_size_means(
@@ -322,7 +322,7 @@ def mde_for_sample_size(
     with np.errstate(divide="ignore", invalid="ignore"):
         if std is not None:
             _, variance_sum = _means_terms(std, 0.0, ratio, variance_reduction)
-            return sign * s * np.sqrt(variance_sum / n)  # type: ignore[no-any-return]
+            return sign * s * np.sqrt(variance_sum / n)
         assert baseline is not None
         p_c = as_float(baseline)
         if method == "cohen_h":
@@ -338,7 +338,7 @@ def mde_for_sample_size(
             delta = (b + sign * np.sqrt(b * b + 4.0 * k * v_c * (1.0 + 1.0 / r))) / (2.0 * k)
         else:
             raise ValueError(f"unknown method {method!r}")
-        return delta / p_c if relative else delta  # type: ignore[no-any-return]
+        return delta / p_c if relative else delta
 
 
 def duration_days(
@@ -354,4 +354,4 @@ def duration_days(
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         days = as_float(n) * as_float(n_variants) / (as_float(daily_units) * as_float(coverage))
-        return np.where(np.isfinite(days), _ceil(days), np.nan)  # type: ignore[no-any-return]
+        return np.where(np.isfinite(days), _ceil(days), np.nan)

@@ -73,7 +73,7 @@ class QuantileStats:
     def standard_error(self) -> FloatArray:
         """SE(q̂) ≈ (X₍U₎ − X₍L₎) / (2 z)."""
         z = float(special.ndtri(1.0 - self.rank_alpha / 2.0))
-        return (self.upper - self.lower) / (2.0 * z)  # type: ignore[no-any-return]
+        return (self.upper - self.lower) / (2.0 * z)
 
     @classmethod
     def from_values(

@@ -112,4 +112,4 @@ def relative_interval(
         high = np.where(np.isnan(low), np.nan, np.inf)
     elif alternative == "less":
         low = np.where(np.isnan(high), np.nan, -np.inf)
-    return low, high  # type: ignore[return-value]
+    return low, high

@@ -14,8 +14,8 @@ from scipy import special
 
 from splitlab.stats._inference import effect_test
 from splitlab.stats.aggregates import FloatArray, SampleStats, as_float
-from splitlab.stats.frequentist import welch_ttest
-from splitlab.stats.results import N_BELOW_2, ZERO_VARIANCE, StrArray, TestResult, reason_codes
+from splitlab.stats.frequentist import mean_codes, welch_ttest
+from splitlab.stats.results import StrArray, TestResult
 
 REJECT_H0 = "reject_h0"
 ACCEPT_H0 = "accept_h0"
@@ -103,7 +103,7 @@ def cs_halfwidth_factor(n_total: FloatArray, alpha: float, tuning: float) -> Flo
     rho2 = cs_rho_squared(alpha, tuning)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = n_total * rho2
-        return np.sqrt(2.0 * (a + 1.0) / a * np.log(np.sqrt(a + 1.0) / alpha))  # type: ignore[no-any-return]
+        return np.sqrt(2.0 * (a + 1.0) / a * np.log(np.sqrt(a + 1.0) / alpha))
 
 
 def sequential_test(
@@ -135,12 +135,7 @@ def sequential_test(
         v_c = control.variance / n_c
         v_t = treatment.variance / n_t
         m_c, m_t = control.mean, treatment.mean
-        shape = np.broadcast_shapes(v_c.shape, v_t.shape, m_c.shape, m_t.shape)
-        codes = reason_codes(
-            shape,
-            (N_BELOW_2, (n_c < 2) | (n_t < 2)),
-            (ZERO_VARIANCE, ~(v_c + v_t > 0)),
-        )
+        codes = mean_codes(m_c, m_t, v_c, v_t, n_c, n_t)
         n_total = n_c + n_t
         factor = cs_halfwidth_factor(n_total, alpha, tuning)
         # effect_test gives the fixed-horizon z interval δ̂ ± z_{1−α/2}·SE; rescale its
