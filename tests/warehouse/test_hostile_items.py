@@ -225,9 +225,7 @@ FILE_ITEMS: list[dict[str, Any]] = [
 
 def in_a_file(fields: dict[str, Any]) -> bool:
     """What a JSON file can hold as it is (no surrogates, NaN, infinities or 400-digit
-    numbers), with ISO times: the importer reads numeric times its own way."""
-    if isinstance(fields.get("occurredAt"), int | float):
-        return False
+    numbers)."""
     try:
         return orjson.loads(orjson.dumps(fields)) == fields
     except orjson.JSONEncodeError:

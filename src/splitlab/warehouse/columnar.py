@@ -21,18 +21,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from splitlab.errors import SplitlabError
-from splitlab.ids import SEPARATOR, fact_key
+from splitlab.ids import EXPOSURE, SEPARATOR, fact_key
 from splitlab.warehouse.facts import Fact, Kind
-from splitlab.warehouse.validation import (
+from splitlab.warehouse.rules import (
     CLOCK_SKEW,
     CONTROL_SQL,
-    EXPOSURE,
     MAX_ABS_VALUE,
     MAX_FUTURE,
     MAX_TEXT,
+    WHITESPACE,
+)
+from splitlab.warehouse.validation import (
     MICROSECOND,
     MIN_TIME_US,
-    WHITESPACE,
     Lookup,
     clean_key,
     parse_item,

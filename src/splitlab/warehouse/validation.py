@@ -9,10 +9,10 @@ The payload is the one other tools already send::
 ``ValidationError`` (422) or, for an experiment that is not running, ``ConflictError`` (409),
 with ``details=[{"loc": [field], "msg": ...}]`` naming the field as the client spelled it.
 
-The limits below are the ones every path enforces (``/api/track``, the column-wise
-``/api/events`` path in ``columnar``, the bulk importer's SQL): an item that passes them can be
-stored by every backend, so one client's item can never fail another client's write. They
-are listed in the README ("Limits of an item").
+The rules, their limits and messages come from ``rules.RULES``, which every path enforces
+(``/api/track``, the column-wise ``/api/events`` path in ``columnar``, the bulk importer's
+SQL): an item that passes them can be stored by every backend, so one client's item can
+never fail another client's write. They are listed in the README ("Limits of an item").
 """
 
 from __future__ import annotations
@@ -26,46 +26,59 @@ from typing import Any
 import orjson
 
 from splitlab.domain.summary import ExperimentSummary
-from splitlab.errors import ConflictError, SplitlabError, ValidationError
-from splitlab.warehouse.facts import Fact, Kind, derive_id
+from splitlab.errors import SplitlabError, ValidationError
+from splitlab.ids import EXPOSURE, fact_key
+from splitlab.warehouse.facts import Fact, Kind
+from splitlab.warehouse.rules import (
+    CLOCK_SKEW,
+    CONTROL,
+    EPOCH_MS_FROM,
+    MAX_ABS_VALUE,
+    MAX_EPOCH_NUMBER,
+    MAX_FUTURE,
+    MAX_PROPS_BYTES,
+    MAX_PROPS_DEPTH,
+    MAX_TEXT,
+    TIME_TEXT,
+    Applies,
+    Check,
+    key_rule,
+    rule,
+)
 
-EXPOSURE = "exposure"
-MAX_PROPS_BYTES = 8 * 1024
-"""``props`` serialised as compact JSON (UTF-8)."""
-MAX_PROPS_DEPTH = 32
-"""Nesting of ``props``: the object itself is level 1, ``{"a": {"b": 1}}`` is 2."""
-MAX_FUTURE = timedelta(minutes=5)
-CLOCK_SKEW = timedelta(minutes=5)
-"""Exposures may be this much earlier than the recorded start (client clocks drift)."""
-MAX_TEXT = 200
-"""Characters in a key: experiment, variant, user, eventType, eventId (after trimming)."""
-MAX_ABS_VALUE = 1e15
-"""``|value|`` at most this: integers are exact in a double, and Σy² over billions of
-users stays finite on every backend."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TIME_US = 0
 """``occurredAt`` no earlier than the epoch, 1970-01-01T00:00:00Z."""
-EPOCH_MS_FROM = 1e11
-"""A numeric ``occurredAt`` at least this large is epoch milliseconds, below it seconds."""
-MAX_EPOCH_NUMBER = 1e14
-"""A numeric ``occurredAt`` above this (year 5138 in milliseconds) is refused before any
-arithmetic on it (the usual "future" limit would refuse it anyway)."""
 MICROSECOND = timedelta(microseconds=1)
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (Unicode Cc, NUL included) and unpaired surrogates: refused in keys
-(PostgreSQL text cannot hold NUL; U+001F separates the parts of derived ids)."""
-CONTROL_SQL = "[\\x00-\\x1f\\x7f-\\x9f]"
-"""``CONTROL`` as an RE2 pattern (pyarrow, DuckDB), written with escapes: no raw NUL in SQL."""
-WHITESPACE = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
-"""What ``str.strip()`` removes around a key (Unicode whitespace plus the ASCII separators)."""
 ESCAPED_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A ``\\u0000`` escape in orjson output (not a literal backslash followed by ``u0000``)."""
 
 Lookup = Callable[[str], ExperimentSummary | None]
 
 
-def _bad(field: str, message: str) -> ValidationError:
-    return ValidationError(f"{field}: {message}", details=[{"loc": [field], "msg": message}])
+_REQUIRED, _KEY_TYPE, _EMPTY, _TOO_LONG, _KEY_CONTROL = (
+    key_rule(check)
+    for check in (Check.REQUIRED, Check.TYPE, Check.NOT_EMPTY, Check.MAX_LENGTH, Check.NO_CONTROL)
+)
+_NEEDS_EVENT_ID = rule("experimentKey", Check.NEEDS_EVENT_ID, Applies.EVENT)
+_NEEDS_EXPERIMENT = rule("experimentKey", Check.NEEDS_EXPERIMENT, Applies.EVENT)
+_VALUE_TYPE, _VALUE_FINITE, _VALUE_RANGE = (
+    rule("value", check) for check in (Check.TYPE, Check.FINITE, Check.RANGE)
+)
+_PROPS_TYPE, _PROPS_JSON, _PROPS_BYTES, _PROPS_NUL, _PROPS_DEPTH = (
+    rule("props", check)
+    for check in (Check.TYPE, Check.JSON, Check.MAX_BYTES, Check.NO_NUL, Check.MAX_DEPTH)
+)
+_TIME_TYPE, _TIME_FINITE, _TOO_EARLY, _TOO_LATE = (
+    rule("occurredAt", check)
+    for check in (Check.TYPE, Check.FINITE, Check.NOT_BEFORE, Check.NOT_AFTER)
+)
+_UNKNOWN = rule("experimentKey", Check.KNOWN_EXPERIMENT)
+_NOT_RUNNING = rule("experimentKey", Check.ACCEPTING)
+_UNKNOWN_VARIANT = rule("variantKey", Check.KNOWN_VARIANT)
+_EXPOSURE_START = rule("occurredAt", Check.AFTER_START, Applies.EXPOSURE)
+_EVENT_START = rule("occurredAt", Check.AFTER_START, Applies.EVENT)
+TOO_EARLY, TOO_LATE = _TOO_EARLY.message, _TOO_LATE.message
 
 
 def to_us(moment: datetime) -> int:
@@ -95,17 +108,17 @@ def _pick(item: Mapping[str, Any], *names: str) -> tuple[str, Any]:
 def _text(field: str, value: Any, *, required: bool) -> str | None:
     if value is None:
         if required:
-            raise _bad(field, "is required")
+            raise _REQUIRED.error(field)
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _bad(field, f"must be a string, got {type(value).__name__}")
+        raise _KEY_TYPE.error(field, f"got {type(value).__name__}")
     text = str(value).strip()
     if not text:
-        raise _bad(field, "must not be empty")
+        raise _EMPTY.error(field)
     if len(text) > MAX_TEXT:
-        raise _bad(field, f"is longer than {MAX_TEXT} characters")
+        raise _TOO_LONG.error(field)
     if not text.isprintable() and CONTROL.search(text):  # isprintable: the cheap common case
-        raise _bad(field, "must not contain control characters (such as NUL)")
+        raise _KEY_CONTROL.error(field)
     return text
 
 
@@ -117,36 +130,37 @@ def clean_key(value: str) -> bool:
 
 
 def parse_timestamp(field: str, value: Any) -> int:
-    """ISO 8601 text (naive = UTC) or epoch seconds / milliseconds → microseconds."""
+    """ISO 8601 text (``rules.TIME_TEXT``, naive = UTC) or epoch seconds / milliseconds →
+    microseconds."""
     if isinstance(value, bool):
-        raise _bad(field, "must be an ISO 8601 timestamp or epoch seconds/milliseconds")
+        raise _TIME_TYPE.error(field, "got bool")
     if isinstance(value, int | float):
         # compare before any arithmetic: -1e30 or a 400-digit int must not overflow
         if isinstance(value, float) and not math.isfinite(value):
-            raise _bad(field, "must be a finite number")
+            raise _TIME_FINITE.error(field)
         if value < 0:
-            raise _bad(field, TOO_EARLY)
+            raise _TOO_EARLY.error(field)
         if value > MAX_EPOCH_NUMBER:
-            raise _bad(field, TOO_LATE)
+            raise _TOO_LATE.error(field)
         seconds = value / 1000 if value >= EPOCH_MS_FROM else value
         return int(seconds * 1_000_000)
-    if isinstance(value, str):
+    if isinstance(value, str) and TIME_TEXT.fullmatch(value):
         try:
             return to_us(datetime.fromisoformat(value))
         except ValueError:
             pass
-    raise _bad(field, "must be an ISO 8601 timestamp or epoch seconds/milliseconds")
+    raise _TIME_TYPE.error(field)
 
 
 def _value(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad("value", f"must be a number, got {type(value).__name__}")
+        raise _VALUE_TYPE.error(None, f"got {type(value).__name__}")
     if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails it too; ints compare exactly
         if isinstance(value, float) and not math.isfinite(value):
-            raise _bad("value", "must be a finite number (not NaN or infinity)")
-        raise _bad("value", f"must be between -{MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}")
+            raise _VALUE_FINITE.error()
+        raise _VALUE_RANGE.error()
     return float(value)
 
 
@@ -169,41 +183,35 @@ def properties_json(field: str, value: Any) -> str:
     if value is None:
         return "{}"
     if not isinstance(value, dict):
-        raise _bad(field, f"must be a JSON object, got {type(value).__name__}")
+        raise _PROPS_TYPE.error(field, f"got {type(value).__name__}")
     try:
         text = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError) as exc:
         if _depth(value) > MAX_PROPS_DEPTH:  # orjson stops at 255 levels
-            raise _bad(field, f"nests deeper than {MAX_PROPS_DEPTH} levels") from exc
-        raise _bad(field, f"is not serialisable as JSON: {exc}") from exc
+            raise _PROPS_DEPTH.error(field) from exc
+        raise _PROPS_JSON.error(field, str(exc)) from exc
     if len(text) > MAX_PROPS_BYTES:
-        raise _bad(field, f"is {len(text)} bytes; the limit is {MAX_PROPS_BYTES} bytes")
+        raise _PROPS_BYTES.error(field, f"{len(text)} bytes")
     json = text.decode()
     # cheap tests on the text first; the exact checks only when they cannot rule a problem out
     if "\\u0000" in json and ESCAPED_NUL.search(text):
-        raise _bad(field, "must not contain NUL characters (\\u0000)")
+        raise _PROPS_NUL.error(field)
     if (
         len(json) > 2 * MAX_PROPS_DEPTH  # each level takes two brackets at least
         and json.count("{") + json.count("[") > MAX_PROPS_DEPTH
         and _depth(value) > MAX_PROPS_DEPTH
     ):
-        raise _bad(field, f"nests deeper than {MAX_PROPS_DEPTH} levels")
+        raise _PROPS_DEPTH.error(field)
     return json
-
-
-TOO_EARLY = "is before 1970-01-01T00:00:00Z"
-TOO_LATE = "is more than 5 minutes in the future"
 
 
 def _experiment(field: str, key: str, lookup: Lookup) -> ExperimentSummary:
     summary = lookup(key)
     if summary is None:
-        raise _bad(field, f"unknown experiment {key!r}")
+        raise _UNKNOWN.error(field, repr(key))
     if not summary.accepting:
-        raise ConflictError(
-            f"{field}: experiment {key!r} is {summary.status}, not running; "
-            "it does not accept exposures or events",
-            details=[{"loc": [field], "msg": f"experiment is {summary.status}, not running"}],
+        raise _NOT_RUNNING.error(
+            field, f"{key!r} is {summary.status}; it does not accept exposures or events"
         )
     return summary
 
@@ -214,7 +222,8 @@ def parse_item(item: Any, *, lookup: Lookup, now: int, source: str = "api") -> F
     ``now`` is the server time in epoch microseconds (one reading per request).
     """
     if not isinstance(item, dict):
-        raise _bad("(item)", f"must be a JSON object, got {type(item).__name__}")
+        message = f"must be a JSON object, got {type(item).__name__}"
+        raise ValidationError(f"(item): {message}", details=[{"loc": ["(item)"], "msg": message}])
     event_type = _text("eventType", item.get("eventType"), required=True)
     assert event_type is not None
     is_exposure = event_type == EXPOSURE
@@ -226,48 +235,35 @@ def parse_item(item: Any, *, lookup: Lookup, now: int, source: str = "api") -> F
     assert unit_id is not None
     client_id = _text("eventId", item.get("eventId"), required=False)
     if experiment_key is None and client_id is None:
-        raise _bad(exp_field, "is required for an event without an eventId")
+        raise _NEEDS_EVENT_ID.error(exp_field)
     if not is_exposure and variant_key is not None and experiment_key is None:
-        raise _bad(exp_field, f"is required when {var_field} is given")
+        raise _NEEDS_EXPERIMENT.error(exp_field, f"{var_field} is {variant_key!r}")
     value = _value(item.get("value"))
     props_field, props_raw = _pick(item, "properties", "props")
     properties = properties_json(props_field, props_raw)
     raw_time = item.get("occurredAt")
     occurred = now if raw_time is None else parse_timestamp("occurredAt", raw_time)
     if occurred - now > MAX_FUTURE // MICROSECOND:
-        raise _bad("occurredAt", TOO_LATE)
+        raise _TOO_LATE.error()
     if occurred < MIN_TIME_US:
-        raise _bad("occurredAt", TOO_EARLY)
+        raise _TOO_EARLY.error()
 
     if experiment_key is not None:
         summary = _experiment(exp_field, experiment_key, lookup)
         if variant_key is not None and variant_key not in summary.variants:
             known = ", ".join(sorted(summary.variants))
-            raise _bad(
-                var_field,
-                f"{variant_key!r} is not a variant of experiment {experiment_key!r} "
-                f"(its variants: {known})",
+            raise _UNKNOWN_VARIANT.error(
+                var_field, f"{variant_key!r}; the variants of {experiment_key!r}: {known}"
             )
         if summary.start_at is not None:
             earliest = summary.start_at - (CLOCK_SKEW if is_exposure else summary.pre_period)
             if occurred < to_us(earliest):
-                what = "start" if is_exposure else "start minus its pre-period"
-                raise _bad(
-                    "occurredAt",
-                    f"is before the experiment's {what} ({earliest.isoformat()})",
-                )
+                late = _EXPOSURE_START if is_exposure else _EVENT_START
+                raise late.error(None, earliest.isoformat())
 
-    if is_exposure:
-        assert experiment_key is not None and variant_key is not None
-        key = derive_id(experiment_key, unit_id)
-        event_id = client_id or derive_id(experiment_key, unit_id, EXPOSURE)
-        kind = Kind.EXPOSURE
-    else:
-        event_id = client_id or derive_id(experiment_key or "", unit_id, event_type)
-        key = event_id
-        kind = Kind.EVENT
+    key, event_id = fact_key(experiment_key, unit_id, event_type, client_id)
     return Fact(
-        kind,
+        Kind.EXPOSURE if is_exposure else Kind.EVENT,
         key,
         event_id,
         experiment_key,
