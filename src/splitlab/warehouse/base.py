@@ -287,7 +287,7 @@ class Warehouse:
         import psycopg
 
         with psycopg.connect(conninfo(self.url), autocommit=True) as con:
-            return con.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return con.execute(sql, params).fetchall()
 
     def start(self) -> None:
         """Start the writer thread: the server calls this once its app is built."""

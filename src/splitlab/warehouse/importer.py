@@ -357,7 +357,7 @@ def valid_batches(
         "variant_key, unit_id, event_name, value, epoch_us(occurred_at) AS occurred_us, "
         "CAST(properties AS VARCHAR) AS properties "
         "FROM splitlab_import_valid ORDER BY row_number"
-    ).to_arrow_reader(rows_per_batch)  # type: ignore[no-any-return]
+    ).to_arrow_reader(rows_per_batch)
 
 
 def valid_facts(

@@ -171,7 +171,7 @@ class PostgresBackend:
                 "SELECT exposure_id, variant_key FROM exposures WHERE exposure_id = ANY(%s)",
                 [list(keys)],
             )
-            return dict(cur.fetchall())  # type: ignore[arg-type]
+            return dict(cur.fetchall())
 
     def insert_conflicts(
         self, conflicts: Sequence[tuple[str, Fact, str]], ingested_us: int

@@ -52,12 +52,12 @@ MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 
 @ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(moment: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type,empty-body]
+def _duckdb_epoch_us(moment: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type]
     """DuckDB's ``epoch_us``: microseconds since 1970 of a TIMESTAMPTZ, no time-zone work."""
 
 
 @ibis.udf.scalar.builtin(name="date_part")
-def _postgres_date_part(field: str, moment: dt.Timestamp(timezone="UTC")) -> dt.float64:  # type: ignore[valid-type,empty-body]
+def _postgres_date_part(field: str, moment: dt.Timestamp(timezone="UTC")) -> dt.float64:  # type: ignore[valid-type]
     """PostgreSQL's ``date_part``: DOUBLE PRECISION (``EXTRACT`` returns slow NUMERIC)."""
 
 
@@ -75,10 +75,10 @@ def micros(moment: ir.TimestampValue, backend: str) -> ir.IntegerValue:
     TIMESTAMPTZ values, which DuckDB does through calendar (ICU) arithmetic, row by row.
     """
     if backend == "duckdb":
-        return _duckdb_epoch_us(moment)  # type: ignore[no-any-return]
+        return _duckdb_epoch_us(moment)
     if backend == "postgres":
         seconds = _postgres_date_part("epoch", moment)
-        return (seconds * 1_000_000).round().cast("int64")  # type: ignore[no-any-return]
+        return (seconds * 1_000_000).round().cast("int64")
     # Doubles, not NUMERIC: ~1.7e9 s in a double is exact to 0.3 µs, so rounding recovers the
     # exact microsecond, and double arithmetic is many times faster than NUMERIC on PostgreSQL.
     return (moment.epoch_seconds().cast("float64") * 1_000_000).round().cast("int64")

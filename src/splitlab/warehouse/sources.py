@@ -166,7 +166,7 @@ def mapped_table(
     through ``default``, the warehouse's own connection."""
     if mapping.kind == "parquet":
         assert mapping.path is not None
-        raw = default.read_parquet(parquet_glob(mapping.path))  # type: ignore[attr-defined]
+        raw = default.read_parquet(parquet_glob(mapping.path))
     else:
         backend = connections.get(mapping.url) if mapping.url else default
         raw = backend.table(mapping.table)

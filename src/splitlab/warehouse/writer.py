@@ -278,7 +278,7 @@ class GroupCommitWriter:
         future = job.future
         assert isinstance(future, asyncio.Future)
         self._enqueue(job)
-        return await future  # type: ignore[no-any-return]
+        return await future
 
     def write(self, facts: Sequence[Fact], timeout: float | None = None) -> list[ItemResult]:
         """Blocking ``submit`` for threads and scripts (simulator, CLI, sync routes)."""
