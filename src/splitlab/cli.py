@@ -765,9 +765,7 @@ def validate(
         int, typer.Option("--sims", min=100, help="simulated experiments per check")
     ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same figures)")] = 0,
-    out: Annotated[
-        Path, typer.Option("--out", help="where to write the figures as JSON")
-    ] = Path("validity.json"),
+    out: Annotated[Path, typer.Option("--out", help="the figures as JSON")] = Path("validity.json"),
     check: Annotated[
         list[str] | None,
         typer.Option("--check", help="run only this check (repeatable): z, welch, cuped, …"),
