@@ -20,6 +20,15 @@ def test_numbered_ids_match_string_formatting_across_digit_counts(start: int, co
     ]
 
 
+def test_numbered_ids_beyond_one_arrays_bytes_come_in_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(columns, "MAX_ARRAY_BYTES", 40)
+    ids = numbered("exp-e", 95, 30)
+    assert ids.num_chunks > 1
+    assert ids.to_pylist() == [f"exp-e{i}" for i in range(95, 125)]
+
+
 def test_numbered_unicode_ids_are_those_of_the_arrow_column() -> None:
     ids = numbered_unicode("exp-u", 1_234)
     assert ids.dtype.kind == "U"

@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 IntArray = npt.NDArray[np.int64]
 MAX_JSON_COMBINATIONS = 100_000
 """Above this many distinct attribute combinations, ``attribute_json`` joins text per row."""
+MAX_ARRAY_BYTES = 2**31 - 1
+"""The text one Arrow string array holds (32-bit offsets)."""
 
 
 def _digit_groups(start: int, count: int) -> list[tuple[int, int, int]]:
@@ -47,7 +49,7 @@ def _fill(block: npt.NDArray[np.uint8], prefix: bytes, first: int, digits: int) 
         block[:, len(prefix) + place] = 48 + digit
 
 
-def numbered(prefix: str, start: int, count: int) -> pa.StringArray:
+def numbered(prefix: str, start: int, count: int) -> pa.StringArray | pa.ChunkedArray:
     """``[f"{prefix}{start}", …, f"{prefix}{start + count - 1}"]`` as Arrow strings."""
     raw = prefix.encode()
     groups = _digit_groups(start, count)
@@ -61,15 +63,18 @@ def numbered(prefix: str, start: int, count: int) -> pa.StringArray:
         width = len(raw) + digits
         block = data[offsets[row] : offsets[row] + rows * width].reshape(rows, width)
         _fill(block, raw, start + row, digits)
-    if offsets[-1] < 2**31:
-        small = offsets.astype(np.int32)
-        return pa.Array.from_buffers(  # type: ignore[no-any-return]
-            pa.string(), count, [None, pa.py_buffer(small), pa.py_buffer(data)]
-        )
-    large = pa.Array.from_buffers(
-        pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    if offsets[-1] > MAX_ARRAY_BYTES:  # over what one Arrow string array holds: two chunks
+        half = count // 2
+        first, second = numbered(prefix, start, half), numbered(prefix, start + half, count - half)
+        return pa.chunked_array([*_chunks(first), *_chunks(second)])
+    small = offsets.astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(small), pa.py_buffer(data)]
     )
-    return large.cast(pa.string())  # type: ignore[no-any-return]
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def numbered_unicode(prefix: str, count: int) -> npt.NDArray[np.str_]:

@@ -175,7 +175,8 @@ def draw_stream(
 class SimulatedData:
     """One simulated run: Arrow tables in the ``/api/track`` column names, ready for
     ``splitlab import`` (``exposures``: experimentKey, variantKey, userKey, occurredAt,
-    props with the unit's attributes; ``events``: those plus eventType, value, eventId), and
+    props with the unit's attributes; ``events``: those plus eventType, value, eventId;
+    experiment, variant and event names and exposures' props are dictionary columns), and
     the ground truth (``truth``: see ``splitlab.simulate.truth``)."""
 
     scenario: Scenario
@@ -281,7 +282,7 @@ def _tables(
     spec: ExperimentSpec,
     population: Population,
     variant: IntArray,
-    unit_ids: pa.StringArray,
+    unit_ids: pa.StringArray | pa.ChunkedArray,
     days: int,
     start: datetime,
     rng: np.random.Generator,
