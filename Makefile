@@ -24,6 +24,8 @@ demo: $(STAMP)
 ## Install and run the whole test suite (PostgreSQL tests run when SPLITLAB_TEST_DATABASE_URL is set).
 test: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -495,7 +495,7 @@ def import_floor(path: Path, rows: int) -> None:
     import duckdb
 
     from splitlab.domain import Status
-    from splitlab.warehouse.facts import ExperimentSummary
+    from splitlab.domain.summary import ExperimentSummary
     from splitlab.warehouse.importer import import_into_duckdb
     from splitlab.warehouse.schema import DUCKDB_DDL
 

@@ -91,10 +91,10 @@ def _expectations(
         )
         scaled = rate[:, None] * f[None, :]
         if stream.occurrence == "once":
-            return np.minimum(scaled, 1.0) @ w  # type: ignore[no-any-return]
+            return np.minimum(scaled, 1.0) @ w
         if what == "count":
             return rate
-        return (1.0 - np.exp(-scaled)) @ w  # type: ignore[no-any-return]
+        return (1.0 - np.exp(-scaled)) @ w
 
     return expect
 
