@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pytest
 
 from splitlab.assignment import assign
+from splitlab.assignment.specs import config_from_spec
 from splitlab.errors import ValidationError
 from splitlab.simulate import generate, load_scenario, parse_scenario, scenario_names
-from splitlab.simulate.generator import assignment_config
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 ISSUE_SCENARIOS = {
@@ -67,7 +67,7 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
 
 def test_units_get_the_variant_the_assignment_engine_gives() -> None:
     data = generate("multivariant", units=3_000, start=START)
-    config = assignment_config(data.spec)
+    config = config_from_spec(data.spec)
     rows = data.exposures.slice(0, 200).to_pylist()
     for row in rows:
         assert assign(config, row["userKey"]).variant == row["variantKey"]

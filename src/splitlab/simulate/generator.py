@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from splitlab.assignment import ExperimentConfig, Namespace, VariantConfig, assign_bulk
+from splitlab.assignment import assign_bulk
+from splitlab.assignment.specs import config_from_spec
 from splitlab.domain import ExperimentSpec
 from splitlab.simulate import model
 from splitlab.simulate.columns import (
@@ -206,21 +207,6 @@ def default_start(days: int, *, today: datetime | None = None) -> datetime:
     return datetime.combine(now.date(), time(), tzinfo=UTC) - timedelta(days=days)
 
 
-def assignment_config(spec: ExperimentSpec) -> ExperimentConfig:
-    return ExperimentConfig(
-        key=spec.key,
-        variants=tuple(VariantConfig(v.key, v.weight, v.payload) for v in spec.variants),
-        seed=spec.seed or spec.key,
-        hash_version=spec.hash_version,
-        coverage=spec.coverage,
-        namespace=(
-            Namespace(spec.namespace.id, spec.namespace.start, spec.namespace.end)
-            if spec.namespace
-            else None
-        ),
-    )
-
-
 def _timestamps(start: datetime, seconds: FloatArray) -> pa.Array:
     base = int(start.timestamp() * 1_000_000)
     return pa.array(base + np.round(seconds * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC"))
@@ -252,7 +238,7 @@ def generate(
     spec = spec.model_copy(update={"start_at": start})
     rng = np.random.default_rng(seed)
 
-    assigned = assign_bulk(assignment_config(spec), numbered_unicode(f"{spec.key}-u", n))
+    assigned = assign_bulk(config_from_spec(spec), numbered_unicode(f"{spec.key}-u", n))
     variant = assigned.variant_index.astype(np.int64)
     population = draw_population(scenario, rng, n, days)
     keep = variant >= 0
