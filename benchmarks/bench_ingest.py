@@ -56,7 +56,7 @@ from typing import Any
 import httpx
 import orjson
 import track_load
-from track_load import Connection, request
+from track_load import Connection, closed_loop, percentiles, request
 
 PG_URL = os.environ.get(
     "SPLITLAB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -303,50 +303,18 @@ async def bench_track_exact(
     per_connection = int(seconds * 800) + 1_000  # > 12,800 req/s over 16 connections
     plans = [
         [
-            request("/api/track", orjson.dumps(event(i, f"exact-{run}-{c}")), key)
+            ("event", request("/api/track", orjson.dumps(event(i, f"exact-{run}-{c}")), key))
             for i in range(per_connection)
         ]
         for c in range(connections)
     ]
-    latencies: list[int] = []
-    deadline = 0.0
-
-    async def client(plan: list[bytes]) -> None:
-        connection = await Connection.open(port)
-        timer = time.perf_counter_ns
-        record = latencies.append
-        try:
-            for body in plan:
-                if time.perf_counter() >= deadline:
-                    return
-                started = timer()
-                status, answer = await connection.post(body)
-                record(timer() - started)
-                if status != 200:
-                    raise SystemExit(f"/api/track answered {status}: {answer[:300]!r}")
-            raise SystemExit("the exact client ran out of prepared requests")
-        finally:
-            connection.close()
-
-    started = time.perf_counter()
-    deadline = started + seconds
-    await asyncio.gather(*(client(plan) for plan in plans))
-    elapsed = time.perf_counter() - started
-    ms = sorted(latencies)
-    count = len(ms)
-
-    def percentile(q: float) -> float:
-        return ms[min(count - 1, int(q / 100 * count))] / 1e6
-
+    latencies, elapsed = await closed_loop(port, plans, seconds)
+    timed = latencies.get("event", [])
     return {
-        "requests": count,
+        "requests": len(timed),
         "seconds": elapsed,
-        "rate": count / elapsed,
-        "p50_ms": percentile(50),
-        "p90_ms": percentile(90),
-        "p99_ms": percentile(99),
-        "p999_ms": percentile(99.9),
-        "max_ms": ms[-1] / 1e6,
+        "rate": len(timed) / elapsed,
+        **percentiles(timed),
     }
 
 

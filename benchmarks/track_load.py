@@ -223,6 +223,30 @@ async def run_timed(port: int, key: str, kind: str, tag: str, seconds: float) ->
         ]
         for c in range(CONNECTIONS)
     ]
+    latencies, elapsed = await closed_loop(port, plans, seconds, check=_check_answer)
+    total = sum(len(values) for values in latencies.values())
+    result: dict[str, Any] = {"requests": total, "seconds": elapsed, "rate": total / elapsed}
+    for label, values in latencies.items():
+        result[label] = {"requests": len(values), **percentiles(values)}
+    result["all"] = percentiles([ns for values in latencies.values() for ns in values])
+    return result
+
+
+def _check_answer(label: str, answer: bytes) -> None:
+    """A repeat must be answered as a duplicate; a new unit or a conversion must not."""
+    if (b'"duplicate":true' in answer) != (label == "repeat"):
+        raise SystemExit(f"/api/track answered {answer!r} to a {label} request")
+
+
+async def closed_loop(
+    port: int,
+    plans: Sequence[Sequence[tuple[str, bytes]]],
+    seconds: float,
+    check: Callable[[str, bytes], None] | None = None,
+) -> tuple[dict[str, list[int]], float]:
+    """One keep-alive connection per plan, in a closed loop: each sends its prepared
+    (label, request) pairs until the deadline, times every request on its own and waits for
+    every answer. Returns the latencies (ns) per label and the elapsed seconds."""
     latencies: dict[str, list[int]] = {}
     deadline = 0.0
 
@@ -238,8 +262,8 @@ async def run_timed(port: int, key: str, kind: str, tag: str, seconds: float) ->
                 elapsed = timer() - started
                 if status != 200:
                     raise SystemExit(f"/api/track answered {status}: {answer[:300]!r}")
-                if (b'"duplicate":true' in answer) != (label == "repeat"):
-                    raise SystemExit(f"/api/track answered {answer!r} to a {label} request")
+                if check is not None:
+                    check(label, answer)
                 latencies.setdefault(label, []).append(elapsed)
             raise SystemExit("the timing client ran out of prepared requests")
         finally:
@@ -248,13 +272,7 @@ async def run_timed(port: int, key: str, kind: str, tag: str, seconds: float) ->
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(client(plan) for plan in plans))
-    elapsed = time.perf_counter() - started
-    total = sum(len(values) for values in latencies.values())
-    result: dict[str, Any] = {"requests": total, "seconds": elapsed, "rate": total / elapsed}
-    for label, values in latencies.items():
-        result[label] = {"requests": len(values), **percentiles(values)}
-    result["all"] = percentiles([ns for values in latencies.values() for ns in values])
-    return result
+    return latencies, time.perf_counter() - started
 
 
 def percentiles(nanoseconds: list[int]) -> dict[str, float]:
@@ -264,7 +282,13 @@ def percentiles(nanoseconds: list[int]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(count - 1, int(q / 100 * count))] / 1e6
 
-    return {"p50_ms": at(50), "p90_ms": at(90), "p99_ms": at(99), "max_ms": ordered[-1] / 1e6}
+    return {
+        "p50_ms": at(50),
+        "p90_ms": at(90),
+        "p99_ms": at(99),
+        "p999_ms": at(99.9),
+        "max_ms": ordered[-1] / 1e6,
+    }
 
 
 # --------------------------------------------------------------------------- runs and checks
