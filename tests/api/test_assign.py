@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -139,6 +140,27 @@ def test_not_running_unknown_and_bad_bodies(
     assert field_of([1]) == "(body)"
     broken = client.post("/api/assign", content=b"{oops", headers=ingest)
     assert broken.status_code == 400
+
+
+@pytest.mark.parametrize("unit", ["u\x00v", "u\x1fv", "u\x7fv", "u\x85v"])
+def test_a_unit_id_with_control_characters_is_refused_as_track_refuses_it(
+    client: TestClient, services: Services, ingest: dict, running: None, unit: str
+) -> None:
+    """/api/assign records exposures under the unit id: it keeps the same keys out as
+    /api/track does for userKey (C0, DEL and C1 controls)."""
+    raw = json.dumps({"experiment": "checkout", "unitId": unit})
+    headers = ingest | {"content-type": "application/json"}
+    assigned = client.post("/api/assign", content=raw.encode(), headers=headers)
+    assert assigned.status_code == 422, assigned.text
+    assert assigned.json()["error"]["details"][0]["loc"] == ["unitId"]
+    event = {
+        "experimentKey": "checkout", "variantKey": "control", "userKey": unit,
+        "eventType": "exposure",
+    }  # fmt: skip
+    tracked = client.post("/api/track", content=json.dumps(event).encode(), headers=headers)
+    assert tracked.status_code == 422, tracked.text
+    settle(client, services)
+    assert exposures(services) == {}
 
 
 def test_scopes(client: TestClient, keys: Any, ingest: dict, running: None) -> None:

@@ -35,10 +35,11 @@ from splitlab.api.caches import Allocations, allocations_of, cached_principal
 from splitlab.api.deps import Editor, ServicesDep
 from splitlab.api.schemas import RebalanceIn
 from splitlab.domain import Principal
-from splitlab.domain.limits import has_control_characters, json_value_problem
+from splitlab.domain.limits import json_value_problem
 from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError, ValidationError
 from splitlab.services import Services
 from splitlab.warehouse import Fact, ItemStatus, exposure_fact
+from splitlab.warehouse.rules import CONTROL
 from splitlab.warehouse.sticky import ReadOnlySticky
 from splitlab.warehouse.validation import MAX_PROPS_BYTES, MAX_TEXT
 
@@ -91,7 +92,7 @@ def parse_assign(body: bytes) -> AssignRequest:
         raise _bad("unitId", "is required (a non-empty string)")
     if len(unit) > MAX_TEXT:
         raise _bad("unitId", f"is longer than {MAX_TEXT} characters")
-    if has_control_characters(unit):
+    if not unit.isprintable() and CONTROL.search(unit):  # the ingestion rule for userKey
         raise _bad("unitId", "must not contain NUL or other control characters")
     attributes = data.get("attributes")
     if attributes is not None:
