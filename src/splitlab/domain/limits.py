@@ -72,12 +72,6 @@ STORED: dict[str, Any] = {"stored": True}
 """Validation context for definitions read back from the store (limits are not re-checked)."""
 
 
-def has_control_characters(text: str, *, multiline: bool = False) -> bool:
-    """Whether ``text`` holds NUL, another control character or an unpaired surrogate
-    (``multiline`` allows tabs and line breaks)."""
-    return bool((_MULTI_LINE_FORBIDDEN if multiline else _SINGLE_LINE_FORBIDDEN).search(text))
-
-
 def _stored(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("stored"))
 
