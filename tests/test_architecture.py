@@ -24,6 +24,7 @@ LANES: dict[str, set[str]] = {
     "warehouse": {"domain"},
     "analysis": {"domain", "stats", "warehouse", "store"},
     "simulate": {"domain", "assignment", "warehouse"},
+    "decisions": {"domain", "stats", "analysis", "store"},
 }
 """What each lower package may import of splitlab (besides itself and ``BASE``)."""
 
