@@ -67,6 +67,12 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
         "web_sessions",
         "cache_versions",
         "analysis_snapshots",
+        "policies",
+        "recommendations",
+        "decisions",
+        "ramps",
+        "scheduler_state",
+        "webhook_deliveries",
     } == MODEL_TABLES
     engine.dispose()
 

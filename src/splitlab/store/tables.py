@@ -287,3 +287,105 @@ class SnapshotRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class PolicyRow(Base):
+    """A stored decision policy (YAML contract as JSON): ``default`` overrides the built-in
+    defaults, ``team-{team}`` and ``experiment-{key}`` override it in turn."""
+
+    __tablename__ = "policies"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecommendationRow(Base):
+    """A recommendation the engine made from one snapshot under one resolved policy; a new
+    row only when the code (or its variant/segments) changes, so the rows are its history."""
+
+    __tablename__ = "recommendations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_key: Mapped[str] = mapped_column(String(100), index=True)
+    snapshot_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    policy_hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DecisionRow(Base):
+    """A human decision (ship, kill, roll back, extend) with its rationale, following or
+    overriding a recommendation; an override may wait for a reviewer's approval."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_key: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    variant: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    segments: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    recommendation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    recommendation_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="recorded")
+    actor: Mapped[str] = mapped_column(String(100))
+    approved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ramp_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RampRow(Base):
+    """A promote-winner ramp the scheduler advances: ``steps`` is a list of
+    ``{"percent": …, "hold_hours": …}``; ``current_step`` moves only by a conditional
+    update, so no step is skipped or repeated, whichever process runs it."""
+
+    __tablename__ = "ramps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_key: Mapped[str] = mapped_column(String(100), index=True)
+    variant: Mapped[str] = mapped_column(String(100))
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+    current_step: Mapped[int] = mapped_column(Integer, default=-1)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SchedulerStateRow(Base):
+    """The scheduler's durable state: the runner's lease (one runner across processes) and
+    cursors such as the last audit entry turned into webhook deliveries."""
+
+    __tablename__ = "scheduler_state"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    value: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDeliveryRow(Base):
+    """One notification to deliver (an outbox): retried with back-off until delivered or out
+    of attempts; ``event_id`` makes enqueueing idempotent."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
