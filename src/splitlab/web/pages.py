@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from splitlab.api.deps import ServicesDep
-from splitlab.api.sessions import (
-    WebSession,
-    csrf_matches,
-    log_in,
-    log_out,
-    read_session,
-    write_session,
-)
-from splitlab.domain import LOCAL_ADMIN, Principal
-from splitlab.errors import PermissionDeniedError
+from splitlab.api.sessions import log_in, log_out, read_session
 from splitlab.store import experiments as repo
 from splitlab.store.users import authenticate_password
+from splitlab.web.common import check_csrf as _check_csrf
+from splitlab.web.common import page as _page
+from splitlab.web.common import viewer as _viewer
 from splitlab.web.render import render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _viewer(request: Request, services: ServicesDep) -> tuple[Principal | None, WebSession | None]:
-    session = read_session(request, services)
-    if not services.settings.auth_enabled:
-        return LOCAL_ADMIN, session
-    return (session.principal if session else None), session
-
-
-def _check_csrf(request_session: WebSession | None, token: str | None) -> None:
-    if not csrf_matches(request_session, token):
-        raise PermissionDeniedError("this form is missing a valid CSRF token; reload the page")
-
-
-def _page(request: Request, services: ServicesDep, name: str, context: dict) -> Response:
-    """Render a page; a first visit also gets a session cookie carrying its CSRF token."""
-    principal, session = _viewer(request, services)
-    csrf = session.csrf if session else secrets.token_urlsafe(24)
-    response = render(request, name, {"user": principal, "csrf": csrf} | context)
-    if session is None:
-        write_session(response, services, csrf=csrf)
-    return response
 
 
 @router.get("/")
