@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("approved_by", sa.String(length=100), nullable=True),
         sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ramp_id", sa.Integer(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
     )
