@@ -22,7 +22,7 @@ from splitlab import stats
 from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
-from splitlab.domain import Correction, Engine, MetricKind, RelativeInterval
+from splitlab.domain import BinaryTest, Correction, Engine, MetricKind, RelativeInterval
 from splitlab.stats.relative import RelativeMethod
 from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.queries import uses_cuped
@@ -49,9 +49,13 @@ def number(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def family(kind: MetricKind, cuped: bool) -> str:
+def family(kind: MetricKind, cuped: bool, binary_test: BinaryTest = BinaryTest.Z) -> str:
+    """The test family of a metric: binary metrics without a covariate take the plan's
+    ``binary_test`` (``binary`` z-test, or ``mean``: Welch on the 0/1 values)."""
     if kind is MetricKind.BINARY:
-        return "binary_cuped" if cuped else "binary"
+        if cuped:
+            return "binary_cuped"
+        return "binary" if binary_test is BinaryTest.Z else "mean"
     if kind in (MetricKind.COUNT, MetricKind.SUM):
         return "mean_cuped" if cuped else "mean"
     return kind.value
@@ -178,7 +182,7 @@ def run_families(plan: AnalysisPlan, aggregates: Aggregates) -> list[FamilyResul
     """Group the metrics by test family and run each family once."""
     groups: dict[str, list[int]] = {}
     for i, metric in enumerate(plan.definitions):
-        groups.setdefault(family(metric.kind, uses_cuped(metric)), []).append(i)
+        groups.setdefault(family(metric.kind, uses_cuped(metric), plan.binary_test), []).append(i)
     results = []
     for name, metrics in groups.items():
         result = _test_family(name, metrics, aggregates, plan.alpha)
@@ -222,7 +226,11 @@ def _power_fields(
         return PowerFields(None, None, None, None)
     ratio = n_t / n_c
     options: dict[str, Any] = {"alpha": plan.alpha, "ratio": ratio}
-    binary = metric.kind is MetricKind.BINARY and not uses_cuped(metric)
+    binary = (
+        metric.kind is MetricKind.BINARY
+        and not uses_cuped(metric)
+        and plan.binary_test is BinaryTest.Z
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         if binary:
             mde = stats.mde_for_sample_size(

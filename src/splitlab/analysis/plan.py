@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from splitlab.domain import (
+    BinaryTest,
     Correction,
     Direction,
     Engine,
@@ -63,6 +64,7 @@ class AnalysisPlan:
     start_at: datetime | None
     top_n: int
     relative_ci: RelativeInterval = RelativeInterval.DELTA
+    binary_test: BinaryTest = BinaryTest.Z
 
     @property
     def control(self) -> str:
@@ -77,8 +79,11 @@ class AnalysisPlan:
         return [m.definition for m in self.metrics]
 
     def settings(self) -> dict[str, Any]:
-        """The JSON form of everything that changes the numbers (hashed for the cache)."""
-        return {
+        """The JSON form of everything that changes the numbers (hashed for the cache).
+
+        Options added after ANALYSIS_VERSION 2 appear only when they differ from their
+        default, so a plan that does not use them keeps its hash (and its cached snapshots)."""
+        settings = {
             "analysis_version": ANALYSIS_VERSION,
             "experiment": self.key,
             "variants": [
@@ -103,6 +108,9 @@ class AnalysisPlan:
             "top_n": self.top_n,
             "relative_ci": self.relative_ci.value,
         }
+        if self.binary_test is not BinaryTest.Z:
+            settings["binary_test"] = self.binary_test.value
+        return settings
 
     def settings_hash(self) -> str:
         canonical = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
@@ -183,4 +191,5 @@ def build_plan(
         start_at=spec.start_at,
         top_n=top_n,
         relative_ci=plan.relative_ci,
+        binary_test=plan.binary_test,
     )

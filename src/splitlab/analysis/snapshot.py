@@ -265,7 +265,8 @@ class Snapshot(SnapshotModel):
     settings: dict[str, Any]
     """Everything in the plan that changes the numbers: ``analysis_version``, variants and
     weights, metrics with their role, margin and definition, engine, alpha, power, mde,
-    correction, segments, max_days, start_at, top_n, relative_ci."""
+    correction, segments, max_days, start_at, top_n, relative_ci; and, only when not their
+    default, binary_test."""
     watermark: DataWatermark
     """The data analysed."""
     as_of: Timestamp

@@ -1,6 +1,7 @@
 """Plain typed domain objects: no I/O, no imports from the rest of splitlab but errors."""
 
 from splitlab.domain.enums import (
+    BinaryTest,
     Correction,
     Direction,
     Engine,
@@ -30,6 +31,7 @@ from splitlab.domain.principal import LOCAL_ADMIN, Principal
 __all__ = [
     "LOCAL_ADMIN",
     "TRANSITIONS",
+    "BinaryTest",
     "Capping",
     "Correction",
     "Direction",

@@ -41,6 +41,15 @@ class RelativeInterval(StrEnum):
     LOG = "log"
 
 
+class BinaryTest(StrEnum):
+    """The fixed-horizon test of a binary metric without covariates."""
+
+    Z = "z"
+    """Two-proportion z-test (pooled statistic, unpooled Wald CI)."""
+    WELCH = "welch"
+    """Welch's t-test on the 0/1 per-unit values (matches teams' older t-test numbers)."""
+
+
 class Correction(StrEnum):
     HOLM = "holm"
     BH = "bh"

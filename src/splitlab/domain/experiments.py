@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from splitlab.domain.enums import (
+    BinaryTest,
     Correction,
     Direction,
     Engine,
@@ -125,6 +126,11 @@ class Plan(Strict):
         default=RelativeInterval.DELTA,
         description="relative-effect CI: delta (default), fieller or log; fieller covers "
         "better on heavy-tailed metrics such as revenue (docs/validity.md)",
+    )
+    binary_test: BinaryTest = Field(
+        default=BinaryTest.Z,
+        description="binary metrics: two-proportion z-test (z, default) or Welch's t-test on "
+        "the 0/1 values (welch)",
     )
 
 
