@@ -1,0 +1,188 @@
+"""The decision service: the latest snapshot + the resolved policy + the experiment's
+context → a recommendation, stored (with an audit entry) when it changes.
+
+``recommend_experiment`` caches by snapshot id and policy hash: an unchanged snapshot under an
+unchanged policy returns the stored recommendation without re-running the engine.  A new
+``RecommendationRow`` and an audit entry (entity ``experiment``, action ``recommendation``,
+``reason`` ``"OLD → NEW: summary"``, ``changes`` with both codes) are written only when the
+code, variant or segments change — webhooks and the scheduler tail that audit action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pydantic
+
+from splitlab.analysis.service import analyze, latest
+from splitlab.analysis.snapshot import Snapshot
+from splitlab.decisions.engine import DecisionContext, recommend
+from splitlab.decisions.policy import Policy, overlay_names, resolve
+from splitlab.decisions.recommendation import Recommendation
+from splitlab.errors import NotFoundError
+from splitlab.store.audit import write_audit
+from splitlab.store.experiments import get_experiment
+from splitlab.store.policies import get_policies
+from splitlab.store.recommendations import (
+    latest_recommendation,
+    save_recommendation,
+    update_recommendation,
+)
+from splitlab.store.recommendations import latest_recommendations as stored_latest
+
+if TYPE_CHECKING:
+    from splitlab.services import Services
+
+ENGINE_ACTOR = "decision-engine"
+"""Who recommendation audit entries are recorded as."""
+
+
+def resolve_policy(*, services: Services, key: str) -> Policy:
+    """The policy for experiment ``key``: built-in → stored ``default`` → ``team-{team}`` →
+    ``experiment-{key}`` (NotFoundError for an unknown experiment)."""
+    with services.sessions() as session:
+        row = get_experiment(session=session, key=key)
+        names = overlay_names(team=row.team or None, key=key)
+        stored = get_policies(session=session, names=names)
+    return resolve([(name, stored[name]) for name in names if name in stored])
+
+
+def resolve_named_policy(*, services: Services, name: str) -> Policy:
+    """The policy named ``name`` as it resolves on its own: built-in → stored ``default`` →
+    ``name`` (for ``team-…`` / ``experiment-…``; ``team-…`` before ``experiment-…`` is not
+    applied, since a bare name has no team)."""
+    names = ["default"] if name == "default" else ["default", name]
+    with services.sessions() as session:
+        stored = get_policies(session=session, names=names)
+    overlays = [(n, stored[n]) for n in names if n in stored]
+    policy = resolve(overlays)
+    return policy.model_copy(update={"name": name})
+
+
+def _context(*, services: Services, key: str) -> DecisionContext:
+    with services.sessions() as session:
+        row = get_experiment(session=session, key=key)
+        start = row.start_at
+        if start is not None and start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        return DecisionContext(
+            status=row.status,
+            now=datetime.now(UTC),
+            start_at=start,
+            experiment_type=row.type,
+            team=row.team or None,
+        )
+
+
+def _snapshot(*, services: Services, key: str, refresh: bool) -> Snapshot:
+    if refresh:
+        return analyze(services=services, key=key)
+    try:
+        return latest(services=services, key=key)
+    except NotFoundError:
+        with services.sessions() as session:
+            get_experiment(session=session, key=key)  # an unknown key stays a 404
+        return analyze(services=services, key=key)
+
+
+def _identity(rec: Recommendation) -> tuple[str, str | None, list[tuple[str, str]]]:
+    return (
+        rec.code.value,
+        rec.variant,
+        sorted((s.get("name", ""), s.get("value", "")) for s in rec.segments),
+    )
+
+
+def _read(payload: dict[str, object]) -> Recommendation | None:
+    try:
+        return Recommendation.model_validate(payload)
+    except pydantic.ValidationError:
+        return None
+
+
+def recommend_experiment(*, services: Services, key: str, refresh: bool = False) -> Recommendation:
+    """The recommendation for experiment ``key`` from its latest snapshot (analysed first if
+    it never was; ``refresh=True`` analyses new data first and re-runs the engine).
+
+    Stores a new recommendation row and an audit entry only when the code, variant or
+    segments differ from the stored one; otherwise refreshes the stored row's numbers."""
+    snapshot = _snapshot(services=services, key=key, refresh=refresh)
+    policy = resolve_policy(services=services, key=key)
+    policy_hash = policy.policy_hash()
+    with services.sessions() as session:
+        row = latest_recommendation(session=session, key=key)
+        previous = _read(row.payload) if row is not None else None
+    if (
+        not refresh
+        and previous is not None
+        and row is not None
+        and row.snapshot_id == snapshot.snapshot_id
+        and row.policy_hash == policy_hash
+    ):
+        return previous
+    context = _context(services=services, key=key)
+    recommendation = recommend(snapshot, policy=policy, context=context)
+    changed = previous is None or _identity(previous) != _identity(recommendation)
+    with services.sessions.begin() as session:
+        if not changed and row is not None:
+            update_recommendation(
+                session=session,
+                row_id=row.id,
+                snapshot_id=snapshot.snapshot_id,
+                policy_hash=policy_hash,
+                payload=recommendation.to_json(),
+            )
+            return recommendation
+        save_recommendation(
+            session=session,
+            key=key,
+            snapshot_id=snapshot.snapshot_id,
+            policy_hash=policy_hash,
+            code=recommendation.code.value,
+            payload=recommendation.to_json(),
+        )
+        old = previous.code.value if previous is not None else "none"
+        write_audit(
+            session=session,
+            entity="experiment",
+            entity_key=key,
+            action="recommendation",
+            actor=ENGINE_ACTOR,
+            reason=f"{old} → {recommendation.code.value}: {recommendation.summary}",
+            changes={
+                "code": {
+                    "from": None if previous is None else old,
+                    "to": recommendation.code.value,
+                },
+                "variant": {
+                    "from": previous.variant if previous else None,
+                    "to": recommendation.variant,
+                },
+                "segments": {
+                    "from": previous.segments if previous else [],
+                    "to": recommendation.segments,
+                },
+                "label": recommendation.label,
+                "snapshot_id": snapshot.snapshot_id,
+                "policy": recommendation.policy,
+                "policy_hash": policy_hash,
+            },
+        )
+    return recommendation
+
+
+def latest_recommendations(
+    *, services: Services, keys: Iterable[str] | None = None
+) -> dict[str, Recommendation]:
+    """The stored current recommendation per experiment (of ``keys``, or all) — one query, no
+    analysis and no engine run (for the fleet view). Experiments never recommended are absent."""
+    with services.sessions() as session:
+        rows = stored_latest(session=session, keys=keys)
+        out = {}
+        for key, row in rows.items():
+            rec = _read(row.payload)
+            if rec is not None:
+                out[key] = rec
+    return out

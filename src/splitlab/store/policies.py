@@ -1,0 +1,73 @@
+"""Stored decision policies: partial YAML/JSON documents named ``default``, ``team-{team}``
+or ``experiment-{key}``; every write is audited (entity ``policy``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from splitlab.domain import Principal
+from splitlab.store.audit import write_audit
+from splitlab.store.tables import PolicyRow
+
+
+def get_policy(*, session: Session, name: str) -> PolicyRow | None:
+    """The stored policy ``name``, or None."""
+    return session.get(PolicyRow, name)
+
+
+def get_policies(*, session: Session, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The documents of those of ``names`` that are stored, by name (one query)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(PolicyRow).where(PolicyRow.name.in_(wanted)))
+    return {row.name: dict(row.document) for row in rows}
+
+
+def list_policies(*, session: Session) -> list[PolicyRow]:
+    """Every stored policy, by name."""
+    return list(session.scalars(select(PolicyRow).order_by(PolicyRow.name)))
+
+
+def put_policy(
+    *, session: Session, name: str, document: dict[str, Any], actor: Principal
+) -> PolicyRow:
+    """Create or replace stored policy ``name`` (the caller validated ``document``); audited
+    with the previous and new documents."""
+    row = session.get(PolicyRow, name)
+    before = dict(row.document) if row is not None else None
+    if row is None:
+        row = PolicyRow(name=name, document=document, version=1, updated_by=actor.username)
+        session.add(row)
+    else:
+        row.document = document
+        row.version = row.version + 1
+        row.updated_by = actor.username
+        row.updated_at = datetime.now(UTC)
+    session.flush()
+    write_audit(
+        session=session,
+        entity="policy",
+        entity_key=name,
+        action="create" if before is None else "update",
+        actor=actor.username,
+        reason=f"policy {name} version {row.version}",
+        changes={"before": before, "after": document},
+    )
+    return row
+
+
+def policy_to_dict(row: PolicyRow) -> dict[str, Any]:
+    """The stored form: name, the partial document, version, who and when."""
+    return {
+        "name": row.name,
+        "document": row.document,
+        "version": row.version,
+        "updated_by": row.updated_by,
+        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+    }

@@ -1,0 +1,93 @@
+"""Stored recommendations: one row each time an experiment's recommendation changes (code,
+variant or segments), so the rows are its history; the newest row is the current one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from splitlab.store.tables import RecommendationRow
+
+
+def save_recommendation(
+    *,
+    session: Session,
+    key: str,
+    snapshot_id: int | None,
+    policy_hash: str,
+    code: str,
+    payload: dict[str, Any],
+) -> RecommendationRow:
+    """Store one recommendation (its JSON form in ``payload``)."""
+    row = RecommendationRow(
+        experiment_key=key,
+        snapshot_id=snapshot_id,
+        policy_hash=policy_hash,
+        code=code,
+        payload=payload,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_recommendation(
+    *,
+    session: Session,
+    row_id: int,
+    snapshot_id: int | None,
+    policy_hash: str,
+    payload: dict[str, Any],
+) -> None:
+    """Refresh the numbers of a stored recommendation whose code, variant and segments did not
+    change (a newer snapshot or policy): no new history row."""
+    row = session.get(RecommendationRow, row_id)
+    if row is None:
+        return
+    row.snapshot_id = snapshot_id
+    row.policy_hash = policy_hash
+    row.payload = payload
+
+
+def latest_recommendation(*, session: Session, key: str) -> RecommendationRow | None:
+    """The newest stored recommendation of experiment ``key``, or None."""
+    return session.scalar(
+        select(RecommendationRow)
+        .where(RecommendationRow.experiment_key == key)
+        .order_by(RecommendationRow.id.desc())
+        .limit(1)
+    )
+
+
+def latest_recommendations(
+    *, session: Session, keys: Iterable[str] | None = None
+) -> dict[str, RecommendationRow]:
+    """The newest stored recommendation per experiment (of ``keys``, or all), in one query."""
+    newest = select(
+        RecommendationRow.experiment_key, func.max(RecommendationRow.id).label("id")
+    ).group_by(RecommendationRow.experiment_key)
+    if keys is not None:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        newest = newest.where(RecommendationRow.experiment_key.in_(wanted))
+    ids = newest.subquery()
+    rows = session.scalars(select(RecommendationRow).join(ids, RecommendationRow.id == ids.c.id))
+    return {row.experiment_key: row for row in rows}
+
+
+def recommendation_history(
+    *, session: Session, key: str, limit: int = 100
+) -> list[RecommendationRow]:
+    """Experiment ``key``'s recommendations, newest first."""
+    return list(
+        session.scalars(
+            select(RecommendationRow)
+            .where(RecommendationRow.experiment_key == key)
+            .order_by(RecommendationRow.id.desc())
+            .limit(limit)
+        )
+    )
