@@ -60,8 +60,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.warehouse.start()  # the server owns the warehouse and its writer thread
         from splitlab.analysis.background import periodic_refresh
+        from splitlab.decisions.scheduler import periodic_scheduler
+        from splitlab.decisions.webhooks import webhook_worker
 
-        async with periodic_refresh(services):
+        async with (
+            periodic_refresh(services),
+            periodic_scheduler(services),
+            webhook_worker(services),
+        ):
             yield
         services.close()
 

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from splitlab.errors import ConfigurationError
@@ -117,6 +117,41 @@ class Settings(BaseSettings):
         le=1000,
         description="Segment values reported by name per breakdown; rarer values are grouped "
         "as 'other'.",
+    )
+    scheduler_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the server's scheduler runs: scheduled starts and stops "
+        "(start_at, end_at, plan.max_days), ramp steps, guardrail auto-stop, webhook outbox. "
+        "One server process runs it at a time (a lease in the app store); 0 turns it off "
+        "(run `splitlab scheduler tick` from cron instead).",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description="Where JSON notifications are POSTed (recommendation changes, auto-stops, "
+        "ramp steps, decisions). Unset: no notifications.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each notification: X-Splitlab-Signature is sha256=HMAC-SHA256 of "
+        "'{X-Splitlab-Timestamp}.{raw body}' with this secret. Unset: sent unsigned.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Longest wait for the webhook receiver's answer."
+    )
+    webhook_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Attempts per notification before it is marked failed (retried after a "
+        "non-2xx answer, a timeout or a connection error).",
+    )
+    webhook_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="First retry delay of a notification; it doubles per attempt, capped at "
+        "one hour.",
     )
 
     def resolved_database_url(self) -> str:

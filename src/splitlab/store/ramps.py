@@ -275,6 +275,7 @@ def advance_ramp(
         )
         session.flush()
         return ramp
+    ramp.last_error = ""
     _apply_step(session, ramp, index=expected_step + 1, actor=principal, now=moment)
     session.flush()
     return ramp
@@ -322,6 +323,13 @@ def rollback_ramp(
     transition(session=session, key=key, to=Status.ROLLED_BACK, actor=principal, reason=reason)
     session.flush()
     return ramp
+
+
+def note_ramp_error(*, session: Session, ramp_id: int, error: str) -> None:
+    """Keep why the ramp's next step could not be checked (shown with the ramp)."""
+    ramp = session.get(RampRow, ramp_id)
+    if ramp is not None:
+        ramp.last_error = error[:2000]
 
 
 def active_ramp(*, session: Session, key: str) -> RampRow | None:
