@@ -17,7 +17,7 @@ from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
 from splitlab.config import Settings
 from splitlab.services import Services
-from splitlab.web import common, pages
+from splitlab.web import common, fleet, pages
 from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)
+    app.include_router(fleet.router)
     app.include_router(common.assets)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_docs(app)

@@ -57,8 +57,8 @@ def test_make_demo_serves_a_full_home_page(
         else:
             pytest.fail("the demo server did not start")
         page = browser.new_page()  # type: ignore[attr-defined]
-        page.goto(base + "/")
-        listed = page.locator("table.list").inner_text()
+        page.goto(base + "/?status=all&range=all")  # the fleet view shows active ones by default
+        listed = page.locator("table.fleet-list").inner_text()
         page.screenshot(path=str(tmp_path / "demo-home.png"), full_page=True)
         for item in EXPERIMENTS:
             assert item.key in listed, item.key

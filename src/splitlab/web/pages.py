@@ -1,4 +1,5 @@
-"""Dashboard pages (server-rendered). Each page has a JSON twin under /api."""
+"""Dashboard pages (server-rendered): log in and out. The fleet view (``/``) is in
+``web.fleet``."""
 
 from __future__ import annotations
 
@@ -9,25 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from splitlab.api.deps import ServicesDep
 from splitlab.api.sessions import log_in, log_out, read_session
-from splitlab.store import experiments as repo
 from splitlab.store.users import authenticate_password
 from splitlab.web.common import check_csrf as _check_csrf
 from splitlab.web.common import page as _page
-from splitlab.web.common import viewer as _viewer
 from splitlab.web.render import render
 
 router = APIRouter(include_in_schema=False)
-
-
-@router.get("/")
-def home(request: Request, services: ServicesDep) -> Response:
-    principal, _ = _viewer(request, services)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    with services.sessions() as session:
-        rows = repo.list_experiments(session=session, status=request.query_params.get("status"))
-        experiments = [repo.experiment_to_dict(r) for r in rows]
-    return _page(request, services, "index.html", {"experiments": experiments})
 
 
 @router.get("/login")

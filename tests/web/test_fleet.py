@@ -1,0 +1,534 @@
+"""The fleet view (``/``): filters and sorts in the URL, the JSON twin, the CSV export, badges
+that name the next action, quick actions only for roles that may act, and the snapshot
+summaries read once per stored snapshot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from splitlab.analysis.snapshot import Snapshot
+from splitlab.app import create_app
+from splitlab.config import Settings
+from splitlab.decisions.recommendation import Code, Recommendation
+from splitlab.domain import Role
+from splitlab.services import Services
+from splitlab.simulate.demo import EXPERIMENTS, seed_demo
+from splitlab.store import fleet as store
+from splitlab.store.db import make_engine
+from splitlab.store.migrate import upgrade
+from splitlab.store.snapshots import save_snapshot
+from splitlab.store.users import create_user
+from splitlab.web import fleet_model as model
+from splitlab.web.fleet_charts import milestones, phases, velocity
+from splitlab.web.fleet_model import Filters, badge_for, outcome_of, summarize_payload
+
+SUBSET = (
+    "checkout-redesign-abc",  # running, A/B/n, planned sample
+    "feed-redesign",  # running
+    "guided-onboarding",  # shipped
+    "rich-product-pages",  # killed despite a win on conversion (guardrail)
+    "search-autocomplete",  # review
+    "onboarding-checklist",  # draft
+    "payments-4-2-canary",  # running canary, error rate (lower is better)
+    "aa-calibration-q3",  # stopped
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A small demo organisation (eight experiments with data and snapshots), on SQLite."""
+    home: Path = tmp_path_factory.mktemp("fleet")
+    settings = Settings(
+        home=home / "home",
+        database_url=f"sqlite:///{home / 'app.db'}",
+        secret_key="test-secret",
+        auth="on",
+        ingest_cache_seconds=0,
+    )
+    engine = make_engine(settings.resolved_database_url())
+    upgrade(engine)
+    engine.dispose()
+    services = Services.open(settings)
+    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key in SUBSET])
+    with services.sessions.begin() as session:
+        for name, role in (("ada", Role.ADMIN), ("vic", Role.VIEWER), ("eve", Role.EDITOR)):
+            create_user(session=session, username=name, password="password-123", role=role)
+    yield services
+    services.close()
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
+
+
+def _client(services: Services, username: str) -> TestClient:
+    client = TestClient(create_app(services=services))
+    token = _csrf(client.get("/login").text)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": "password-123", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+@pytest.fixture(scope="module")
+def ada(demo: Services) -> Iterator[TestClient]:
+    with _client(demo, "ada") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def vic(demo: Services) -> Iterator[TestClient]:
+    with _client(demo, "vic") as client:
+        yield client
+
+
+def fleet_json(client: TestClient, **params: str) -> dict[str, Any]:
+    response = client.get("/", params=params | {"format": "json"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_anonymous_visitors_are_sent_to_log_in(demo: Services) -> None:
+    with TestClient(create_app(services=demo)) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+        assert client.get("/experiments.csv", follow_redirects=False).status_code == 303
+
+
+def test_default_view_lists_the_active_experiments_with_their_next_action(
+    ada: TestClient,
+) -> None:
+    data = fleet_json(ada)
+    assert data["filters"]["range"] == "30d" and data["filters"]["status"] == "active"
+    statuses = {e["key"]: e["status"] for e in data["experiments"]}
+    assert set(statuses.values()) <= set(model.ACTIVE)
+    assert "onboarding-checklist" not in statuses  # a draft is not active
+    assert "guided-onboarding" not in statuses  # shipped long ago
+    assert statuses["search-autocomplete"] == "review"
+    rows = {e["key"]: e for e in data["experiments"]}
+    assert rows["search-autocomplete"]["badge"] == "needs review"
+    assert rows["search-autocomplete"]["needs_action"] is True
+    # the canary's error rate rose significantly: lower is better, so it is bad news
+    canary = rows["payments-4-2-canary"]
+    assert canary["lower_is_better"] is True
+    assert canary["lift"] > 0 and canary["significance"] == "significant"
+    assert canary["badge"].startswith("running")  # no stored recommendation yet
+    # cards: the active experiments, those needing action first
+    cards = data["cards"]
+    assert {c["key"] for c in cards} == set(statuses)
+    acting = [c["needs_action"] for c in cards]
+    assert acting == sorted(acting, reverse=True)
+
+
+def test_stored_recommendations_set_the_badge(
+    ada: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from splitlab.web import fleet
+
+    asked: list[list[str]] = []
+
+    def stored(services: Services, keys: list[str]) -> dict[str, Recommendation]:
+        asked.append(sorted(keys))
+        return {"payments-4-2-canary": _rec(Code.ROLLBACK), "feed-redesign": _rec(Code.SHIP_GLOBAL)}
+
+    monkeypatch.setattr(fleet, "_recommendations", stored)
+    rows = {e["key"]: e for e in fleet_json(ada)["experiments"]}
+    assert (
+        rows["payments-4-2-canary"]["badge"],
+        rows["payments-4-2-canary"]["recommendation"],
+    ) == (
+        "roll back",
+        "ROLLBACK",
+    )
+    assert rows["feed-redesign"]["badge"] == "ship now" and rows["feed-redesign"]["needs_action"]
+    assert "onboarding-checklist" not in asked[0]  # only analysed experiments are asked about
+    html = ada.get("/").text
+    assert 'data-action href="/experiments/payments-4-2-canary#actions">Roll back…</a>' in html
+
+
+def test_the_page_renders_cards_lift_chips_and_charts(ada: TestClient) -> None:
+    html = ada.get("/").text
+    assert '<ul class="grid cards"' in html
+    assert "Checkout redesign A/B/C" in html
+    # the lift chip: arrow, signed estimate and its interval, and a word
+    assert re.search(r"↑ \+\d+\.\d% \[-?\d+\.\d%, -?\d+\.\d%\]", html)
+    assert "significant" in html
+    assert 'role="progressbar"' in html
+    for figure in ("launches", "win_rate", "timeline"):
+        assert f'data-figure="{figure}"' in html
+    assert '<script src="/assets/plotly.min.js"' in html and "cdn" not in html.lower()
+    assert 'href="/static/fleet.css"' in html
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("team", "web", "team"),
+        ("type", "prompt", "type"),
+        ("significance", "significant", "significance"),
+        ("significance", "insufficient", "significance"),
+        ("outcome", "negative", "outcome"),
+        ("outcome", "in_progress", "outcome"),
+        ("status", "shipped", "status"),
+    ],
+)
+def test_each_filter_keeps_exactly_the_matching_rows(
+    ada: TestClient, name: str, value: str, field: str
+) -> None:
+    everything = fleet_json(ada, status="all", range="all")["experiments"]
+    expected = sorted(e["key"] for e in everything if e[field] == value)
+    params = {"status": "all", "range": "all"} | {name: value}
+    got = sorted(e["key"] for e in fleet_json(ada, **params)["experiments"])
+    assert got == expected
+    assert got or value == "prompt"  # the demo subset has one of each of the others
+
+
+def test_text_search_matches_key_name_and_hypothesis_literally(ada: TestClient) -> None:
+    got = fleet_json(ada, status="all", range="all", q="CANARY")["experiments"]
+    assert [e["key"] for e in got] == ["payments-4-2-canary"]
+    assert fleet_json(ada, status="all", range="all", q="%")["experiments"] == []
+
+
+def test_time_range_drops_experiments_that_ended_before_it(ada: TestClient) -> None:
+    everything = {e["key"] for e in fleet_json(ada, status="all", range="all")["experiments"]}
+    week = {e["key"] for e in fleet_json(ada, status="all", range="7d")["experiments"]}
+    assert "guided-onboarding" in everything and "guided-onboarding" not in week
+    assert "checkout-redesign-abc" in week  # running: always in the period
+
+
+@pytest.mark.parametrize("name", ["lift", "progress", "days", "name", "started"])
+def test_sorting_by_a_column_either_way_with_missing_values_last(
+    ada: TestClient, name: str
+) -> None:
+    field = {"days": "days_left", "started": "started_at"}.get(name, name)
+    for descending in (False, True):
+        sort = ("-" if descending else "") + name
+        rows = fleet_json(ada, status="all", range="all", sort=sort)["experiments"]
+        values = [r[field] for r in rows]
+        present = [v for v in values if v is not None]
+        if name == "name":
+            present = [(r["name"] or r["key"]).lower() for r in rows]
+        assert values[len(present) :] == [None] * (len(values) - len(present))
+        assert present == sorted(present, reverse=descending), (sort, present)
+    lifts = fleet_json(ada, status="all", range="all", sort="-lift")["experiments"]
+    assert lifts[0]["key"] == "payments-4-2-canary"  # +170% error rate: the largest change
+
+
+def test_the_leaderboard_ranks_by_good_direction_effect(ada: TestClient) -> None:
+    board = fleet_json(ada, range="all")["leaderboard"]
+    keys = [r["key"] for r in board]
+    assert "guided-onboarding" in keys  # the leaderboard ignores the status filter
+    good = [-r["lift"] if r["lower_is_better"] else r["lift"] for r in board]
+    assert good == sorted(good, reverse=True)
+    assert keys[-1] == "payments-4-2-canary"  # a big rise in errors is the worst result
+    ascending = fleet_json(ada, range="all", lsort="goodlift")["leaderboard"]
+    assert [r["key"] for r in ascending] == list(reversed(keys))
+
+
+def test_sort_links_and_filters_round_trip_through_the_url(ada: TestClient) -> None:
+    html = ada.get("/", params={"team": "web", "sort": "lift", "range": "90d"}).text
+    # the header link flips the sort and keeps the filters
+    assert 'href="/?range=90d&amp;team=web&amp;sort=-lift"' in html
+    assert 'aria-sort="ascending"' in html
+    assert '<option value="90d" selected>' in html
+    assert "<option selected>web</option>" in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "range=1y",
+        "status=everything",
+        "significance=maybe",
+        "outcome=great",
+        "sort=password",
+        "lsort=-x",
+        "page=0",
+        "page=abc",
+        "format=xml",
+        "q=" + "x" * 201,
+        "q=a%00b",
+        "team=%1b",
+    ],
+)
+def test_hostile_queries_are_refused_with_422_not_500(ada: TestClient, query: str) -> None:
+    response = ada.get(f"/?{query}")
+    assert response.status_code == 422, (query, response.status_code)
+    api = ada.get(f"/?{query}", headers={"accept": "application/json"})
+    assert api.status_code == 422
+
+
+def test_csv_export_has_the_filtered_list_in_order(ada: TestClient) -> None:
+    params = {"status": "all", "range": "all", "sort": "-lift"}
+    listed = [e["key"] for e in fleet_json(ada, **params)["experiments"]]
+    for response in (
+        ada.get("/experiments.csv", params=params),
+        ada.get("/", params=params | {"format": "csv"}),
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        assert "attachment" in response.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["key"] for r in rows] == listed
+        canary = next(r for r in rows if r["key"] == "payments-4-2-canary")
+        assert float(canary["lift"]) > 0 and canary["significance"] == "significant"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(demo: Services) -> None:
+    from splitlab.web.fleet import _cell
+
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert _cell("@sum") == "'@sum" and _cell("plain") == "plain"
+    assert _cell(-0.5) == -0.5 and _cell(None) == ""
+
+
+def test_a_viewer_sees_no_action_buttons(ada: TestClient, vic: TestClient) -> None:
+    admin_page = ada.get("/").text
+    viewer_page = vic.get("/").text
+    assert "data-action" in admin_page  # e.g. Review on the experiment awaiting review
+    assert 'data-action href="/experiments/search-autocomplete#review"' in admin_page
+    assert "data-action" not in viewer_page
+    assert 'href="/experiments/search-autocomplete"' in viewer_page  # still a link to read
+
+
+# ---------------------------------------------------------------- summaries and rules
+
+
+def _stored_payload(services: Services, key: str) -> tuple[int, dict[str, Any]]:
+    with services.sessions() as session:
+        rows = {e.key: e for e in store.fleet_experiments(session=session)}
+        snapshot_id = rows[key].snapshot_id
+        assert snapshot_id is not None
+        return snapshot_id, store.snapshot_payloads(session=session, ids=[snapshot_id])[snapshot_id]
+
+
+def test_a_summary_carries_the_typed_snapshots_primary_numbers(demo: Services) -> None:
+    snapshot_id, payload = _stored_payload(demo, "checkout-redesign-abc")
+    summary = summarize_payload(snapshot_id, payload)
+    typed = Snapshot.from_json(payload)
+    primary = next(m for m in typed.settings["metrics"] if m["role"] == "primary")
+    assert summary.metric == primary["definition"]["key"]
+    expected = [r for r in typed.overall() if r.metric == summary.metric]
+    assert [r.variant for r in summary.rows] == [r.variant for r in expected]
+    assert len(summary.rows) == 2  # A/B/C: two treatments against control
+    for got, row in zip(summary.rows, expected, strict=True):
+        assert got.rel_effect == row.rel_effect
+        assert (got.rel_ci_low, got.rel_ci_high) == (row.rel_ci_low, row.rel_ci_high)
+        assert got.p_value == row.p_value_adjusted
+        assert (got.power, got.days_remaining, got.n_required) == (
+            row.power,
+            row.days_remaining,
+            row.n_required,
+        )
+    assert summary.units == sum(u.n for u in typed.units)
+    failing = [c for c in typed.health if c.severity != "info"]
+    assert len(summary.warnings) == len(failing)
+
+
+def test_summaries_are_read_once_per_snapshot_id(
+    demo: Services, ada: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model.SUMMARIES.clear()
+    reads: list[list[int]] = []
+    real = store.snapshot_payloads
+
+    def counting(**kwargs: Any) -> dict[int, dict[str, Any]]:
+        reads.append(sorted(kwargs["ids"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(store, "snapshot_payloads", counting)
+    first = fleet_json(ada, status="all", range="all")
+    assert len(reads) == 1 and len(reads[0]) == sum(
+        1 for e in first["experiments"] if e["snapshot_id"]
+    )
+    assert fleet_json(ada, status="all", range="all") == first
+    assert len(reads) == 1  # nothing re-read
+    key = "feed-redesign"
+    _, payload = _stored_payload(demo, key)
+    del reads[1:]  # the helper's own read
+    with demo.sessions.begin() as session:
+        newer = save_snapshot(
+            session=session,
+            key=key,
+            settings_hash="x",
+            watermark="y",
+            payload=payload,
+            duration_ms=1.0,
+        ).id
+    again = fleet_json(ada, status="all", range="all")
+    assert reads[1:] == [[newer]]  # only the new snapshot is read
+    assert next(e for e in again["experiments"] if e["key"] == key)["snapshot_id"] == newer
+
+
+def _rec(code: Code) -> Recommendation:
+    return Recommendation(
+        experiment="x", code=code, label="", summary="", policy="default", policy_hash="h"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "outcome", "label", "act"),
+    [
+        ("draft", None, "in_progress", "draft", False),
+        ("review", None, "in_progress", "needs review", True),
+        ("running", None, "in_progress", "running — 5 days left", False),
+        ("running", Code.SHIP_GLOBAL, "in_progress", "ship now", True),
+        ("running", Code.ROLLBACK, "in_progress", "roll back", True),
+        ("running", Code.INVESTIGATE_INVALID_EXPERIMENT, "in_progress", "unhealthy", True),
+        ("running", Code.HOLD_INCONCLUSIVE, "in_progress", "inconclusive", True),
+        ("running", Code.KEEP_RUNNING, "in_progress", "running — 5 days left", False),
+        ("readout", Code.KILL, "negative", "lost", True),
+        ("readout", None, "neutral", "needs decision", True),
+        ("shipped", None, "positive", "won", False),
+        ("killed", None, "negative", "lost", False),
+        ("shipped", None, "neutral", "inconclusive", False),
+        ("rolled_back", None, "neutral", "rolled back", False),
+    ],
+)
+def test_the_badge_names_the_next_action(
+    status: str, code: Code | None, outcome: str, label: str, act: bool
+) -> None:
+    rec = _rec(code) if code else None
+    badge = badge_for(status, rec=rec, outcome=outcome, days_left=5, critical=False, rollout=None)
+    assert (badge.label, badge.act) == (label, act)
+
+
+def test_a_critical_check_without_a_recommendation_is_unhealthy() -> None:
+    badge = badge_for(
+        "running", rec=None, outcome="in_progress", days_left=3, critical=True, rollout=None
+    )
+    assert (badge.label, badge.tone, badge.act) == ("unhealthy", "bad", True)
+
+
+def test_outcome_counts_a_win_that_was_killed_as_a_loss() -> None:
+    assert outcome_of("running", "good") == "in_progress"
+    assert outcome_of("shipped", "good") == "positive"
+    assert outcome_of("killed", "good") == "negative"
+    assert outcome_of("readout", None) == "neutral"
+    assert outcome_of("stopped", "bad") == "negative"
+
+
+def test_filters_write_back_only_what_differs_from_the_defaults() -> None:
+    assert Filters().query() == ""
+    assert Filters(team="web & co").query(sort="-lift") == "team=web+%26+co&sort=-lift"
+
+
+# ---------------------------------------------------------------- velocity and timeline
+
+
+def _moves(key: str, *steps: tuple[int, str | None, str]) -> list[store.Transition]:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return [store.Transition(key, base + timedelta(days=d), f, t) for d, f, t in steps]
+
+
+def test_milestones_and_phases_from_the_audit_log() -> None:
+    moves = _moves(
+        "a",
+        (0, None, "draft"),
+        (2, "draft", "review"),
+        (4, "review", "running"),
+        (18, "running", "stopped"),
+        (19, "stopped", "readout"),
+        (21, "readout", "rolling_out"),
+        (26, "rolling_out", "shipped"),
+    )
+    when = milestones(moves)
+    assert (when.started.day, when.stopped.day, when.decided.day, when.ended.day) == (
+        5,
+        19,
+        22,
+        27,
+    )
+    spans = [(name, (end - start).days) for name, start, end in phases(moves, moves[-1].at)]
+    assert spans == [("draft", 2), ("review", 2), ("running", 14), ("readout", 3), ("rollout", 5)]
+    # a recorded decision before the terminal move counts from when it was recorded
+    early = milestones(moves, decided_at=moves[3].at + timedelta(days=1))
+    assert early.decided == moves[3].at + timedelta(days=1)
+
+
+def test_velocity_counts_medians_and_win_rate() -> None:
+    from splitlab.web.fleet_model import FleetRow
+
+    def row(key: str, status: str, outcome: str) -> FleetRow:
+        experiment = store.FleetExperiment(
+            key, key, "feature", "t", "o", status, "", {}, None, None,
+            datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), None,
+        )  # fmt: skip
+        badge = model.Badge("", "neutral", False)
+        return FleetRow(experiment, None, None, None, "", None, outcome, None, "", None, badge)
+
+    rows = [
+        row("won", "shipped", "positive"),
+        row("lost", "killed", "negative"),
+        row("flat", "killed", "neutral"),
+        row("live", "running", "in_progress"),
+    ]
+    dates = {
+        "won": milestones(_moves("won", (0, None, "draft"), (1, "review", "running"),
+                                 (11, "running", "stopped"), (13, "readout", "shipped"))),
+        "lost": milestones(_moves("lost", (0, None, "draft"), (2, "review", "running"),
+                                  (22, "running", "stopped"), (30, "readout", "killed"))),
+        "flat": milestones(_moves("flat", (0, None, "draft"), (3, "review", "running"),
+                                  (17, "running", "stopped"), (21, "readout", "killed"))),
+        "live": milestones(_moves("live", (0, None, "draft"), (40, "review", "running"))),
+    }  # fmt: skip
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    v = velocity(rows, dates, since=None, now=now)
+    assert v["months"][:3] == ["2026-01", "2026-02", "2026-03"]
+    assert v["launched"][:2] == [3, 1] and v["completed"][:2] == [3, 0]
+    assert v["median_duration_days"] == 14.0  # runs of 10, 20 and 14 days
+    assert v["median_stop_to_decision_days"] == 4.0  # 2, 8 and 4 days
+    assert (v["won"], v["lost"], v["inconclusive"], v["unfinished"]) == (1, 1, 1, 1)
+    assert v["win_rate"] == round(1 / 3, 3)
+    stacked = {t["name"]: t["y"][0] for t in v["figures"]["win_rate"]["data"]}
+    assert stacked == {"won": 1 / 3, "lost": 1 / 3, "inconclusive": 1 / 3, "unfinished": 0}
+
+
+# ---------------------------------------------------------------- store (both backends)
+
+
+def test_the_store_reads_newest_snapshot_ids_payloads_and_transitions(
+    services: Services,
+) -> None:
+    wanted = ("onboarding-checklist", "search-autocomplete")
+    seed_demo(services, analyze=False, experiments=[e for e in EXPERIMENTS if e.key in wanted])
+    with services.sessions.begin() as session:
+        ids = [
+            save_snapshot(
+                session=session,
+                key="search-autocomplete",
+                settings_hash="h",
+                watermark=str(n),
+                payload={"n": n},
+                duration_ms=0.0,
+            ).id
+            for n in range(3)
+        ]
+    with services.sessions() as session:
+        rows = {e.key: e for e in store.fleet_experiments(session=session)}
+        assert rows["search-autocomplete"].snapshot_id == max(ids)
+        assert rows["onboarding-checklist"].snapshot_id is None
+        assert rows["search-autocomplete"].created_at.tzinfo is not None
+        payloads = store.snapshot_payloads(session=session, ids=[*ids, 10**6])
+        assert payloads == {i: {"n": n} for n, i in enumerate(ids)}
+        moves = store.transitions(session=session, keys=["search-autocomplete"])
+        assert [m.to_status for m in moves] == ["draft", "review"]
+        assert moves[0].at <= moves[1].at
+        assert store.rollout_percents(session=session) == {}
+        assert store.first_decisions(session=session) == {}
