@@ -189,6 +189,7 @@ class Scheduler:
             return TickReport(ran=False)
         moment = _aware(now or datetime.now(UTC))
         report = TickReport()
+        self._notify(report)  # the first tick sets the outbox cursor before doing anything
         self._start_scheduled(moment, report)
         self._stop_finished(moment, report)
         if self.auto_stop:
@@ -331,7 +332,7 @@ class Scheduler:
         from splitlab.decisions.webhooks import enqueue_events
 
         def notify() -> None:
-            report.notifications = enqueue_events(services=self.services)
+            report.notifications += enqueue_events(services=self.services)
 
         self._guarded(report, "webhook outbox", notify)
 
