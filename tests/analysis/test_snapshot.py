@@ -22,12 +22,15 @@ from splitlab.analysis.snapshot import (
 from splitlab.domain import Engine
 
 DATA = Path(__file__).parent / "data"
-STORED = sorted(DATA.glob("snapshot_v2_*.json"))
-"""Payloads as ANALYSIS_VERSION 2 stored them, before the snapshot was typed."""
+STORED = sorted(DATA.glob("snapshot_v*_*.json"))
+"""Payloads as ANALYSIS_VERSION 2 stored them (before the snapshot was typed) and as version 3
+stores them (overall rows carry their thresholds)."""
+THRESHOLD_KEYS = ("margin", "margin_scale", "min_lift", "min_lift_scale")
+"""What version 3 added to overall rows; every other value is version 2's."""
 
 
-def _stored(name: str) -> dict[str, Any]:
-    return json.loads((DATA / f"snapshot_v2_{name}.json").read_text())
+def _stored(name: str, version: int = 2) -> dict[str, Any]:
+    return json.loads((DATA / f"snapshot_v{version}_{name}.json").read_text())
 
 
 @pytest.mark.parametrize("path", STORED, ids=lambda p: p.stem)
@@ -123,7 +126,7 @@ FIXTURE_RUNS = {
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_RUNS))
 def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) -> None:
-    """The fixtures are these runs as ANALYSIS_VERSION 2 stored them: analysing the same data
+    """The fixtures are these runs as ANALYSIS_VERSION 3 stored them: analysing the same data
     now gives the same JSON, number for number. A change here changes the numbers: bump
     ANALYSIS_VERSION and write new fixtures (and keep the old ones reading)."""
     from splitlab.analysis import build_plan, run_analysis
@@ -139,11 +142,22 @@ def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) 
         fresh = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
     finally:
         warehouse.close()
-    stored = _stored(name)
+    stored = _stored(name, version=3)
     data = fresh.to_json()
     for key in ("settings", "settings_hash", "units", "days", "results", "daily", "omnibus"):
         assert _same_numbers(data[key], stored[key]), key
     assert _same_numbers(data["health"], stored["health"])
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_RUNS))
+def test_version_3_changed_no_number_of_version_2(name: str) -> None:
+    """Version 3 only added the thresholds to overall rows (and its own version number)."""
+    v2, v3 = _stored(name), _stored(name, version=3)
+    assert v3["settings"] == v2["settings"] | {"analysis_version": 3}
+    added = [{k: row.pop(k) for k in THRESHOLD_KEYS if k in row} for row in v3["results"]]
+    assert any(added) is (name == "frequentist")  # its latency guardrail has a margin
+    for key in ("units", "days", "results", "daily", "omnibus", "health"):
+        assert _same_numbers(v3[key], v2[key]), key
 
 
 def _same_numbers(fresh: Any, stored: Any) -> bool:

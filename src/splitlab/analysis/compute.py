@@ -20,9 +20,16 @@ import numpy.typing as npt
 
 from splitlab import stats
 from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
-from splitlab.analysis.plan import AnalysisPlan
+from splitlab.analysis.plan import AnalysisPlan, PlannedMetric
 from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
-from splitlab.domain import BinaryTest, Correction, Engine, MetricKind, RelativeInterval
+from splitlab.domain import (
+    BinaryTest,
+    Correction,
+    Engine,
+    MetricKind,
+    MetricRole,
+    RelativeInterval,
+)
 from splitlab.stats.relative import RelativeMethod
 from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.queries import uses_cuped
@@ -266,6 +273,16 @@ def _power_fields(
     )
 
 
+def _threshold_fields(planned: PlannedMetric) -> dict[str, Any]:
+    """An overall row's thresholds, each with its scale (absent when the metric has none)."""
+    fields: dict[str, Any] = {}
+    if planned.role is MetricRole.GUARDRAIL and planned.margin is not None:
+        fields.update(margin=planned.margin, margin_scale=planned.margin_scale)
+    if planned.min_lift is not None:
+        fields.update(min_lift=planned.min_lift.value, min_lift_scale=planned.min_lift.scale)
+    return fields
+
+
 def _comparison(plan: AnalysisPlan, result: FamilyResult, m: int, c: int, t: int) -> dict[str, Any]:
     """The fields of :class:`~splitlab.analysis.snapshot.Comparison` for one metric, cell and
     treatment (the optional ones only where they apply)."""
@@ -348,6 +365,7 @@ def compute_results(
                         fields["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))
                     if c == 0:
                         fields.update(_power_fields(plan, aggregates, fam, m, t)._asdict())
+                        fields.update(_threshold_fields(plan.metrics[fam.metrics[m]]))
                     row = ResultRow(segment=_segment(aggregates, c), **fields)
                     results.append(((metric_rank, segment_rank[c], t), row))
                 if not quantile:

@@ -13,9 +13,9 @@ import numpy.typing as npt
 from splitlab import stats
 from splitlab.analysis.aggregates import Aggregates
 from splitlab.analysis.compute import FamilyResult, number
-from splitlab.analysis.plan import AnalysisPlan
+from splitlab.analysis.plan import AnalysisPlan, PlannedMetric
 from splitlab.analysis.snapshot import CheckName, HealthCheck, ResultRow, Severity
-from splitlab.domain import Engine, MetricKind, MetricRole
+from splitlab.domain import Engine, MetricKind, MetricRole, ThresholdScale
 from splitlab.warehouse.columns import metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
@@ -307,7 +307,57 @@ def trend_checks(
     return out
 
 
+def _guardrail_finding(planned: PlannedMetric, entry: ResultRow) -> tuple[Severity, float, str]:
+    """Severity, harm (on the margin's scale; > 0 is worse) and message of one guardrail
+    result; ``None`` when the result has no numbers to judge."""
+    absolute = planned.margin is not None and planned.margin_scale is ThresholdScale.ABSOLUTE
+    if absolute:
+        effect, low, high = entry.abs_effect, entry.abs_ci_low, entry.abs_ci_high
+    else:
+        effect, low, high = entry.rel_effect, entry.rel_ci_low, entry.rel_ci_high
+    if effect is None or low is None or high is None:
+        raise LookupError
+    sign = 1.0 if planned.higher_is_better else -1.0
+    harm = -sign * effect  # > 0 means worse
+    worst_bound = -sign * (low if sign > 0 else high)  # pessimistic end of the CI
+    best_bound = -sign * (high if sign > 0 else low)
+    name = f"{planned.key!r} for {entry.variant}"
+    margin = planned.margin
+    if margin is None:
+        if best_bound > 0:
+            return (
+                CRITICAL,
+                harm,
+                f"Guardrail breached: {name} is significantly worse ({effect:+.1%}).",
+            )
+        return INFO, harm, f"{name} shows no significant harm."
+    if absolute:
+        bound = "≥" if sign > 0 else "≤"
+        threshold = f"absolute: treatment {bound} control {-sign * margin:+.4g}"
+        shown, worst = f"{effect:+.4g}", f"{-sign * worst_bound:+.4g}"
+    else:
+        threshold = f"{1 - sign * margin:g} × control"
+        shown, worst = f"{effect:+.1%}", f"{-sign * worst_bound:+.1%}"
+    if harm > margin:
+        return (
+            CRITICAL,
+            harm,
+            f"Guardrail breached: {name} is {shown} vs control, beyond the margin ({threshold}).",
+        )
+    if worst_bound > margin:
+        return (
+            WARNING,
+            harm,
+            f"Non-inferiority not shown: {name} could be as bad as {worst}, beyond the margin "
+            f"({threshold}).",
+        )
+    return INFO, harm, f"{name} is within its margin ({threshold})."
+
+
 def guardrail_checks(plan: AnalysisPlan, results: list[ResultRow]) -> list[HealthCheck]:
+    """Each guardrail × treatment: beyond its margin (critical), non-inferiority not shown
+    (warning) or within it; without a margin, significantly worse (critical) or not.  The
+    value is the harm on the margin's scale (relative unless the margin is absolute)."""
     out = []
     for planned in plan.metrics:
         if planned.role is not MetricRole.GUARDRAIL:
@@ -315,39 +365,11 @@ def guardrail_checks(plan: AnalysisPlan, results: list[ResultRow]) -> list[Healt
         for entry in results:
             if entry.metric != planned.key or entry.segment is not None:
                 continue
-            rel, low, high = entry.rel_effect, entry.rel_ci_low, entry.rel_ci_high
-            if rel is None or low is None or high is None:
+            try:
+                severity, harm, message = _guardrail_finding(planned, entry)
+            except LookupError:
                 continue
-            sign = 1.0 if planned.higher_is_better else -1.0
-            harm = -sign * rel  # > 0 means worse
-            worst_bound = -sign * (low if sign > 0 else high)  # pessimistic end of the CI
-            best_bound = -sign * (high if sign > 0 else low)
             variant = entry.variant
-            name = f"{planned.key!r} for {variant}"
-            margin = planned.margin
-            if margin is not None:
-                threshold = f"{1 - sign * margin:g} × control"
-                if harm > margin:
-                    severity, message = (
-                        CRITICAL,
-                        f"Guardrail breached: {name} is {rel:+.1%} vs control, beyond the "
-                        f"margin ({threshold}).",
-                    )
-                elif worst_bound > margin:
-                    severity, message = (
-                        WARNING,
-                        f"Non-inferiority not shown: {name} could be as bad as "
-                        f"{-sign * worst_bound:+.1%}, beyond the margin ({threshold}).",
-                    )
-                else:
-                    severity, message = INFO, f"{name} is within its margin ({threshold})."
-            elif best_bound > 0:
-                severity, message = (
-                    CRITICAL,
-                    f"Guardrail breached: {name} is significantly worse ({rel:+.1%}).",
-                )
-            else:
-                severity, message = INFO, f"{name} shows no significant harm."
             out.append(
                 _check(
                     CheckName.GUARDRAIL,

@@ -21,21 +21,39 @@ from splitlab.domain import (
     MetricDefinition,
     MetricRole,
     RelativeInterval,
+    Threshold,
+    ThresholdScale,
 )
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
 
-ANALYSIS_VERSION = 2
-"""Bump when the analysis code changes its numbers: old snapshots then no longer match."""
+ANALYSIS_VERSION = 3
+"""Bump when the analysis code changes its numbers or its results' shape: old snapshots then no
+longer match (3: overall rows carry their thresholds — margin, min_lift and their scales)."""
 
 
 @dataclass(frozen=True)
 class PlannedMetric:
-    """One metric of the experiment in its role; ``margin`` is the guardrail margin in force."""
+    """One metric of the experiment in its role; ``margin`` is the guardrail margin in force
+    (on ``margin_scale``), ``min_lift`` the minimum practical lift in force, if any."""
 
     definition: MetricDefinition
     role: MetricRole
     margin: float | None
+    margin_scale: ThresholdScale = ThresholdScale.RELATIVE
+    min_lift: Threshold | None = None
+
+    def thresholds(self) -> dict[str, Any]:
+        """The settings keys of the thresholds: ``margin_scale`` only when absolute (a margin
+        without it is relative, as margins always were), ``min_lift`` and ``min_lift_scale``
+        only when there is a minimum lift."""
+        out: dict[str, Any] = {}
+        if self.margin is not None and self.margin_scale is ThresholdScale.ABSOLUTE:
+            out["margin_scale"] = self.margin_scale.value
+        if self.min_lift is not None:
+            out["min_lift"] = self.min_lift.value
+            out["min_lift_scale"] = self.min_lift.scale.value
+        return out
 
     @property
     def key(self) -> str:
@@ -93,6 +111,7 @@ class AnalysisPlan:
                 {
                     "role": m.role.value,
                     "margin": m.margin,
+                    **m.thresholds(),
                     "definition": m.definition.model_dump(mode="json"),
                 }
                 for m in self.metrics
@@ -157,14 +176,34 @@ def build_plan(
     metrics: list[PlannedMetric] = []
     seen: set[str] = set()
 
-    def add(key: str, role: MetricRole, margin: float | None) -> None:
+    plan = spec.plan
+    unknown = sorted(set(plan.min_lifts) - set(spec.metrics.all_keys()))
+    if unknown:
+        raise ValidationError(
+            f"experiment {spec.key!r}: plan.min_lifts names metrics it does not use: "
+            + ", ".join(unknown),
+            details=[
+                {"loc": ["plan", "min_lifts", key], "msg": "not a metric of the experiment"}
+                for key in unknown
+            ],
+        )
+
+    def add(
+        key: str,
+        role: MetricRole,
+        margin: float | None,
+        scale: ThresholdScale = ThresholdScale.RELATIVE,
+    ) -> None:
         if key in seen:
             return
         seen.add(key)
         definition = definitions.get(key)
         if definition is None:
             raise ValidationError(f"experiment {spec.key!r} uses unknown metric {key!r}")
-        metrics.append(PlannedMetric(definition, role, margin))
+        min_lift = plan.min_lifts.get(key)
+        if min_lift is None and role is not MetricRole.GUARDRAIL:
+            min_lift = plan.min_lift
+        metrics.append(PlannedMetric(definition, role, margin, scale, min_lift))
 
     if spec.metrics.primary:
         add(spec.metrics.primary, MetricRole.PRIMARY, None)
@@ -172,9 +211,10 @@ def build_plan(
         add(key, MetricRole.SECONDARY, None)
     for guard in spec.metrics.guardrails:
         definition = definitions.get(guard.key)
-        own = definition.margin if definition is not None else None
-        add(guard.key, MetricRole.GUARDRAIL, guard.margin if guard.margin is not None else own)
-    plan = spec.plan
+        if guard.margin is not None:
+            add(guard.key, MetricRole.GUARDRAIL, guard.margin, guard.margin_scale)
+        else:  # the metric's own margin: a relative fraction
+            add(guard.key, MetricRole.GUARDRAIL, definition.margin if definition else None)
     _check_names(spec, metrics)
     return AnalysisPlan(
         key=spec.key,

@@ -26,7 +26,7 @@ from pydantic import (
     model_serializer,
 )
 
-from splitlab.domain import Engine
+from splitlab.domain import Engine, ThresholdScale
 
 Timestamp = Annotated[
     datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
@@ -180,6 +180,17 @@ class ResultRow(Comparison):
     """Overall rows only: control units the plan's MDE needs (null without an MDE)."""
     days_remaining: int | None = None
     """Overall rows only: days until ``n_required`` at the rate so far."""
+    margin: float | None = None
+    """Overall rows of a guardrail with a margin only: the non-inferiority margin, on
+    ``margin_scale`` (compare it with ``rel_*`` when relative, ``abs_*`` when absolute)."""
+    margin_scale: ThresholdScale | None = None
+    """With ``margin``: ``relative`` (a fraction of the control mean) or ``absolute`` (the
+    metric's units)."""
+    min_lift: float | None = None
+    """Overall rows of a metric with a minimum practical lift only (``plan.min_lift`` /
+    ``plan.min_lifts``): that lift, on ``min_lift_scale``."""
+    min_lift_scale: ThresholdScale | None = None
+    """With ``min_lift``: ``relative`` or ``absolute``, as ``margin_scale``."""
 
 
 class DailyPoint(Comparison):

@@ -13,6 +13,7 @@ from splitlab.domain.enums import (
     Role,
     Scope,
     Status,
+    ThresholdScale,
 )
 from splitlab.domain.experiments import (
     Capping,
@@ -23,7 +24,9 @@ from splitlab.domain.experiments import (
     MetricsSpec,
     Namespace,
     Plan,
+    Threshold,
     Variant,
+    parse_threshold,
 )
 from splitlab.domain.lifecycle import TRANSITIONS, check_transition, draft_problems
 from splitlab.domain.principal import LOCAL_ADMIN, Principal
@@ -52,7 +55,10 @@ __all__ = [
     "Role",
     "Scope",
     "Status",
+    "Threshold",
+    "ThresholdScale",
     "Variant",
     "check_transition",
     "draft_problems",
+    "parse_threshold",
 ]

@@ -50,6 +50,15 @@ class BinaryTest(StrEnum):
     """Welch's t-test on the 0/1 per-unit values (matches teams' older t-test numbers)."""
 
 
+class ThresholdScale(StrEnum):
+    """The scale of a guardrail margin or minimum lift."""
+
+    RELATIVE = "relative"
+    """A fraction of the control mean (0.05: 5%), compared with the relative effect."""
+    ABSOLUTE = "absolute"
+    """In the metric's own units, compared with the absolute effect (treatment − control)."""
+
+
 class Correction(StrEnum):
     HOLM = "holm"
     BH = "bh"

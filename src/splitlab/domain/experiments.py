@@ -13,8 +13,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -26,6 +28,7 @@ from splitlab.domain.enums import (
     ExperimentType,
     MetricKind,
     RelativeInterval,
+    ThresholdScale,
 )
 from splitlab.domain.limits import (
     MAX_METRICS,
@@ -82,11 +85,92 @@ class Namespace(Strict):
         return self
 
 
+THRESHOLD_FORMS = (
+    'a number (a fraction of the control mean, as before: 0.05), "5%", '
+    "{absolute: 0.0043} or {relative: 0.05}"
+)
+
+
+def parse_threshold(value: Any) -> Any:
+    """A threshold as written → ``{"value": v, "scale": s}`` (anything else unchanged, for the
+    model's own validation to reject).
+
+    A bare number is relative (a fraction of the control mean: what a margin always meant);
+    ``"5%"`` is relative 0.05; ``{absolute: 0.0043}`` is in the metric's units;
+    ``{relative: 0.05}`` and ``{value: …, scale: …}`` are explicit."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return {"value": value, "scale": ThresholdScale.RELATIVE.value}
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.endswith("%"):
+            raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}")
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}") from None
+        return {"value": percent / 100.0, "scale": ThresholdScale.RELATIVE.value}
+    if isinstance(value, dict) and len(value) == 1:
+        ((scale, number),) = value.items()
+        if scale in ("absolute", "relative"):
+            return {"value": number, "scale": scale}
+    return value
+
+
+class Threshold(Strict):
+    """A non-negative threshold on a scale: a guardrail margin or a minimum practical lift.
+    Written as a number (relative), ``"5%"``, ``{absolute: 0.0043}`` or ``{relative: 0.05}``."""
+
+    value: float = Field(ge=0)
+    scale: ThresholdScale = ThresholdScale.RELATIVE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written(cls, value: Any) -> Any:
+        return parse_threshold(value)
+
+
 class GuardrailRef(Strict):
-    """A guardrail metric with an optional per-experiment margin (overrides the metric's)."""
+    """A guardrail metric with an optional per-experiment margin (overrides the metric's).
+
+    ``margin`` may be written as any :class:`Threshold` form; it is kept as the number and its
+    ``margin_scale`` (``relative`` unless written ``{absolute: …}``).  The JSON form leaves
+    ``margin_scale`` out when it is relative, as before the option existed."""
 
     key: Slug
-    margin: float | None = None
+    margin: float | None = Field(
+        default=None, description=f"non-inferiority margin: {THRESHOLD_FORMS}"
+    )
+    margin_scale: ThresholdScale = ThresholdScale.RELATIVE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _margin_forms(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if isinstance(data.get("margin"), bool):
+            raise ValueError(f"margin is {THRESHOLD_FORMS}, not a boolean")
+        if isinstance(data.get("margin"), int | float | None):
+            return data
+        parsed = parse_threshold(data["margin"])
+        if not isinstance(parsed, dict) or set(parsed) != {"value", "scale"}:
+            raise ValueError(f"margin is {THRESHOLD_FORMS}")
+        if not isinstance(parsed["value"], int | float) or isinstance(parsed["value"], bool):
+            raise ValueError(f"margin is {THRESHOLD_FORMS}")
+        if parsed["value"] < 0:
+            raise ValueError("margin must be non-negative")
+        stated = data.get("margin_scale")
+        if stated is not None and stated != parsed["scale"]:
+            raise ValueError(f"margin is {parsed['scale']} but margin_scale says {stated}")
+        return data | {"margin": parsed["value"], "margin_scale": parsed["scale"]}
+
+    @model_serializer(mode="wrap")
+    def _relative_implied(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.margin_scale is ThresholdScale.RELATIVE:
+            data.pop("margin_scale", None)
+        return data
 
 
 class MetricsSpec(Strict):
@@ -126,6 +210,16 @@ class Plan(Strict):
         default=RelativeInterval.DELTA,
         description="relative-effect CI: delta (default), fieller or log; fieller covers "
         "better on heavy-tailed metrics such as revenue (docs/validity.md)",
+    )
+    min_lift: Threshold | None = Field(
+        default=None,
+        description="minimum practical lift of every primary and secondary metric without its "
+        f"own (min_lifts): {THRESHOLD_FORMS}",
+    )
+    min_lifts: Annotated[dict[Slug, Threshold], max_items(MAX_METRICS)] = Field(
+        default_factory=dict,
+        json_schema_extra={"maxProperties": MAX_METRICS},
+        description="per-metric minimum practical lift, by metric key",
     )
     binary_test: BinaryTest = Field(
         default=BinaryTest.Z,

@@ -26,6 +26,7 @@ from splitlab.domain import (
     Principal,
     ReviewDecision,
     Status,
+    ThresholdScale,
     check_transition,
 )
 from splitlab.domain.lifecycle import ANALYSING, AWAITING_START, check_edit
@@ -91,7 +92,11 @@ def spec_from_row(row: ExperimentRow) -> ExperimentSpec:
         primary=next((m.metric_key for m in links if m.role == MetricRole.PRIMARY), None),
         secondary=[m.metric_key for m in links if m.role == MetricRole.SECONDARY],
         guardrails=[
-            GuardrailRef(key=m.metric_key, margin=m.margin)
+            GuardrailRef(
+                key=m.metric_key,
+                margin=m.margin,
+                margin_scale=ThresholdScale(m.margin_scale or ThresholdScale.RELATIVE),
+            )
             for m in links
             if m.role == MetricRole.GUARDRAIL
         ],
@@ -241,9 +246,21 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
         links.append((spec.metrics.primary, MetricRole.PRIMARY, None))
     links += [(k, MetricRole.SECONDARY, None) for k in spec.metrics.secondary]
     links += [(g.key, MetricRole.GUARDRAIL, g.margin) for g in spec.metrics.guardrails]
+    absolute = {
+        g.key
+        for g in spec.metrics.guardrails
+        if g.margin_scale is ThresholdScale.ABSOLUTE and g.margin is not None
+    }
     row.metric_links = [
         ExperimentMetricRow(
-            metric_key=k, role=r.value, position=i, margin=m, metric_version=pins.get(k)
+            metric_key=k,
+            role=r.value,
+            position=i,
+            margin=m,
+            margin_scale=ThresholdScale.ABSOLUTE.value
+            if r is MetricRole.GUARDRAIL and k in absolute
+            else None,
+            metric_version=pins.get(k),
         )
         for i, (k, r, m) in enumerate(links)
     ]

@@ -152,6 +152,8 @@ class ExperimentMetricRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     position: Mapped[int] = mapped_column(Integer)
     margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    margin_scale: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """``absolute`` for a margin in the metric's units; NULL: relative (a fraction)."""
     metric_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The definition version pinned when the experiment started; None: the current one."""
 

@@ -107,9 +107,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_status"), ["status"], unique=False)
+    # analysis (issue 16): a guardrail margin's scale (NULL: relative, as margins always were)
+    with op.batch_alter_table("experiment_metrics", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("margin_scale", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("experiment_metrics", schema=None) as batch_op:
+        batch_op.drop_column("margin_scale")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_status"))
     op.drop_table("webhook_deliveries")
