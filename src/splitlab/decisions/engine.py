@@ -27,28 +27,29 @@ message with its numbers, evidence); the first stage that decides sets the code:
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-from datetime import datetime
+import math
 from typing import Any
 
 import numpy as np
 
 from splitlab.analysis.snapshot import CheckName, Severity, Snapshot
-from splitlab.decisions.evidence import Comparisons, MetricInfo, comparisons, finite, metric_infos
+from splitlab.decisions.evidence import finite
+from splitlab.decisions.guardrails import DECIDING_GUARDRAIL_CODES, guardrail_stage, harmed
 from splitlab.decisions.policy import Policy
 from splitlab.decisions.recommendation import BusinessValue, Code, Reason, Recommendation, Stage
 from splitlab.decisions.stages import (
     REASONS,
+    DecisionContext,
     Outcome,
+    Run,
     bayesian_gate,
     business_value,
+    min_lift,
     segment_stage,
 )
 from splitlab.domain import Engine
 
 __all__ = ["LABELS", "REASONS", "DecisionContext", "label_for", "recommend"]
-
-LIVE_STATUSES = frozenset({"running", "rolling_out"})
 
 LABELS: dict[Code, str] = {
     Code.SHIP_GLOBAL: "SHIP",
@@ -66,27 +67,6 @@ LABELS: dict[Code, str] = {
 LATENCY_LABEL = "PENDING (LATENCY REGRESSION)"
 
 
-@dataclass(frozen=True)
-class DecisionContext:
-    """What the engine knows besides the snapshot."""
-
-    status: str | None = None
-    """The experiment's lifecycle status (``running``, ``stopped``, …)."""
-    now: datetime | None = None
-    """When the recommendation is made."""
-    start_at: datetime | None = None
-    """When the experiment started."""
-    experiment_type: str | None = None
-    """``feature``, ``model_comparison``, ``infrastructure``, …"""
-    team: str | None = None
-    """The owning team."""
-
-    @property
-    def running(self) -> bool:
-        """Whether units are still being assigned (running or rolling out)."""
-        return self.status in LIVE_STATUSES
-
-
 def label_for(code: Code, reasons: list[Reason], policy: Policy) -> str:
     """The dashboard label of ``code`` (a latency guardrail hold reads as a latency
     regression)."""
@@ -100,44 +80,11 @@ def label_for(code: Code, reasons: list[Reason], policy: Policy) -> str:
     return LABELS[code]
 
 
-DECIDING_GUARDRAIL_CODES = frozenset(
-    {
-        "guardrail_breach",
-        "guardrail_beyond_margin",
-        "guardrail_not_non_inferior",
-        "ratio_rule_breach",
-    }
-)
-
-
-class _Run:
-    """One evaluation: the snapshot's metrics and arrays, and the reasons so far."""
-
-    def __init__(self, snapshot: Snapshot, policy: Policy, context: DecisionContext) -> None:
-        self.snapshot, self.policy, self.context = snapshot, policy, context
-        self.metrics = metric_infos(snapshot)
-        self.alpha = float(snapshot.settings.get("alpha", 0.05))
-        self.reasons: list[Reason] = []
-        overall = [r for r in snapshot.results if r.segment is None]
-        self.overall = comparisons(
-            overall, engine=snapshot.engine, alpha=self.alpha, tuning=policy.sequential.tuning
-        )
-        self.primary = next((m for m in self.metrics.values() if m.role == "primary"), None)
-
-    def add(self, stage: Stage, code: str, message: str, **fields: Any) -> Reason:
-        reason = Reason(stage=stage, code=code, message=message, **fields)
-        self.reasons.append(reason)
-        return reason
-
-    def indices(self, metric: str) -> list[int]:
-        return [i for i, r in enumerate(self.overall.rows) if r.metric == metric]
-
-
 def recommend(snapshot: Snapshot, *, policy: Policy, context: DecisionContext) -> Recommendation:
     """The recommendation for ``snapshot`` under ``policy`` (pure; see the module docstring
     for the stages and :data:`REASONS` for every reason code)."""
-    run = _Run(snapshot, policy, context)
-    outcome = _trust(run) or _guardrails(run) or _primary_or_segments(run)
+    run = Run(snapshot, policy, context)
+    outcome = _trust(run) or guardrail_stage(run) or _primary_or_segments(run)
     values: list[BusinessValue] = business_value(run.snapshot, run.overall, run.metrics, policy)
     for value in values:
         run.add(
@@ -183,7 +130,7 @@ def _deciding_first(reasons: list[Reason], outcome: Outcome) -> list[Reason]:
 # ---------------------------------------------------------------------------------- trust
 
 
-def _trust(run: _Run) -> Outcome | None:
+def _trust(run: Run) -> Outcome | None:
     policy = run.policy.trust
     bad: list[Reason] = []
     critical = set(policy.critical_checks)
@@ -239,209 +186,14 @@ def _trust(run: _Run) -> Outcome | None:
     )
 
 
-# ----------------------------------------------------------------------------- guardrails
-
-
-def _guardrails(run: _Run) -> Outcome | None:
-    """Breaches decide now; unproven non-inferiority of a running experiment waits for
-    maturity (stored in ``run.deferred``)."""
-    policy, data, running = run.policy.guardrails, run.overall, run.context.running
-    rollback: Reason | None = None
-    holds: list[Reason] = []
-    deferred: list[Reason] = []
-    guardrails = [m for m in run.metrics.values() if m.role == "guardrail"]
-    for metric in guardrails:
-        for i in run.indices(metric.key):
-            reason, stop, hold_now = _guardrail_finding(run, metric, i)
-            if stop and running and policy.rollback_when_running and rollback is None:
-                rollback = reason
-            elif reason.code in DECIDING_GUARDRAIL_CODES:
-                (holds if (hold_now or not running) else deferred).append(reason)
-    for rule in policy.rules:
-        for i in run.indices(rule.metric):
-            info = run.metrics[rule.metric]
-            row = data.rows[i]
-            cm, tm = row.control_mean, row.treatment_mean
-            if cm is None or tm is None or cm == 0:
-                continue
-            ratio = tm / cm if not info.higher_is_better else cm / tm if tm else float("inf")
-            if ratio <= rule.max_ratio:
-                run.add(
-                    Stage.GUARDRAILS,
-                    "ratio_rule_ok",
-                    f"{info.name} for {row.variant}: ratio {ratio:.3f} within {rule.max_ratio:g}.",
-                    metric=info.key,
-                    variant=row.variant,
-                    evidence={"ratio": ratio, "max_ratio": rule.max_ratio},
-                )
-                continue
-            bound = (
-                rule.max_ratio - 1.0 if not info.higher_is_better else 1.0 - 1.0 / rule.max_ratio
-            )
-            harm_low = _harm_low(info, data, i)
-            confirmed = bool(np.isfinite(harm_low) and harm_low > bound)
-            reason = run.add(
-                Stage.GUARDRAILS,
-                "ratio_rule_breach",
-                f"{info.name} for {row.variant} is {tm:,.4g} against {cm:,.4g} for control: "
-                f"{'treatment/control' if not info.higher_is_better else 'control/treatment'} = "
-                f"{ratio:.3f} > {rule.max_ratio:g}.",
-                metric=info.key,
-                variant=row.variant,
-                evidence={
-                    "ratio": ratio,
-                    "max_ratio": rule.max_ratio,
-                    "control_mean": cm,
-                    "treatment_mean": tm,
-                    "always_valid_confirmed": confirmed,
-                },
-            )
-            if confirmed and running and policy.rollback_when_running and rollback is None:
-                rollback = reason
-            else:
-                holds.append(reason)
-    if running and policy.rollback_when_running and rollback is None and run.primary is not None:
-        rollback = _primary_harm_running(run, run.primary)
-    run.deferred = deferred  # type: ignore[attr-defined]
-    if rollback is not None:
-        return Outcome(
-            Code.ROLLBACK,
-            f"Roll back {rollback.variant}: {rollback.message}",
-            variant=rollback.variant,
-            reason=rollback,
-            evidence=rollback.evidence,
-        )
-    if holds:
-        first = holds[0]
-        return Outcome(
-            Code.HOLD_GUARDRAIL_RISK,
-            f"Do not ship {first.variant}: {first.message}",
-            variant=first.variant,
-            reason=first,
-            evidence={"guardrails": [r.metric for r in holds]},
-        )
-    if (guardrails or policy.rules) and not deferred:
-        run.add(Stage.GUARDRAILS, "guardrails_ok", "Every guardrail is within its margin.")
-    return None
-
-
-def _harm_low(info: MetricInfo, data: Comparisons, i: int) -> float:
-    """The smallest relative harm the always-valid interval allows (> 0: surely worse)."""
-    if info.higher_is_better:
-        return float(-data.av_rel_high[i])
-    return float(data.av_rel_low[i])
-
-
-def _guardrail_finding(run: _Run, metric: MetricInfo, i: int) -> tuple[Reason, bool, bool]:
-    """(reason, confirmed by the always-valid interval, hold even while running)."""
-    data, row = run.overall, run.overall.rows[i]
-    margin = metric.margin if metric.margin is not None else 0.0
-    rel, low, high = data.rel_effect[i], data.rel_low[i], data.rel_high[i]
-    fields = {"metric": metric.key, "variant": row.variant}
-    if not np.isfinite(rel) or not np.isfinite(low) or not np.isfinite(high):
-        reason = run.add(
-            Stage.GUARDRAILS,
-            "guardrail_no_estimate",
-            f"{metric.name} for {row.variant} has no estimate yet ({row.reason or 'no data'}).",
-            evidence={"reason": row.reason},
-            **fields,
-        )
-        return reason, False, False
-    harm = -metric.sign * rel
-    worst = -metric.sign * (low if metric.higher_is_better else high)
-    best = -metric.sign * (high if metric.higher_is_better else low)
-    av_best = _harm_low(metric, data, i)
-    evidence = {
-        "rel_effect": float(rel),
-        "ci": [float(low), float(high)],
-        "always_valid_ci": [finite(data.av_rel_low[i]), finite(data.av_rel_high[i])],
-        "margin": metric.margin,
-        "harm": float(harm),
-    }
-    confirmed = bool(np.isfinite(av_best) and av_best > margin)
-    if best > margin:
-        reason = run.add(
-            Stage.GUARDRAILS,
-            "guardrail_breach",
-            f"{metric.name} for {row.variant} is {rel:+.1%} vs control (CI {low:+.1%} to "
-            f"{high:+.1%}), significantly beyond its margin of {margin:.1%}"
-            + (" (confirmed by the always-valid interval)." if confirmed else "."),
-            evidence=evidence | {"always_valid_confirmed": confirmed},
-            **fields,
-        )
-        return reason, confirmed, True
-    if harm > margin:
-        reason = run.add(
-            Stage.GUARDRAILS,
-            "guardrail_beyond_margin",
-            f"{metric.name} for {row.variant} is {rel:+.1%} vs control, beyond its margin of "
-            f"{margin:.1%} (not yet significant).",
-            evidence=evidence,
-            **fields,
-        )
-        return reason, False, False
-    if run.policy.guardrails.non_inferiority and worst > margin:
-        reason = run.add(
-            Stage.GUARDRAILS,
-            "guardrail_not_non_inferior",
-            f"{metric.name} for {row.variant} could be as bad as {-metric.sign * worst:+.1%} "
-            f"(CI {low:+.1%} to {high:+.1%}): non-inferiority within {margin:.1%} is not shown.",
-            evidence=evidence,
-            **fields,
-        )
-        return reason, False, False
-    reason = run.add(
-        Stage.GUARDRAILS,
-        "guardrail_ok",
-        f"{metric.name} for {row.variant} is {rel:+.1%} (CI {low:+.1%} to {high:+.1%}), within "
-        f"its margin of {margin:.1%}.",
-        evidence=evidence,
-        **fields,
-    )
-    return reason, False, False
-
-
-def _harmed(run: _Run, primary: MetricInfo) -> int | None:
-    """The first treatment whose primary metric is significantly worse by its always-valid
-    interval (valid at any look, so it may decide before the experiment is mature)."""
-    for i in run.indices(primary.key):
-        harm_low = _harm_low(primary, run.overall, i)
-        if np.isfinite(harm_low) and harm_low > 0:
-            return i
-    return None
-
-
-def _primary_harm_running(run: _Run, primary: MetricInfo) -> Reason | None:
-    data = run.overall
-    i = _harmed(run, primary)
-    if i is not None:
-        row = data.rows[i]
-        return run.add(
-            Stage.GUARDRAILS,
-            "primary_harm_running",
-            f"The primary metric {primary.name} for {row.variant} is "
-            f"{data.rel_effect[i]:+.1%} vs control, significantly worse by its always-valid "
-            f"interval ({data.av_rel_low[i]:+.1%} to {data.av_rel_high[i]:+.1%}) while the "
-            "experiment runs.",
-            metric=primary.key,
-            variant=row.variant,
-            evidence={
-                "rel_effect": finite(data.rel_effect[i]),
-                "always_valid_ci": [finite(data.av_rel_low[i]), finite(data.av_rel_high[i])],
-                "always_valid_p": finite(data.av_p[i]),
-            },
-        )
-    return None
-
-
 # ------------------------------------------------------------------- maturity and primary
 
 
-def _primary_or_segments(run: _Run) -> Outcome:
+def _primary_or_segments(run: Run) -> Outcome:
     maturity = _maturity(run)
     if maturity is not None:
         return maturity
-    deferred: list[Reason] = getattr(run, "deferred", [])
+    deferred: list[Reason] = run.deferred
     if deferred:
         first = deferred[0]
         return Outcome(
@@ -461,14 +213,14 @@ def _primary_or_segments(run: _Run) -> Outcome:
     return outcome
 
 
-def _maturity(run: _Run) -> Outcome | None:
+def _maturity(run: Run) -> Outcome | None:
     policy, snapshot = run.policy.maturity, run.snapshot
     smallest = min((u.n for u in snapshot.units), default=0)
     days = len(snapshot.days)
     early = smallest < policy.min_units_per_variant or days < policy.min_days
-    harmed = _harmed(run, run.primary) if early and run.primary is not None else None
-    if harmed is not None:
-        row = run.overall.rows[harmed]
+    hurt = harmed(run, run.primary) if early and run.primary is not None else None
+    if hurt is not None:
+        row = run.overall.rows[hurt]
         run.add(
             Stage.MATURITY,
             "early_on_always_valid_bound",
@@ -480,7 +232,7 @@ def _maturity(run: _Run) -> Outcome | None:
             evidence={
                 "days": days,
                 "smallest": smallest,
-                "always_valid_p": finite(run.overall.av_p[harmed]),
+                "always_valid_p": finite(run.overall.av_p[hurt]),
             },
         )
         return None
@@ -598,16 +350,16 @@ def _maturity(run: _Run) -> Outcome | None:
     )
 
 
-def _primary(run: _Run) -> Outcome:
+def _primary(run: Run) -> Outcome:
     primary, data, policy = run.primary, run.overall, run.policy
     assert primary is not None  # the trust gate stops experiments without one
-    kind, threshold = policy.primary.min_lift.threshold(primary.key)
     early = any(r.code == "early_on_always_valid_bound" for r in run.reasons)
     winners: list[tuple[float, int]] = []
     losers: list[int] = []
     per_arm: list[Reason] = []
     for i in run.indices(primary.key):
         row = data.rows[i]
+        kind, threshold = min_lift(policy, primary.key, row)
         p = data.av_p[i] * max(len(run.indices(primary.key)), 1) if early else data.p_adjusted[i]
         rel, absolute = data.rel_effect[i], data.abs_effect[i]
         good_rel, good_abs = primary.sign * rel, primary.sign * absolute
@@ -623,23 +375,25 @@ def _primary(run: _Run) -> Outcome:
             "min_lift": {"kind": kind, "value": threshold},
         }
         significant = bool(np.isfinite(p) and p < run.alpha)
-        if run.snapshot.engine is Engine.BAYESIAN:
-            chance = row.chance_to_win
-            need = policy.bayesian.chance_to_win
-            significant = chance is not None and (chance >= need or chance <= 1.0 - need)
+        better, worse = significant and good_rel > 0, significant and good_rel < 0
+        ci = f"CI {data.rel_low[i]:+.2%} to {data.rel_high[i]:+.2%}, adjusted p = {_p(p)}"
+        if run.snapshot.engine is Engine.BAYESIAN:  # chance to beat control, by direction
+            chance, need = row.chance_to_win, policy.bayesian.chance_to_win
+            better = chance is not None and chance >= need
+            worse = chance is not None and chance <= 1.0 - need
             evidence["chance_to_win"] = chance
             evidence["expected_loss"] = row.risk_treatment
-        ci = f"CI {data.rel_low[i]:+.2%} to {data.rel_high[i]:+.2%}, adjusted p = {_p(p)}"
+            ci = f"chance to win {_p(chance if chance is not None else math.nan)}"
         head = f"{primary.name} for {row.variant}: {rel:+.2%} vs control ({ci})"
-        if significant and good_rel > 0 and lift >= threshold:
+        if better and lift >= threshold:
             winners.append((float(good_rel), i))
             code, text = "primary_significant_win", f"{head}, at least the minimum lift."
-        elif significant and good_rel > 0:
+        elif better:
             code = "below_minimum_lift"
             text = (
                 f"{head}: significant but below the minimum lift ({_lift_text(kind, threshold)})."
             )
-        elif significant and good_rel < 0:
+        elif worse:
             losers.append(i)
             code, text = "primary_significant_loss", f"{head}: significantly worse."
         else:

@@ -79,6 +79,8 @@ class Comparisons:
     av_rel_low: FloatArray
     av_rel_high: FloatArray
     av_p: FloatArray
+    av_abs_low: FloatArray
+    av_abs_high: FloatArray
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -124,19 +126,33 @@ def comparisons(
             return Comparisons(
                 rows, abs_effect, abs_low, abs_high, rel_effect, rel_low, rel_high,
                 p_value, p_adjusted, control_n, treatment_n, se, rel_low, rel_high, p_value,
+                abs_low, abs_high,
             )  # fmt: skip
         n_total = control_n + treatment_n
         factor = cs_halfwidth_factor(n_total, alpha, tuning)
         scale = factor / crit
         av_rel_low = rel_effect - (rel_effect - rel_low) * scale
         av_rel_high = rel_effect + (rel_high - rel_effect) * scale
+        av_abs_low = abs_effect - (abs_effect - abs_low) * scale
+        av_abs_high = abs_effect + (abs_high - abs_effect) * scale
         z = abs_effect / se
         a = n_total * cs_rho_squared(alpha, tuning)
         av_p = np.minimum(1.0, np.sqrt(a + 1.0) * np.exp(-z * z * a / (2.0 * (a + 1.0))))
     return Comparisons(
         rows, abs_effect, abs_low, abs_high, rel_effect, rel_low, rel_high,
         p_value, p_adjusted, control_n, treatment_n, se, av_rel_low, av_rel_high, av_p,
+        av_abs_low, av_abs_high,
     )  # fmt: skip
+
+
+def stated(row: ResultRow, name: str) -> tuple[float, str] | None:
+    """A threshold the analysis put on the row (``margin`` or ``min_lift``, with its
+    ``…_scale``: ``relative`` or ``absolute``), or None when the row has none."""
+    value = getattr(row, name, None)
+    if value is None:
+        return None
+    scale = getattr(row, f"{name}_scale", None)
+    return float(value), str(getattr(scale, "value", scale) or "relative")
 
 
 def z_quantile(alpha: float) -> float:

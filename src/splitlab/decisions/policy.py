@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from splitlab.analysis.snapshot import CheckName
 from splitlab.errors import ValidationError
@@ -117,39 +117,33 @@ class MaturityPolicy(PolicyModel):
     PENDING_UNDERPOWERED with the projected days."""
 
 
-class MinLift(PolicyModel):
-    """The minimum practical lift: a number is absolute (in the metric's unit), a string
-    ``"5%"`` is relative to control."""
-
-    default: float | str = 0.0
-    """For metrics not listed."""
-    metrics: dict[MetricKey, float | str] = Field(default_factory=dict, max_length=200)
-    """Per metric key."""
-
-    @field_validator("default")
-    @classmethod
-    def _default_lift(cls, value: float | str) -> float | str:
-        return _check_lift(value)
-
-    @field_validator("metrics")
-    @classmethod
-    def _metric_lifts(cls, value: dict[str, float | str]) -> dict[str, float | str]:
-        return {key: _check_lift(lift) for key, lift in value.items()}
-
-    def threshold(self, metric: str) -> tuple[Literal["absolute", "relative"], float]:
-        """The threshold for ``metric``: ``("relative", 0.05)`` or ``("absolute", 0.0043)``."""
-        return lift_threshold(self.metrics.get(metric, self.default))
-
-
 def _check_lift(value: float | str) -> float | str:
     if isinstance(value, str):
         if not _RELATIVE.match(value):
             raise ValueError('must be a number (absolute) or a percentage such as "5%"')
-        if float(_RELATIVE.match(value).group(1)) < 0:  # type: ignore[union-attr]
+        if value.strip().startswith("-"):
             raise ValueError("must not be negative")
     elif value < 0:
         raise ValueError("must not be negative")
     return value
+
+
+Lift = Annotated[float | str, AfterValidator(_check_lift)]
+"""A minimum lift: a number (absolute) or ``"5%"`` (relative)."""
+
+
+class MinLift(PolicyModel):
+    """The minimum practical lift: a number is absolute (in the metric's unit), a string
+    ``"5%"`` is relative to control."""
+
+    default: Lift = 0.0
+    """For metrics not listed."""
+    metrics: dict[MetricKey, Lift] = Field(default_factory=dict, max_length=200)
+    """Per metric key."""
+
+    def threshold(self, metric: str) -> tuple[Literal["absolute", "relative"], float]:
+        """The threshold for ``metric``: ``("relative", 0.05)`` or ``("absolute", 0.0043)``."""
+        return lift_threshold(self.metrics.get(metric, self.default))
 
 
 def lift_threshold(value: float | str) -> tuple[Literal["absolute", "relative"], float]:
@@ -293,7 +287,8 @@ def load_document(text_or_dict: str | bytes | dict[str, Any]) -> dict[str, Any]:
     )
     if len(text) > MAX_POLICY_CHARS:
         raise ValidationError(
-            f"policy document too long: {len(text)} characters (at most {MAX_POLICY_CHARS})",
+            f"invalid policy: (document): too long, {len(text)} characters (at most "
+            f"{MAX_POLICY_CHARS})",
             details=[{"loc": ["(document)"], "msg": "too long"}],
         )
     try:
@@ -302,14 +297,14 @@ def load_document(text_or_dict: str | bytes | dict[str, Any]) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ValidationError(
-            f"policy is not valid YAML or JSON{where}",
+            f"invalid policy: (document): not valid YAML or JSON{where}",
             details=[{"loc": ["(document)"], "msg": f"not valid YAML{where}"}],
         ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValidationError(
-            "a policy must be a mapping of sections (trust, guardrails, …)",
+            "invalid policy: (document): must be a mapping of sections (trust, guardrails, …)",
             details=[{"loc": ["(document)"], "msg": "must be a mapping"}],
         )
     return data

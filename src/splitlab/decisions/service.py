@@ -95,11 +95,21 @@ def _identity(rec: Recommendation) -> tuple[str, str | None, list[tuple[str, str
     )
 
 
+CONTEXT_KEY = "context"
+"""Stored beside the recommendation's JSON in ``payload``: the status it was made in (with the
+snapshot id and the policy hash, the cache key — stopping an experiment changes the advice)."""
+
+
 def _read(payload: dict[str, object]) -> Recommendation | None:
+    data = {k: v for k, v in payload.items() if k != CONTEXT_KEY}
     try:
-        return Recommendation.model_validate(payload)
+        return Recommendation.model_validate(data)
     except pydantic.ValidationError:
         return None
+
+
+def _payload(recommendation: Recommendation, context: DecisionContext) -> dict[str, object]:
+    return recommendation.to_json() | {CONTEXT_KEY: {"status": context.status}}
 
 
 def recommend_experiment(*, services: Services, key: str, refresh: bool = False) -> Recommendation:
@@ -111,6 +121,7 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
     snapshot = _snapshot(services=services, key=key, refresh=refresh)
     policy = resolve_policy(services=services, key=key)
     policy_hash = policy.policy_hash()
+    context = _context(services=services, key=key)
     with services.sessions() as session:
         row = latest_recommendation(session=session, key=key)
         previous = _read(row.payload) if row is not None else None
@@ -120,9 +131,9 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
         and row is not None
         and row.snapshot_id == snapshot.snapshot_id
         and row.policy_hash == policy_hash
+        and (row.payload.get(CONTEXT_KEY) or {}).get("status") == context.status
     ):
         return previous
-    context = _context(services=services, key=key)
     recommendation = recommend(snapshot, policy=policy, context=context)
     changed = previous is None or _identity(previous) != _identity(recommendation)
     with services.sessions.begin() as session:
@@ -132,7 +143,7 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
                 row_id=row.id,
                 snapshot_id=snapshot.snapshot_id,
                 policy_hash=policy_hash,
-                payload=recommendation.to_json(),
+                payload=_payload(recommendation, context),
             )
             return recommendation
         save_recommendation(
@@ -141,7 +152,7 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
             snapshot_id=snapshot.snapshot_id,
             policy_hash=policy_hash,
             code=recommendation.code.value,
-            payload=recommendation.to_json(),
+            payload=_payload(recommendation, context),
         )
         old = previous.code.value if previous is not None else "none"
         write_audit(

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from splitlab import stats
-from splitlab.analysis.snapshot import CheckName, Severity, Snapshot
-from splitlab.decisions.evidence import Comparisons, MetricInfo, comparisons, finite, z_quantile
+from splitlab.analysis.snapshot import CheckName, ResultRow, Severity, Snapshot
+from splitlab.decisions.evidence import (
+    Comparisons,
+    MetricInfo,
+    comparisons,
+    finite,
+    metric_infos,
+    stated,
+    z_quantile,
+)
 from splitlab.decisions.policy import Policy
 from splitlab.decisions.recommendation import BusinessValue, Code, Reason, Stage
 
@@ -70,6 +79,55 @@ REASONS: dict[str, str] = {
 """Every reason code the engine emits, with its meaning."""
 
 Add = Callable[..., Reason]
+LIVE_STATUSES = frozenset({"running", "rolling_out"})
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What the engine knows besides the snapshot."""
+
+    status: str | None = None
+    """The experiment's lifecycle status (``running``, ``stopped``, …)."""
+    now: datetime | None = None
+    """When the recommendation is made."""
+    start_at: datetime | None = None
+    """When the experiment started."""
+    experiment_type: str | None = None
+    """``feature``, ``model_comparison``, ``infrastructure``, …"""
+    team: str | None = None
+    """The owning team."""
+
+    @property
+    def running(self) -> bool:
+        """Whether units are still being assigned (running or rolling out)."""
+        return self.status in LIVE_STATUSES
+
+
+class Run:
+    """One evaluation: the snapshot's metrics and arrays, and the reasons so far."""
+
+    def __init__(self, snapshot: Snapshot, policy: Policy, context: DecisionContext) -> None:
+        self.snapshot, self.policy, self.context = snapshot, policy, context
+        self.metrics = metric_infos(snapshot)
+        self.alpha = float(snapshot.settings.get("alpha", 0.05))
+        self.reasons: list[Reason] = []
+        overall = [r for r in snapshot.results if r.segment is None]
+        self.overall = comparisons(
+            overall, engine=snapshot.engine, alpha=self.alpha, tuning=policy.sequential.tuning
+        )
+        self.primary = next((m for m in self.metrics.values() if m.role == "primary"), None)
+        self.deferred: list[Reason] = []
+        """Guardrail holds of a running experiment that wait for maturity."""
+
+    def add(self, stage: Stage, code: str, message: str, **fields: Any) -> Reason:
+        """Record one reason (``metric``, ``variant``, ``segment``, ``evidence`` as fields)."""
+        reason = Reason(stage=stage, code=code, message=message, **fields)
+        self.reasons.append(reason)
+        return reason
+
+    def indices(self, metric: str) -> list[int]:
+        """Positions of ``metric``'s overall comparisons (one per treatment)."""
+        return [i for i, r in enumerate(self.overall.rows) if r.metric == metric]
 
 
 @dataclass
@@ -82,6 +140,16 @@ class Outcome:
     segments: list[dict[str, str]] = field(default_factory=list)
     reason: Reason | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def min_lift(policy: Policy, metric: str, row: ResultRow | None) -> tuple[str, float]:
+    """The minimum practical lift of ``metric``: the policy's own for the metric, else the one
+    the experiment's plan states (on the overall row), else the policy's default."""
+    lifts = policy.primary.min_lift
+    if metric in lifts.metrics or row is None or stated(row, "min_lift") is None:
+        return lifts.threshold(metric)
+    value, scale = stated(row, "min_lift")  # type: ignore[misc]
+    return ("absolute" if scale == "absolute" else "relative"), value
 
 
 def bayesian_gate(
@@ -179,11 +247,12 @@ def segment_stage(
     data = comparisons(tested, engine=snapshot.engine, alpha=alpha, tuning=policy.sequential.tuning)
     adjust = stats.holm if rule.correction == "holm" else stats.bonferroni
     adjusted = np.asarray(adjust(data.p_value), dtype=np.float64)
-    kind, threshold = policy.primary.min_lift.threshold(primary.key)
+    overall = {r.variant: r for r in snapshot.overall() if r.metric == primary.key}
     wins: list[int] = []
     harms: list[int] = []
     found: dict[int, Reason] = {}
     for i, row in enumerate(tested):
+        kind, threshold = min_lift(policy, primary.key, overall.get(row.variant))
         good = primary.sign * data.rel_effect[i]
         lift = good if kind == "relative" else primary.sign * data.abs_effect[i]
         significant = bool(np.isfinite(adjusted[i]) and adjusted[i] < alpha)

@@ -21,7 +21,8 @@ def save_recommendation(
     code: str,
     payload: dict[str, Any],
 ) -> RecommendationRow:
-    """Store one recommendation (its JSON form in ``payload``)."""
+    """Store one recommendation (``payload``: its JSON form, plus ``context`` — the
+    experiment's status when it was made, part of the cache key)."""
     row = RecommendationRow(
         experiment_key=key,
         snapshot_id=snapshot_id,
