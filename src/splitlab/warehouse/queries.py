@@ -509,3 +509,37 @@ def quantile_aggregates(
             )
         )
     return ibis.union(*blocks) if len(blocks) > 1 else blocks[0]
+
+
+def value_range(values: ir.Table, column: str, *, upper_quantile: float = 0.99) -> ir.Table:
+    """One row ``low, high, upper, n`` over the units with a value in ``column`` of
+    :func:`metric_values`: its smallest and largest value, its ``upper_quantile``-quantile (a
+    histogram's right edge, so one heavy tail does not squeeze every unit into one bin) and
+    how many units have a value."""
+    present = values.filter(values[column].notnull())
+    value = present[column].cast("float64")
+    return present.aggregate(
+        low=value.min(),
+        high=value.max(),
+        upper=value.quantile(upper_quantile),
+        n=present.count(),
+    )
+
+
+def value_histogram(
+    values: ir.Table, column: str, *, low: float, high: float, bins: int
+) -> ir.Table:
+    """Units per ``variant × bin`` of ``column`` (units without a value left out): bin k of
+    ``bins`` covers [low + k·w, low + (k + 1)·w), w = (high − low) / bins; values below
+    ``low`` count in bin 0 and values at or above ``high`` in the last bin, where ``beyond``
+    counts those past ``high``.  Rows ``variant, bin, units, beyond`` (empty bins have none)."""
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    present = values.filter(values[column].notnull())
+    value = present[column].cast("float64")
+    width = (high - low) / bins if high > low else 1.0
+    raw = ((value - low) / width).floor().cast("int64")
+    position = ibis.least(ibis.greatest(raw, 0), bins - 1)
+    past = ibis.ifelse(value > high, 1, 0).cast("int64")
+    binned = present.select(variant=present.variant, bin=position, past=past)
+    return binned.group_by(["variant", "bin"]).agg(units=binned.count(), beyond=binned.past.sum())
