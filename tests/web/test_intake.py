@@ -1,0 +1,323 @@
+"""The intake wizard (``/experiments/new``): validation errors next to their fields, the draft
+saved (and audited) at every step and resumed, CSRF, roles, and the review request at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from splitlab.domain import Role
+from splitlab.services import Services
+from splitlab.simulate import generate
+from splitlab.simulate.run import simulate_into
+from tests.conftest import Keys
+from tests.web.intake_helpers import csrf_of, field_error, log_in
+
+WIZARD = "/experiments/new"
+
+
+def post(client: TestClient, csrf: str, step: int, draft: str | None = None, **fields: Any) -> Any:
+    data: dict[str, Any] = {"csrf_token": csrf, "step": str(step)} | fields
+    if draft:
+        data["draft"] = draft
+    return client.post(WIZARD, data=data, follow_redirects=False)
+
+
+def experiment(client: TestClient, key: str) -> dict[str, Any]:
+    answer = client.get(f"/api/experiments/{key}")
+    assert answer.status_code == 200
+    return dict(answer.json())
+
+
+def audit_actions(client: TestClient, key: str) -> list[tuple[str, str]]:
+    entries = client.get(f"/api/experiments/{key}/audit").json()["entries"]
+    return [(e["action"], e.get("reason") or "") for e in entries]
+
+
+@pytest.fixture
+def editor_csrf(client: TestClient, keys: Keys) -> str:
+    return log_in(client, keys, "erin", Role.EDITOR)
+
+
+ABOUT = {
+    "key": "one-page-checkout",
+    "name": "One-page checkout",
+    "hypothesis": "Folding checkout into one page removes a step where buyers drop out.",
+    "predicted_outcome": "conversion +3% relative",
+    "type": "feature",
+    "team": "growth",
+}
+VARIANTS = {
+    "variants.0.key": "control",
+    "variants.0.name": "Three pages",
+    "variants.0.weight": "50",
+    "variants.1.key": "one_page",
+    "variants.1.name": "One page",
+    "variants.1.weight": "50",
+    "variants.1.payload": '{"layout": "single"}',
+    "variants.2.key": "",
+    "control": "0",
+}
+
+
+def test_each_step_saves_the_draft_and_a_reload_resumes(
+    client: TestClient, editor_csrf: str
+) -> None:
+    csrf = editor_csrf
+    first = client.get(WIZARD)
+    assert first.status_code == 200 and 'aria-current="step"' in first.text
+    created = post(client, csrf, 1, **ABOUT)
+    assert created.status_code == 303
+    key = ABOUT["key"]
+    assert created.headers["location"] == f"{WIZARD}?draft={key}&step=2"
+    draft = experiment(client, key)
+    assert draft["status"] == "draft" and draft["created_by"] == "erin"
+    assert draft["hypothesis"] == ABOUT["hypothesis"] and draft["team"] == "growth"
+    # a reload (or a later visit) of the bare draft URL resumes at the first open step
+    assert client.get(f"{WIZARD}?draft={key}", follow_redirects=False).headers["location"] == (
+        f"{WIZARD}?draft={key}&step=2"
+    )
+
+    assert post(client, csrf, 2, key, **VARIANTS).status_code == 303
+    draft = experiment(client, key)
+    assert [(v["key"], v["weight"], v["is_control"]) for v in draft["variants"]] == [
+        ("control", 0.5, True),
+        ("one_page", 0.5, False),
+    ]
+    assert draft["variants"][1]["payload"] == {"layout": "single"}
+    # the step shows what was saved
+    assert 'value="one_page"' in client.get(f"{WIZARD}?draft={key}&step=2").text
+
+    # step 3: define the primary metric inline, and a guardrail with its margin
+    defined = post(
+        client,
+        csrf,
+        3,
+        key,
+        **{"new.key": "checkout-conversion", "new.kind": "binary", "new.event": "purchase"},
+        **{"new.role": "primary", "new.direction": "increase"},
+    )
+    assert defined.status_code == 303
+    assert experiment(client, key)["metrics"]["primary"] == "checkout-conversion"
+    client.post(
+        "/api/metrics",
+        json={"key": "latency", "kind": "sum", "event": "page_load", "direction": "decrease"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    picked = client.post(
+        WIZARD,
+        data={
+            "csrf_token": csrf,
+            "step": "3",
+            "draft": key,
+            "metrics.primary": "checkout-conversion",
+            "metrics.guardrails": "latency",
+            "margin.latency": "0.05",
+        },
+        follow_redirects=False,
+    )
+    assert picked.status_code == 303
+    metrics = experiment(client, key)["metrics"]
+    assert metrics["guardrails"] == [{"key": "latency", "margin": 0.05}]
+
+    sized = post(
+        client, csrf, 4, key, baseline="0.1", mde="5", alpha="0.05", power="0.8",
+        daily_units="10000", sidedness="two-sided",
+    )  # fmt: skip
+    assert sized.status_code == 303
+    plan = experiment(client, key)["plan"]
+    assert (plan["mde"], plan["alpha"], plan["power"]) == (0.05, 0.05, 0.8)
+    duration = client.get(sized.headers["location"])
+    assert "57,756" in duration.text and 'value="14"' in duration.text  # 12 days → 2 weeks
+    twin = client.get(sized.headers["location"] + "&format=json").json()
+    assert twin["step"] == 5 and twin["sizing"]["n_per_variant"] == 57_756
+
+    planned = post(
+        client, csrf, 5, key, baseline="0.1", daily_units="10000", sidedness="two-sided",
+        max_days="14", note="on",
+    )  # fmt: skip
+    assert planned.status_code == 303
+    assert experiment(client, key)["plan"]["max_days"] == 14
+    notes = client.get(f"/api/experiments/{key}/notes").json()["notes"]
+    assert "57756 units per variant" in notes[0]["body"]
+
+    review = client.get(f"{WIZARD}?draft={key}&step=6")
+    assert "ready to ask for a review" in review.text
+    assert (
+        client.get(f"{WIZARD}?draft={key}", follow_redirects=False)
+        .headers["location"]
+        .endswith("step=6")
+    )
+    done = post(client, csrf, 6, key, request_review="on", reviewers="rita")
+    assert done.status_code == 303 and done.headers["location"] == f"/experiments/{key}"
+    assert experiment(client, key)["status"] == "review"
+    assert client.get(f"/api/experiments/{key}/reviews").json()["requests"][0]["reviewers"] == [
+        "rita"
+    ]
+    actions = audit_actions(client, key)
+    assert [a for a, _ in actions if a in ("create", "update", "transition", "note")] == [
+        "transition", "note", "update", "update", "update", "update", "update", "create",
+    ]  # fmt: skip
+    assert ("update", "intake wizard: variants") in actions
+    # once in review the wizard no longer edits it
+    assert client.get(f"{WIZARD}?draft={key}&step=2").status_code == 409
+
+
+def test_errors_are_shown_next_to_their_fields(client: TestClient, editor_csrf: str) -> None:
+    csrf = editor_csrf
+    bad = post(client, csrf, 1, key="Not A Key", name="x" * 201, hypothesis="")
+    assert bad.status_code == 422
+    assert field_error(bad.text, "key").startswith("String should match pattern")  # type: ignore[union-attr]
+    assert field_error(bad.text, "hypothesis") == "state what you expect to happen and why"
+    assert field_error(bad.text, "name") == "is 201 characters long; the limit is 200"
+    assert 'value="Not A Key"' in bad.text  # what was typed stays
+    assert 'class="error-summary"' in bad.text and 'href="#f-key"' in bad.text
+    assert experiment_missing(client, "not-a-key")
+
+    assert post(client, csrf, 1, **ABOUT).status_code == 303
+    taken = post(client, csrf, 1, **ABOUT)
+    assert taken.status_code == 422
+    assert "exists" in (field_error(taken.text, "key") or "")
+
+    key = ABOUT["key"]
+    wrong = post(
+        client,
+        csrf,
+        2,
+        key,
+        **{
+            "variants.0.key": "control",
+            "variants.0.weight": "50",
+            "variants.1.key": "",
+            "variants.2.key": "Treat ment",
+            "variants.2.weight": "lots",
+            "variants.2.payload": "{not json",
+            "control": "",
+        },
+    )
+    assert wrong.status_code == 422
+    assert (
+        field_error(wrong.text, "variants.2.weight") == "a share of traffic between 0 and 100 (%)"
+    )
+    assert (field_error(wrong.text, "variants.2.payload") or "").startswith("not valid JSON")
+    assert field_error(wrong.text, "control") == "mark one variant as the control"
+    # domain (pydantic) errors of a variant land on the row the user typed it in
+    dup = post(
+        client,
+        csrf,
+        2,
+        key,
+        **{
+            "variants.0.key": "control",
+            "variants.0.weight": "50",
+            "variants.1.key": "",
+            "variants.2.key": "Treat ment",
+            "variants.2.weight": "50",
+            "control": "0",
+        },
+    )
+    assert dup.status_code == 422
+    assert (field_error(dup.text, "variants.2.key") or "").startswith("String should match")
+    assert experiment(client, key)["variants"] == []  # nothing half-saved
+
+    assert post(client, csrf, 2, key, **VARIANTS).status_code == 303
+    no_primary = post(client, csrf, 3, key)
+    assert no_primary.status_code == 422
+    assert "choose the primary metric" in (field_error(no_primary.text, "metrics.primary") or "")
+    bad_metric = post(
+        client, csrf, 3, key, **{"new.key": "Bad Key", "new.event": "", "new.role": "primary"}
+    )
+    assert bad_metric.status_code == 422
+    assert field_error(bad_metric.text, "new.key") is not None
+    assert field_error(bad_metric.text, "new.event") == "String should have at least 1 character"
+    ratio = post(
+        client, csrf, 3, key, **{"new.key": "rps", "new.kind": "ratio", "new.event": "purchase"}
+    )
+    assert ratio.status_code == 422 and "a ratio metric needs denominator_event" in ratio.text
+    client.post(
+        "/api/metrics",
+        json={"key": "conv", "kind": "binary", "event": "purchase"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    margin = post(
+        client, csrf, 3, key, **{"metrics.primary": "conv", "metrics.guardrails": "conv2"}
+    )
+    assert margin.status_code == 422
+    assert field_error(margin.text, "metrics.guardrails") == "unknown metric 'conv2'"
+    assert post(client, csrf, 3, key, **{"metrics.primary": "conv"}).status_code == 303
+
+    sizing = post(client, csrf, 4, key, baseline="1.5", mde="5", alpha="0.05", power="0.8")
+    assert sizing.status_code == 422
+    assert (
+        field_error(sizing.text, "baseline") == "a conversion rate lies between 0 and 1, e.g. 0.12"
+    )
+    too_far = post(client, csrf, 4, key, baseline="0.6", mde="80", alpha="0.7", power="0.8")
+    assert field_error(too_far.text, "alpha") == "Input should be less than 0.5"
+    not_number = post(client, csrf, 4, key, baseline="0.1", mde="five", alpha="0.05", power="2")
+    assert field_error(not_number.text, "mde") == "a relative change in percent, e.g. 5"
+    assert experiment(client, key)["plan"]["mde"] is None
+
+    days = post(client, csrf, 5, key, baseline="0.1", max_days="0")
+    assert days.status_code == 422
+    assert field_error(days.text, "max_days") == "Input should be greater than or equal to 1"
+
+    # finishing an incomplete draft: the lifecycle's reasons, and the draft stays a draft
+    client.post(
+        "/api/experiments",
+        json={"key": "half-done", "hypothesis": "h"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    unfinished = post(client, csrf, 6, "half-done", request_review="on")
+    assert unfinished.status_code == 422
+    assert "at least 2 variants are needed" in unfinished.text
+    assert experiment(client, "half-done")["status"] == "draft"
+
+
+def experiment_missing(client: TestClient, key: str) -> bool:
+    return client.get(f"/api/experiments/{key}").status_code == 404
+
+
+def test_csrf_is_required(client: TestClient, editor_csrf: str) -> None:
+    for token in (None, "forged-token"):
+        data = {"step": "1"} | ABOUT
+        if token:
+            data["csrf_token"] = token
+        refused = client.post(WIZARD, data=data, follow_redirects=False)
+        assert refused.status_code == 403
+    assert experiment_missing(client, ABOUT["key"])
+
+
+def test_a_viewer_cannot_create(client: TestClient, keys: Keys) -> None:
+    csrf = log_in(client, keys, "val", Role.VIEWER)
+    page = client.get(WIZARD, headers={"accept": "text/html"})
+    assert page.status_code == 403 and "editor role" in page.text
+    refused = post(client, csrf, 1, **ABOUT)
+    assert refused.status_code == 403
+    assert experiment_missing(client, ABOUT["key"])
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client: TestClient) -> None:
+    assert client.get(WIZARD, follow_redirects=False).headers["location"] == "/login"
+    csrf = csrf_of(client.get("/login").text)
+    refused = client.post(WIZARD, data={"csrf_token": csrf, "step": "1"} | ABOUT)
+    assert refused.status_code == 401
+
+
+def test_step_four_starts_from_recent_data(
+    client: TestClient, services: Services, editor_csrf: str
+) -> None:
+    simulate_into(services, generate("aa_null", units=600, days=7, seed=5))
+    csrf = editor_csrf
+    assert post(client, csrf, 1, **ABOUT).status_code == 303
+    key = ABOUT["key"]
+    assert post(client, csrf, 2, key, **VARIANTS).status_code == 303
+    assert post(client, csrf, 3, key, **{"metrics.primary": "aa-revenue"}).status_code == 303
+    page = client.get(f"{WIZARD}?draft={key}&step=4")
+    twin = client.get(f"{WIZARD}?draft={key}&step=4&format=json").json()
+    baseline = twin["baseline"]
+    assert twin["shape"] == "mean" and baseline["units"] >= 600
+    assert f'value="{baseline["mean"]:.6g}"' in page.text
+    assert f'value="{baseline["sd"]:.6g}"' in page.text
+    assert "From the last 28 days of data" in page.text
