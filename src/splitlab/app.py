@@ -11,13 +11,23 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from splitlab import __version__
-from splitlab.api import analysis, assign, experiments, health, ingest, metrics, upload, users
+from splitlab.api import (
+    analysis,
+    assign,
+    experiments,
+    health,
+    ingest,
+    metrics,
+    power,
+    upload,
+    users,
+)
 from splitlab.api.bodies import BodyGuard
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
 from splitlab.config import Settings
 from splitlab.services import Services
-from splitlab.web import common, fleet, pages
+from splitlab.web import calculator, common, fleet, intake, pages
 from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
@@ -30,6 +40,7 @@ ROUTERS = [
     assign.router,
     analysis.router,
     users.router,
+    power.router,
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"
@@ -84,6 +95,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)
+    app.include_router(intake.router)  # /experiments/new, before /experiments/{key}
+    app.include_router(calculator.router)
     app.include_router(fleet.router)
     app.include_router(common.assets)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
