@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -532,3 +533,41 @@ def test_the_store_reads_newest_snapshot_ids_payloads_and_transitions(
         assert moves[0].at <= moves[1].at
         assert store.rollout_percents(session=session) == {}
         assert store.first_decisions(session=session) == {}
+
+
+def test_a_new_transition_shows_on_the_next_request(
+    services: Services, client: TestClient, keys: Any
+) -> None:
+    from splitlab.domain import Principal, Status
+    from splitlab.store import experiments as repo
+
+    seed_demo(
+        services,
+        analyze=False,
+        experiments=[e for e in EXPERIMENTS if e.key == "search-autocomplete"],
+    )
+    keys.user("ada", Role.ADMIN)
+    token = _csrf(client.get("/login").text)
+    client.post("/login", data={"username": "ada", "password": "password-123", "csrf_token": token})
+    first = fleet_json(client, status="all", range="all")
+    assert [(e["key"], e["status"]) for e in first["experiments"]] == [
+        ("search-autocomplete", "review")
+    ]
+    with services.sessions.begin() as session:
+        repo.transition(
+            session=session,
+            key="search-autocomplete",
+            to=Status.DRAFT,
+            actor=Principal(username="ada", role=Role.ADMIN),
+            reason="not yet",
+        )
+    again = fleet_json(client, status="all", range="all")
+    row = again["experiments"][0]
+    assert (row["status"], row["badge"]) == ("draft", "draft")
+    html = client.get("/", params={"status": "all", "range": "all"}).text
+    found = re.search(r'<script type="application/json" id="fleet-figures">(.*?)</script>', html)
+    assert found
+    gantt = json.loads(found.group(1))["timeline"]["data"]
+    bars = {trace["name"]: trace["y"] for trace in gantt}
+    assert bars["draft"] == ["search-autocomplete"] * 2  # drafted, reviewed, back to draft
+    assert bars["review"] == ["search-autocomplete"]

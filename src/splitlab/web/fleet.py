@@ -6,8 +6,8 @@ export of the list (``?format=csv`` or ``/experiments.csv``)."""
 from __future__ import annotations
 
 import csv
-import importlib
 import io
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from splitlab.api.deps import ServicesDep
 from splitlab.decisions.recommendation import Recommendation
+from splitlab.decisions.service import latest_recommendations
 from splitlab.domain import Principal
 from splitlab.errors import ValidationError
 from splitlab.services import Services
@@ -111,14 +112,46 @@ def _page_number(request: Request) -> int:
 
 
 def _recommendations(services: Services, keys: list[str]) -> dict[str, Recommendation]:
-    """The stored recommendations (``decisions.service.latest_recommendations``), or none
-    while the decision engine is not installed in this build."""
-    try:
-        module = importlib.import_module("splitlab.decisions.service")
-    except ImportError:
-        return {}
-    found: dict[str, Recommendation] = module.latest_recommendations(services=services, keys=keys)
-    return found
+    """The stored recommendations of these experiments (one query, no engine run)."""
+    return latest_recommendations(services=services, keys=keys)
+
+
+class MoveLog:
+    """Every experiment's lifecycle moves, read from the audit log once and then extended by
+    the entries added since (audit entries are never changed or removed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, int] = {}
+        self._moves: dict[str, dict[str, list[store.Transition]]] = {}
+
+    def read(self, session: Any, services: Services) -> dict[str, list[store.Transition]]:
+        """Moves per experiment key, oldest first (``session`` is an open app-store session)."""
+        name = str(services.settings.resolved_database_url())
+        with self._lock:
+            last = self._last.get(name, 0)
+            if store.last_audit_id(session=session) < last:  # a new database under the name
+                self._moves.pop(name, None)
+                last = 0
+            known = self._moves.setdefault(name, defaultdict(list))
+            added = store.transitions(session=session, after_id=last)
+            touched = set()
+            for move in added:
+                known[move.key].append(move)
+                touched.add(move.key)
+                last = max(last, move.id)
+            for key in touched:
+                known[key].sort(key=lambda m: (m.at, m.id))
+            self._last[name] = last
+            return {key: list(moves) for key, moves in known.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._last.clear()
+            self._moves.clear()
+
+
+MOVES = MoveLog()
 
 
 def summaries(services: Services, ids: list[int]) -> dict[int, Summary]:
@@ -138,19 +171,15 @@ def summaries(services: Services, ids: list[int]) -> dict[int, Summary]:
 def load_rows(
     services: Services, *, now: datetime
 ) -> tuple[list[FleetRow], dict[str, list[store.Transition]], dict[str, charts.Dates]]:
-    """Every experiment as a fleet row, with its transitions and milestones."""
+    """Every experiment as a fleet row (without its recommendation: see ``advise``), with its
+    transitions and milestones."""
     with services.sessions() as session:
         experiments = store.fleet_experiments(session=session)
-        moves_list = store.transitions(session=session)
+        moves = MOVES.read(session, services)
         decided = store.first_decisions(session=session)
         rollouts = store.rollout_percents(session=session)
-    moves: dict[str, list[store.Transition]] = defaultdict(list)
-    for move in moves_list:
-        moves[move.key].append(move)
     ids = [e.snapshot_id for e in experiments if e.snapshot_id is not None]
     by_id = summaries(services, ids)
-    analysed = [e.key for e in experiments if e.snapshot_id is not None]
-    recs = _recommendations(services, analysed) if analysed else {}
     rows, dates = [], {}
     for experiment in experiments:
         when = charts.milestones(moves.get(experiment.key, []), decided.get(experiment.key))
@@ -160,7 +189,7 @@ def load_rows(
             build_row(
                 experiment,
                 summary=summary,
-                rec=recs.get(experiment.key),
+                rec=None,
                 now=now,
                 started_at=when.started,
                 ended_at=when.ended or when.stopped,
@@ -168,6 +197,32 @@ def load_rows(
             )
         )
     return rows, moves, dates
+
+
+ADVISED = ("running", "stopped", "readout")
+"""The states whose badge follows the stored recommendation (``fleet_model.badge_for``)."""
+
+
+def advise(services: Services, rows: list[FleetRow], *, now: datetime) -> dict[str, FleetRow]:
+    """These rows with their stored recommendations, by key — read only for the experiments
+    whose badge depends on one."""
+    keys = sorted({r.key for r in rows if r.summary is not None and r.experiment.status in ADVISED})
+    recs = _recommendations(services, keys) if keys else {}
+    advised = {}
+    for row in rows:
+        rec = recs.get(row.key)
+        if rec is not None:
+            row = build_row(
+                row.experiment,
+                summary=row.summary,
+                rec=rec,
+                now=now,
+                started_at=row.started_at,
+                ended_at=row.ended_at,
+                rollout=row.rollout,
+            )
+        advised[row.key] = row
+    return advised
 
 
 def row_json(row: FleetRow) -> dict[str, Any]:
@@ -291,14 +346,16 @@ def build_view(
 ) -> dict[str, Any]:
     """Everything the fleet page shows, for its template and its JSON twin."""
     rows, moves, dates = load_rows(services, now=now)
-    listed = sort_rows([r for r in rows if matches(r, filters, now)], filters.sort)
+    listed = [r for r in rows if matches(r, filters, now)]
     program_filters = Filters(**(vars(filters) | {"status": "all"}))
     program = [r for r in rows if matches(r, program_filters, now)]
-    cards = sorted((r for r in listed if r.experiment.status in ACTIVE), key=_card_order)
     with_lift = [r for r in program if r.good_lift is not None and r.experiment.status != "draft"]
     by_good = sorted(with_lift, key=lambda r: (-(r.good_lift or 0.0), r.key))
     leaders = by_good[:LEADERS] + [r for r in by_good[LEADERS:][-LEADERS:]]
-    leaders = sort_rows(leaders, filters.lsort)
+    advised = advise(services, listed + leaders, now=now)
+    listed = sort_rows([advised[r.key] for r in listed], filters.sort)
+    leaders = sort_rows([advised[r.key] for r in leaders], filters.lsort)
+    cards = sorted((r for r in listed if r.experiment.status in ACTIVE), key=_card_order)
     context_filters = Filters(
         **(vars(program_filters) | {"significance": "", "outcome": "", "range": "all"})
     )
