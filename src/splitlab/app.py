@@ -25,6 +25,7 @@ from splitlab.api import (
 from splitlab.api.bodies import BodyGuard
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
+from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
 from splitlab.services import Services
 from splitlab.web import calculator, common, fleet, intake, pages
@@ -40,6 +41,7 @@ ROUTERS = [
     assign.router,
     analysis.router,
     users.router,
+    reports_router,
     power.router,
 ]
 

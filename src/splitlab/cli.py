@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from splitlab.config import Settings
 from splitlab.domain import Principal, ReviewDecision, Role, Scope
@@ -183,14 +184,137 @@ def apply_(
         typer.echo(f"experiment {key} {action}")
 
 
-@app.command("export")
+class ExportGroup(TyperGroup):
+    """``splitlab export KEY`` stays the YAML contract export (``export contract KEY``);
+    ``splitlab export mlflow KEY`` is a subcommand."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["contract", *args]
+        return super().resolve_command(ctx, args)
+
+
+export_app = typer.Typer(
+    cls=ExportGroup,
+    help="Export an experiment: `export KEY` prints its YAML contract; `export mlflow KEY` "
+    "logs its snapshot and recommendation to MLflow.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("contract")
 def export(key: str) -> None:
-    """Print an experiment and its metric definitions as YAML."""
+    """Print an experiment and its metric definitions as YAML (also `splitlab export KEY`)."""
     from splitlab.contracts import export_contract
 
     services = _run(_services)
     with services.sessions() as session:
         typer.echo(_run(lambda: export_contract(session=session, key=key)), nl=False)
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    key: str,
+    tracking_uri: Annotated[
+        str, typer.Option("--tracking-uri", help="MLflow tracking URI, e.g. file:///tmp/mlruns")
+    ],
+    experiment_name: Annotated[
+        str | None,
+        typer.Option("--experiment-name", help="MLflow experiment (default splitlab/KEY)"),
+    ] = None,
+) -> None:
+    """Log the experiment's current snapshot to MLflow (needs the mlflow extra): params
+    (alpha, minimum lift, test), metrics (rates, lifts, p-values, users) and tags (decision,
+    experiment key, guardrail violations); once per snapshot and policy."""
+    from splitlab.decisions.mlflow_export import export_mlflow as run_export
+
+    services = _run(_services)
+    try:
+        result = _run(
+            lambda: run_export(
+                services=services,
+                key=key,
+                tracking_uri=tracking_uri,
+                experiment_name=experiment_name,
+            )
+        )
+    finally:
+        services.close()
+    state = "logged" if result.created else "already logged"
+    typer.echo(
+        f"{state}: run {result.run_id} in MLflow experiment {result.experiment_name!r} "
+        f"({result.tracking_uri})"
+    )
+
+
+@app.command("report")
+def report(
+    key: str,
+    format: Annotated[str, typer.Option("--format", help="md, html, pdf, json or csv")] = "md",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="write to this file (default: standard output)"),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="analyse new data first and re-run the policy")
+    ] = False,
+    llm: Annotated[
+        bool,
+        typer.Option("--llm", help="add a readout by the configured LLM (SPLITLAB_LLM_*)"),
+    ] = False,
+) -> None:
+    """Write an experiment's report: readout, recommendation and results as Markdown,
+    self-contained HTML, PDF, JSON or CSV."""
+    from splitlab.decisions.reports import ReportFormat, experiment_report, filename
+    from splitlab.warehouse import WarehouseBusyError
+
+    formats = [f.value for f in ReportFormat]
+    if format not in formats:
+        _fail(SplitlabError(f"--format must be one of {', '.join(formats)}, not {format!r}"))
+    if format == "pdf" and output is None and sys.stdout.isatty():
+        _fail(SplitlabError(f"a PDF is not for the terminal: add -o {filename(key, format)}"))
+    services = _run(_services)
+    try:
+        content = experiment_report(
+            services=services, key=key, format=format, refresh=refresh, llm=llm
+        )
+    except WarehouseBusyError:  # a running server owns the DuckDB file: ask it instead
+        content = _run(
+            lambda: _report_via_server(services.settings, key, format, refresh=refresh, llm=llm)
+        )
+    except SplitlabError as error:
+        _fail(error)
+    finally:
+        services.close()
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        return
+    output.write_bytes(content)
+    typer.echo(f"wrote {output} ({len(content):,} bytes)", err=True)
+
+
+def _report_via_server(
+    settings: Settings, key: str, format: str, *, refresh: bool, llm: bool
+) -> bytes:
+    import httpx
+
+    from splitlab.server_address import refused, server_client, unreachable
+
+    doing = "the warehouse file is in use by another process; fetching the report from the server"
+    http, address = server_client(settings)
+    try:
+        with http:
+            response = http.get(
+                f"/api/experiments/{key}/report.{format}",
+                params={"refresh": str(refresh).lower(), "llm": str(llm).lower()},
+            )
+    except httpx.HTTPError as exc:
+        raise unreachable(address, exc, doing=doing) from exc
+    if response.status_code != 200:
+        raise refused(response, doing=doing, scope="read")
+    return response.content
 
 
 @experiments_app.command("list")

@@ -118,6 +118,33 @@ class Settings(BaseSettings):
         description="Segment values reported by name per breakdown; rarer values are grouped "
         "as 'other'.",
     )
+    llm_provider: Literal["none", "anthropic", "openai"] = Field(
+        default="none",
+        description="Who writes the optional LLM readout (reports with llm=true): 'anthropic' "
+        "or 'openai' through their official SDKs (extra splitlab[llm]); 'none' always gives "
+        "the deterministic readout.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the LLM provider. Unset: the deterministic readout is used.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Model name passed to the provider (e.g. a Claude or GPT model id). "
+        "Unset: the deterministic readout is used.",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Another endpoint for the provider's API (a proxy or a compatible "
+        "server). Unset: the SDK's default.",
+    )
+    llm_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="Longest wait for an LLM readout; after it (or on any error) the "
+        "deterministic readout is used.",
+    )
     scheduler_seconds: float = Field(
         default=30.0,
         ge=0,

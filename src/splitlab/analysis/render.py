@@ -64,6 +64,21 @@ def _rows(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
     return header, [_row(r, bayesian) for r in snapshot.results]
 
 
+def results_table(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
+    """The results as a header and rows of text cells, as the text and Markdown readouts
+    show them (for other renderings: HTML and PDF reports)."""
+    return _rows(snapshot)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table; a ``|`` inside a cell is escaped."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]
+
+
 def _summary(snapshot: Snapshot) -> str:
     units = ", ".join(f"{u.variant} {u.n:,}" for u in snapshot.units)
     cached = " (cached)" if snapshot.cached else ""
