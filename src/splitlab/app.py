@@ -23,6 +23,7 @@ from splitlab.api import (
     users,
 )
 from splitlab.api.bodies import BodyGuard
+from splitlab.api.decisions_routes import router as decisions_router
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
 from splitlab.api.reports import router as reports_router
@@ -43,6 +44,7 @@ ROUTERS = [
     users.router,
     reports_router,
     power.router,
+    decisions_router,
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"

@@ -1065,6 +1065,138 @@ def _reset_embedded(settings: Settings, *, yes: bool) -> None:
         path.unlink()
 
 
+decisions_app = typer.Typer(
+    help="Human decisions: ship, kill, roll back, extend; approve overrides.",
+    no_args_is_help=True,
+)
+app.add_typer(decisions_app, name="decisions")
+
+
+def _reviewer(session: Any, as_user: str | None) -> tuple[Principal, str | None]:
+    """The CLI's admin, or ``--as`` a user (recorded as relayed by the CLI's user)."""
+    if not as_user:
+        return _actor(), None
+    from splitlab.store.users import get_user
+
+    user = get_user(session=session, username=as_user)
+    return (
+        Principal(username=user.username, role=Role(user.role)),
+        f"local CLI --as, run by {_actor().username}",
+    )
+
+
+def _print_decision(decision: dict[str, Any]) -> None:
+    what = decision["action"] + (f" {decision['variant']}" if decision["variant"] else "")
+    override = (
+        f" (override of {decision['recommendation_code'] or 'no recommendation'})"
+        if decision["override"]
+        else f" (follows {decision['recommendation_code']})"
+    )
+    line = f"decision {decision['id']}: {what}{override} — {decision['status']}"
+    if "experiment_status" in decision:
+        line += f"; experiment is {decision['experiment_status']}"
+    typer.echo(line)
+
+
+@decisions_app.command("record")
+def decisions_record(
+    key: str,
+    action: Annotated[str, typer.Option(help="ship, kill, rollback or extend")],
+    rationale: Annotated[str, typer.Option(help="why (required; kept in the audit log)")],
+    variant: Annotated[str | None, typer.Option(help="ship: the treatment to ship")] = None,
+    ramp: Annotated[
+        str | None, typer.Option(help="ship: rollout percents, e.g. 5,25,50,100")
+    ] = None,
+    hold_hours: Annotated[
+        float, typer.Option(help="ship with --ramp: hours each step is held")
+    ] = 24.0,
+    days: Annotated[int | None, typer.Option(help="extend: days to add")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+) -> None:
+    """Record a decision on an experiment; applied at once unless the policy makes an
+    override wait for a reviewer (approve it with `splitlab decisions approve`)."""
+    from splitlab.decisions.actions import record_decision
+
+    services = _run(_services)
+
+    def steps() -> list[dict[str, Any]] | None:
+        from splitlab.errors import ValidationError
+
+        if ramp is None:
+            return None
+        try:
+            percents = [float(part) for part in ramp.split(",")]
+        except ValueError:
+            raise ValidationError(
+                "--ramp takes percents separated by commas, e.g. 5,25,50,100",
+                details=[{"loc": ["ramp"], "msg": "comma-separated numbers"}],
+            ) from None
+        return [{"percent": p, "hold_hours": hold_hours} for p in percents]
+
+    decision = _run(
+        lambda: record_decision(
+            services=services,
+            key=key,
+            action=action,
+            rationale=rationale,
+            actor=_actor(),
+            variant=variant,
+            ramp=steps(),
+            days=days,
+        )
+    )
+    if as_json:
+        _print_json(decision)
+    else:
+        _print_decision(decision)
+
+
+@decisions_app.command("list")
+def decisions_list(
+    key: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List an experiment's decisions, newest first."""
+    from splitlab.decisions.actions import list_decisions
+
+    services = _run(_services)
+    decisions = _run(lambda: list_decisions(services=services, key=key))
+    if as_json:
+        _print_json(decisions)
+        return
+    for decision in decisions:
+        _print_decision(decision)
+
+
+@decisions_app.command("approve")
+def decisions_approve(
+    key: str,
+    decision_id: Annotated[int, typer.Argument(help="the decision's id")],
+    comment: Annotated[str, typer.Option(help="comment; required to approve your own")] = "",
+    as_user: Annotated[str | None, typer.Option("--as", help="reviewer username")] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="reject it instead")] = False,
+) -> None:
+    """Approve (and so apply) a decision that awaits approval, or --reject it."""
+    from splitlab.decisions.actions import approve_decision, reject_decision
+
+    services = _run(_services)
+
+    def act() -> dict[str, Any]:
+        with services.sessions() as session:
+            reviewer, via = _reviewer(session, as_user)
+        review = reject_decision if reject else approve_decision
+        return review(
+            services=services,
+            key=key,
+            decision_id=decision_id,
+            reviewer=reviewer,
+            comment=comment,
+            via=via,
+        )
+
+    _print_decision(_run(act))
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
