@@ -29,7 +29,7 @@ from splitlab.api.errors import install_error_handlers
 from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
 from splitlab.services import Services
-from splitlab.web import calculator, common, fleet, intake, pages
+from splitlab.web import calculator, common, experiment, fleet, intake, pages
 from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(intake.router)  # /experiments/new, before /experiments/{key}
     app.include_router(calculator.router)
     app.include_router(fleet.router)
+    # after every other page router: /experiments/{key} would otherwise catch /experiments/new
+    app.include_router(experiment.router)
     app.include_router(common.assets)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_docs(app)

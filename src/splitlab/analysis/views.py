@@ -170,6 +170,8 @@ class Histogram:
     """Per-unit values of one metric binned in the warehouse, per variant."""
 
     metric: str
+    name: str
+    """The metric's display name."""
     kind: str
     column: str
     """``value`` (the unit's metric value, capped as analysed) or ``quantile_value``."""
@@ -251,8 +253,9 @@ def _histogram(
     summary = con.to_pyarrow(queries.value_range(values, column)).to_pylist()[0]
     if not summary["n"]:
         return Histogram(
-            metric.key, kind.value, label, [], {}, empty, empty, None, None, "no units"
-        )
+            metric.key, metric.name or metric.key, kind.value, label, [], {}, empty, empty,
+            None, None, "no units",
+        )  # fmt: skip
     low, high, upper = float(summary["low"]), float(summary["high"]), float(summary["upper"])
     edges = _edges(low, upper, high, kind, bins)
     count = len(edges) - 1
@@ -276,5 +279,6 @@ def _histogram(
     if metric.kind is MetricKind.RATIO:
         note = "per-unit numerator values (the ratio is Σnumerator ÷ Σdenominator)"
     return Histogram(
-        metric.key, kind.value, label, _rounded(edges, 9), counts, beyond, n, low, high, note
-    )
+        metric.key, metric.name or metric.key, kind.value, label, _rounded(edges, 9), counts,
+        beyond, n, low, high, note,
+    )  # fmt: skip

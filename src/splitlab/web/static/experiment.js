@@ -1,0 +1,195 @@
+// Experiment and variant pages: confirmation dialogs, "hide passed" toggle, Plotly charts
+// drawn from the page's embedded JSON, and the running page's results refresh.
+(function () {
+  "use strict";
+  var GOOD = "#0072b2", BAD = "#d55e00", MUTED = "#5d6778";
+  var PALETTE = ["#5d6778", "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00"];
+  var CONFIG = { displayModeBar: false, responsive: true };
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  // ---- dialogs: every action asks first ----
+  document.querySelectorAll("button[data-dialog]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var dialog = document.getElementById(button.getAttribute("data-dialog"));
+      if (dialog && dialog.showModal) { dialog.showModal(); }
+    });
+  });
+  document.querySelectorAll("dialog [data-close]").forEach(function (button) {
+    button.addEventListener("click", function () { button.closest("dialog").close(); });
+  });
+
+  // ---- health: hide passed checks (kept in the URL) ----
+  var toggle = document.getElementById("hide-passed");
+  if (toggle) {
+    var list = document.querySelector("#health .checklist");
+    var apply = function () {
+      if (list) { list.classList.toggle("hide-passed", toggle.checked); }
+      var url = new URL(window.location.href);
+      if (toggle.checked) { url.searchParams.set("hide_passed", "1"); } else { url.searchParams.delete("hide_passed"); }
+      window.history.replaceState(null, "", url);
+    };
+    toggle.checked = new URL(window.location.href).searchParams.get("hide_passed") === "1";
+    toggle.addEventListener("change", apply);
+    apply();
+  }
+
+  function layout(extra) {
+    var base = {
+      margin: { l: 56, r: 16, t: 8, b: 40 }, height: 260, font: { size: 12 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      legend: { orientation: "h", y: -0.25 }, xaxis: { gridcolor: "#eef0f3" },
+      yaxis: { gridcolor: "#eef0f3", zeroline: false }
+    };
+    return Object.assign(base, extra || {});
+  }
+
+  function finite(values) { return values.filter(function (v) { return v !== null && isFinite(v); }); }
+
+  // ---- experiment page charts ----
+  function drawSeries(data, index) {
+    var s = data.timeseries.series[index];
+    if (!s) { return; }
+    var last = s.rel.length - 1;
+    while (last > 0 && (s.low[last] === null || s.high[last] === null)) { last--; }
+    var lo = s.low[last], hi = s.high[last];
+    var range = null;
+    if (lo !== null && hi !== null) {
+      var half = Math.max((hi - lo) / 2, 1e-6);
+      range = [Math.min(lo - 1.5 * half, 0) * 100, Math.max(hi + 1.5 * half, 0) * 100];
+    }
+    var pct = function (v) { return v === null ? null : v * 100; };
+    Plotly.react("chart-effect", [
+      { x: s.days, y: s.high.map(pct), mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false },
+      { x: s.days, y: s.low.map(pct), mode: "lines", fill: "tonexty", fillcolor: "rgba(0,114,178,0.15)",
+        line: { width: 0 }, name: "interval", hoverinfo: "skip" },
+      { x: s.days, y: s.rel.map(pct), mode: "lines+markers", line: { color: GOOD, width: 2 }, name: "relative effect",
+        hovertemplate: "%{x}: %{y:.2f}%<extra></extra>" }
+    ], layout({
+      yaxis: { ticksuffix: "%", range: range, gridcolor: "#eef0f3", zeroline: false },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0, line: { dash: "dash", color: MUTED, width: 1 } }]
+    }), CONFIG);
+    var bayes = data.engine === "bayesian";
+    var values = bayes ? s.win : s.p;
+    var shapes = bayes
+      ? [0.95, 0.05].map(function (y) { return { type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { dash: "dash", color: BAD, width: 1 } }; })
+      : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.alpha, y1: data.alpha, line: { dash: "dash", color: BAD, width: 1 } }];
+    Plotly.react("chart-p", [
+      { x: s.days, y: values, mode: "lines+markers", line: { color: MUTED, width: 2 },
+        name: bayes ? "chance to win" : (data.engine === "sequential" ? "always-valid p" : "p-value") }
+    ], layout({
+      yaxis: bayes ? { range: [0, 1], tickformat: ".0%", gridcolor: "#eef0f3" } : {
+        type: "log", gridcolor: "#eef0f3", title: { text: "p (log scale)" },
+        tickvals: [1e-6, 1e-5, 1e-4, 0.001, 0.01, 0.05, 0.2, 1],
+        ticktext: ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.05", "0.2", "1"]
+      },
+      shapes: shapes
+    }), CONFIG);
+  }
+
+  function drawExposures(target, exposures, only) {
+    var node = document.getElementById(target);
+    if (!node) { return; }
+    var traces = Object.keys(exposures).filter(function (v) { return !only || only.indexOf(v) >= 0; })
+      .map(function (variant, i) {
+        var points = exposures[variant];
+        return { type: "bar", name: variant, marker: { color: PALETTE[i % PALETTE.length] },
+          x: points.map(function (p) { return p.day; }), y: points.map(function (p) { return p.units; }) };
+      });
+    if (!traces.length) { node.textContent = "No daily data."; return; }
+    Plotly.react(node, traces, layout({ barmode: "group" }), CONFIG);
+  }
+
+  function drawPower(power) {
+    var node = document.getElementById("chart-power");
+    if (!node || !power.length) { return; }
+    var traces = [];
+    power.forEach(function (p, i) {
+      if (!p.mdes.length) { return; }
+      var x = p.mdes.map(function (m) { return m * 100; });
+      traces.push({ x: x, y: p.power_now, mode: "lines", name: p.variant + " now", line: { color: PALETTE[(i + 1) % PALETTE.length] } });
+      if (p.power_planned) {
+        traces.push({ x: x, y: p.power_planned, mode: "lines", name: p.variant + " at planned sample",
+          line: { color: PALETTE[(i + 1) % PALETTE.length], dash: "dot" } });
+      }
+    });
+    if (!traces.length) { node.textContent = "Too few units for a power curve."; return; }
+    Plotly.react(node, traces, layout({
+      margin: { l: 56, r: 16, t: 48, b: 48 }, legend: { orientation: "h", y: 1.25 },
+      xaxis: { ticksuffix: "%", title: { text: "relative MDE" }, gridcolor: "#eef0f3" },
+      yaxis: { range: [0, 1], tickformat: ".0%", gridcolor: "#eef0f3" },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: power[0].target_power, y1: power[0].target_power,
+        line: { dash: "dash", color: MUTED, width: 1 } }]
+    }), CONFIG);
+  }
+
+  function whenPlotly(fn) {
+    if (window.Plotly) { fn(); return; }
+    window.addEventListener("load", function () { if (window.Plotly) { fn(); } });
+  }
+
+  var data = readJSON("experiment-data");
+  if (data) {
+    whenPlotly(function () {
+      var pick = document.getElementById("ts-pick");
+      if (pick) {
+        drawSeries(data, 0);
+        pick.addEventListener("change", function () { drawSeries(data, Number(pick.value)); });
+      }
+      drawExposures("chart-exposures", data.exposures);
+      drawPower(data.power);
+    });
+  }
+
+  // ---- variant page ----
+  var variant = readJSON("variant-data");
+  if (variant) {
+    whenPlotly(function () {
+      drawExposures("chart-units", variant.exposures, [variant.control, variant.variant]);
+      variant.histograms.forEach(function (h, i) {
+        var node = document.getElementById("hist-" + i);
+        if (!node) { return; }
+        if (!h.edges.length) { node.textContent = "No units with a value."; return; }
+        var mids = [];
+        for (var k = 0; k + 1 < h.edges.length; k++) { mids.push((h.edges[k] + h.edges[k + 1]) / 2); }
+        var arms = variant.variant === variant.control ? [variant.control] : [variant.control, variant.variant];
+        var traces = arms.map(function (arm, j) {
+          var total = h.n[arm] || 1;
+          return { type: "bar", name: arm, x: mids, y: (h.counts[arm] || []).map(function (c) { return c / total; }),
+            marker: { color: j === 0 ? "rgba(93,103,120,0.55)" : "rgba(0,114,178,0.7)" },
+            hovertemplate: "%{x:.3g}: %{y:.1%}<extra>" + arm + "</extra>" };
+        });
+        Plotly.react(node, traces, layout({ barmode: "overlay", bargap: 0.05, yaxis: { tickformat: ".0%", gridcolor: "#eef0f3" } }), CONFIG);
+      });
+    });
+  }
+
+  // ---- running experiment: refresh the results without a reload ----
+  var live = document.querySelector("#results[data-refresh]");
+  if (live) {
+    var seconds = Math.max(Number(live.getAttribute("data-refresh")) || 30, 5);
+    var body = document.getElementById("results-body");
+    var refresh = function () {
+      var url = new URL(window.location.href);
+      url.searchParams.set("fragment", "results");
+      url.hash = "";
+      fetch(url.toString(), { headers: { Accept: "text/html" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html === null) { return; }
+          var current = body.querySelector(".results-block");
+          var holder = document.createElement("div");
+          holder.innerHTML = html;
+          var next = holder.querySelector(".results-block");
+          if (next && (!current || current.getAttribute("data-snapshot") !== next.getAttribute("data-snapshot"))) {
+            body.replaceChildren(next);
+          }
+        })
+        .catch(function () { /* offline: keep the numbers shown */ });
+    };
+    window.setInterval(refresh, seconds * 1000);
+  }
+})();
