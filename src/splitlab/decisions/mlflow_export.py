@@ -26,6 +26,7 @@ from splitlab.analysis.snapshot import Snapshot
 from splitlab.decisions.charts import daily_series, primary_metric
 from splitlab.decisions.guardrails import DECIDING_GUARDRAIL_CODES
 from splitlab.decisions.recommendation import Recommendation, Stage
+from splitlab.domain import Engine
 from splitlab.errors import SplitlabError, ValidationError
 
 if TYPE_CHECKING:
@@ -94,9 +95,7 @@ def mlflow_run(
     primary = primary_metric(snapshot)
     params: dict[str, Any] = {
         "engine": snapshot.engine.value,
-        "test": settings.get("binary_test", "z") + " (binary), welch (others)"
-        if snapshot.engine.value != "bayesian"
-        else "bayesian posterior",
+        "test": _test_name(snapshot),
         "alpha": settings.get("alpha"),
         "power": settings.get("power"),
         "mde": settings.get("mde"),
@@ -149,6 +148,17 @@ def mlflow_run(
         "splitlab.guardrail_violation_count": str(len(violations)),
     }
     return run
+
+
+def _test_name(snapshot: Snapshot) -> str:
+    """The tests behind the p-values, in a few words."""
+    if snapshot.engine is Engine.BAYESIAN:
+        return "bayesian posterior (chance to win, expected loss)"
+    binary = snapshot.settings.get("binary_test", "z")
+    tests = f"{binary} (binary), welch (others)"
+    return tests + (
+        " with always-valid sequential bounds" if snapshot.engine is Engine.SEQUENTIAL else ""
+    )
 
 
 def _day_ms(day: Any) -> int:
