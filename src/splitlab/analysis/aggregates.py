@@ -84,6 +84,8 @@ def fetch_aggregates(
     after the join, once per event)."""
     timings: dict[str, float] = {}
     definitions = plan.definitions
+    sources = [c.source for c in plan.covariates]
+    numeric = {j: c.attribute for j, c in enumerate(sources) if c.attribute is not None}
     started = time.perf_counter()
     with ScratchTables(con) as scratch:
         units = scratch.units(
@@ -92,6 +94,7 @@ def fetch_aggregates(
             experiment_key=plan.key,
             variants=plan.variants,
             segments=plan.segments,
+            numeric=numeric,
         )
         labels = [
             [
@@ -104,14 +107,22 @@ def fetch_aggregates(
             ]
             for k in range(len(plan.segments))
         ]
-        per_unit = queries.unit_aggregates(units, events, definitions, segments=labels)
+        per_unit = queries.unit_aggregates(
+            units, events, definitions, segments=labels, covariates=sources
+        )
         stored = scratch.store("values", per_unit.table)
         # only the distinct aggregates are stored; metric columns are expressions over them
-        values = queries.metric_values(per_unit._replace(table=stored), definitions, as_of=as_of)
+        values = queries.metric_values(
+            per_unit._replace(table=stored), definitions, as_of=as_of, covariates=sources
+        )
         timings["per_unit_tables"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         stats_expr = queries.sufficient_statistics(
-            values, definitions, n_segments=len(plan.segments)
+            values,
+            definitions,
+            n_segments=len(plan.segments),
+            n_covariates=len(sources),
+            adjusted=plan.adjusted(),
         )
         rows = _to_numpy(con.to_pyarrow(stats_expr))
         excluded_rows = _to_numpy(

@@ -31,7 +31,14 @@ from splitlab.domain import (
     RelativeInterval,
 )
 from splitlab.stats.relative import RelativeMethod
-from splitlab.warehouse.columns import UNITS, metric_columns
+from splitlab.warehouse.columns import (
+    UNITS,
+    covariate_cross,
+    covariate_sum,
+    metric_columns,
+    outcome_covariate_cross,
+    pre_period_covariate_cross,
+)
 from splitlab.warehouse.queries import uses_cuped
 
 FloatArray = npt.NDArray[np.float64]
@@ -83,6 +90,8 @@ class FamilyResult:
     bayesian: stats.BayesianResult | None = None
     raw_means: tuple[FloatArray, FloatArray] | None = None
     """CUPED only: the unadjusted per-arm means (Σy / n), reported beside the adjusted ones."""
+    covariates: list[tuple[str, ...]] | None = None
+    """Regression adjustment only: each metric's covariates, in the regression's order."""
 
 
 def _pairs(aggregates: Aggregates, columns: Sequence[str]) -> tuple[FloatArray, FloatArray]:
@@ -138,6 +147,66 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
     return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction, raw_means=raw_means)
 
 
+def _regression_columns(plan: AnalysisPlan, i: int) -> tuple[list[str], list[list[str]], list[str]]:
+    """Aggregate columns of metric ``i``'s covariate vector z (own pre-period first, then the
+    named covariates): Σz, Σzzᵀ and Σzy, by name."""
+    names = metric_columns(i)
+    own = plan.metrics[i].definition.cuped_days > 0
+    named = list(plan.adjusted().get(i, ()))
+    parts: list[tuple[str, int]] = ([("x", -1)] if own else []) + [("c", j) for j in named]
+
+    def cross(a: tuple[str, int], b: tuple[str, int]) -> str:
+        if a[0] == "x" and b[0] == "x":
+            return names.sum_x_sq
+        if a[0] == "x" or b[0] == "x":
+            return pre_period_covariate_cross(i, b[1] if a[0] == "x" else a[1])
+        return covariate_cross(a[1], b[1])
+
+    sums = [names.sum_x if kind == "x" else covariate_sum(j) for kind, j in parts]
+    matrix = [[cross(a, b) for b in parts] for a in parts]
+    with_y = [names.sum_xy if kind == "x" else outcome_covariate_cross(i, j) for kind, j in parts]
+    return sums, matrix, with_y
+
+
+def _regression_family(plan: AnalysisPlan, metrics: list[int], agg: Aggregates) -> FamilyResult:
+    """Metrics adjusted by named covariates (and their own pre-period): OLS regression
+    adjustment per metric × cell × treatment, one batched solve (``stats.regression_test``)."""
+    n_c, n_t = _pairs(agg, [UNITS] * len(metrics))
+    (sy_c, syy_c), (sy_t, syy_t) = _arms(agg, [metric_columns(i).sums for i in metrics])
+    layouts = [_regression_columns(plan, i) for i in metrics]
+
+    def stacked(pick: Any) -> tuple[FloatArray, FloatArray]:
+        data = np.stack([pick(layout) for layout in layouts])  # (M, C, V, …)
+        rest = data.shape[3:]
+        control = np.broadcast_to(
+            data[:, :, :1], (*data.shape[:2], data.shape[2] - 1, *rest)
+        ).copy()
+        return control, data[:, :, 1:]
+
+    def vector(names: list[str]) -> FloatArray:
+        return np.stack([agg.column(name) for name in names], axis=-1)
+
+    z_c, z_t = stacked(lambda layout: vector(layout[0]))
+    zz_c, zz_t = stacked(lambda layout: np.stack([vector(row) for row in layout[1]], axis=-2))
+    zy_c, zy_t = stacked(lambda layout: vector(layout[2]))
+    control = stats.RegressionStats(n_c, sy_c, syy_c, z_c, zz_c, zy_c)
+    treatment = stats.RegressionStats(n_t, sy_t, syy_t, z_t, zz_t, zy_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        test = stats.regression_test(control, treatment, alpha=plan.alpha)
+        raw_means = sy_c / n_c, sy_t / n_t
+    return FamilyResult(
+        metrics,
+        test,
+        n_c,
+        n_t,
+        test.control_var,
+        test.treatment_var,
+        test.variance_reduction,
+        raw_means=raw_means,
+        covariates=[plan.covariate_names(i) for i in metrics],
+    )
+
+
 def linearised(n: FloatArray, mean: FloatArray, var_of_mean: FloatArray) -> stats.SampleStats:
     """SampleStats with mean ``mean`` and Var(mean) = ``var_of_mean``."""
     with np.errstate(invalid="ignore"):
@@ -188,11 +257,19 @@ def _relative_interval(result: FamilyResult, plan: AnalysisPlan) -> None:
 def run_families(plan: AnalysisPlan, aggregates: Aggregates) -> list[FamilyResult]:
     """Group the metrics by test family and run each family once."""
     groups: dict[str, list[int]] = {}
+    adjusted = plan.adjusted()
     for i, metric in enumerate(plan.definitions):
+        if i in adjusted:
+            # one family per size of the covariate vector: one batched solve each
+            groups.setdefault(f"regression:{len(plan.covariate_names(i))}", []).append(i)
+            continue
         groups.setdefault(family(metric.kind, uses_cuped(metric), plan.binary_test), []).append(i)
     results = []
     for name, metrics in groups.items():
-        result = _test_family(name, metrics, aggregates, plan.alpha)
+        if name.startswith("regression:"):
+            result = _regression_family(plan, metrics, aggregates)
+        else:
+            result = _test_family(name, metrics, aggregates, plan.alpha)
         _relative_interval(result, plan)
         _engine_results(result, plan)
         results.append(result)
@@ -237,6 +314,7 @@ def _power_fields(
         metric.kind is MetricKind.BINARY
         and not uses_cuped(metric)
         and plan.binary_test is BinaryTest.Z
+        and result.metrics[m] not in plan.adjusted()
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         if binary:
@@ -307,6 +385,8 @@ def _comparison(plan: AnalysisPlan, result: FamilyResult, m: int, c: int, t: int
         fields["treatment_mean"] = number(result.raw_means[1][m, c, t])
     if result.variance_reduction is not None:
         fields["variance_reduction"] = number(result.variance_reduction[m, c, t])
+    if result.covariates is not None:
+        fields["covariates"] = result.covariates[m]
     if result.bayesian is not None:
         bayes = result.bayesian
         win = float(bayes.chance_to_win[m, c, t])

@@ -15,10 +15,12 @@ from typing import Any
 from splitlab.domain import (
     BinaryTest,
     Correction,
+    Covariate,
     Direction,
     Engine,
     ExperimentSpec,
     MetricDefinition,
+    MetricKind,
     MetricRole,
     RelativeInterval,
     Threshold,
@@ -26,6 +28,10 @@ from splitlab.domain import (
 )
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
+from splitlab.warehouse.queries import CovariateSource
+
+ADJUSTABLE = (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM)
+"""Metric kinds a covariate can adjust (and a metric covariate can be read from)."""
 
 ANALYSIS_VERSION = 3
 """Bump when the analysis code changes its numbers or its results' shape: old snapshots then no
@@ -65,6 +71,20 @@ class PlannedMetric:
 
 
 @dataclass(frozen=True)
+class PlannedCovariate:
+    """A named covariate: what it is (``spec``), where the warehouse reads it (``source``),
+    and the plan positions of the metrics it adjusts."""
+
+    spec: Covariate
+    source: CovariateSource
+    metrics: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
 class AnalysisPlan:
     """What to analyse and how: variants (control first), metrics, engine and options."""
 
@@ -83,6 +103,22 @@ class AnalysisPlan:
     top_n: int
     relative_ci: RelativeInterval = RelativeInterval.DELTA
     binary_test: BinaryTest = BinaryTest.Z
+    covariates: tuple[PlannedCovariate, ...] = ()
+
+    def adjusted(self) -> dict[int, tuple[int, ...]]:
+        """Metric position → the positions of the named covariates adjusting it."""
+        out: dict[int, list[int]] = {}
+        for j, covariate in enumerate(self.covariates):
+            for i in covariate.metrics:
+                out.setdefault(i, []).append(j)
+        return {i: tuple(js) for i, js in sorted(out.items())}
+
+    def covariate_names(self, index: int) -> tuple[str, ...]:
+        """The covariates of metric ``index`` in the order of the regression: its own
+        pre-period first (``pre:<key>``) when it has one, then the named ones."""
+        metric = self.metrics[index].definition
+        own = (f"pre:{metric.key}",) if metric.cuped_days > 0 else ()
+        return own + tuple(self.covariates[j].name for j in self.adjusted().get(index, ()))
 
     @property
     def control(self) -> str:
@@ -129,6 +165,12 @@ class AnalysisPlan:
         }
         if self.binary_test is not BinaryTest.Z:
             settings["binary_test"] = self.binary_test.value
+        if self.covariates:
+            settings["covariates"] = [
+                c.spec.model_dump(mode="json")
+                | {"adjusts": [self.metrics[i].key for i in c.metrics]}
+                for c in self.covariates
+            ]
         return settings
 
     def settings_hash(self) -> str:
@@ -216,6 +258,7 @@ def build_plan(
         else:  # the metric's own margin: a relative fraction
             add(guard.key, MetricRole.GUARDRAIL, definition.margin if definition else None)
     _check_names(spec, metrics)
+    covariates = _plan_covariates(spec, metrics)
     return AnalysisPlan(
         key=spec.key,
         variants=tuple(v.key for v in ordered),
@@ -232,4 +275,57 @@ def build_plan(
         top_n=top_n,
         relative_ci=plan.relative_ci,
         binary_test=plan.binary_test,
+        covariates=covariates,
     )
+
+
+def _plan_covariates(
+    spec: ExperimentSpec, metrics: list[PlannedMetric]
+) -> tuple[PlannedCovariate, ...]:
+    """The plan's named covariates, checked against the experiment's metrics (422 on a
+    covariate read from, or adjusting, a metric it does not have or cannot adjust)."""
+    position = {m.key: i for i, m in enumerate(metrics)}
+    adjustable = [i for i, m in enumerate(metrics) if m.definition.kind in ADJUSTABLE]
+    problems: list[tuple[str, str]] = []
+    names: set[str] = set()
+    out = []
+    for index, covariate in enumerate(spec.plan.covariates):
+        where = f"plan.covariates[{index}]"
+        if covariate.name in names:
+            problems.append((where, f"repeats the name {covariate.name!r}"))
+        names.add(covariate.name)
+        source_metric = None
+        if covariate.metric is not None:
+            if covariate.metric not in position:
+                problems.append((where, f"metric {covariate.metric!r} is not the experiment's"))
+                continue
+            source_metric = metrics[position[covariate.metric]].definition
+            if source_metric.kind not in ADJUSTABLE:
+                problems.append((where, f"metric {covariate.metric!r} is not binary, count or sum"))
+                continue
+        chosen = adjustable
+        if covariate.metrics:
+            wrong = [k for k in covariate.metrics if k not in position]
+            wrong += [
+                k
+                for k in covariate.metrics
+                if k in position and metrics[position[k]].definition.kind not in ADJUSTABLE
+            ]
+            if wrong:
+                problems.append((where, f"cannot adjust {', '.join(wrong)}"))
+                continue
+            chosen = sorted({position[k] for k in covariate.metrics})
+        source = CovariateSource(
+            attribute=covariate.attribute,
+            metric=source_metric,
+            days=covariate.days,
+            capping=covariate.capping,
+        )
+        out.append(PlannedCovariate(covariate, source, tuple(chosen)))
+    if problems:
+        summary = "; ".join(f"{where}: {problem}" for where, problem in problems)
+        raise ValidationError(
+            f"experiment {spec.key!r} cannot be analysed: {summary}",
+            details=[{"loc": [where], "msg": problem} for where, problem in problems],
+        )
+    return tuple(out)

@@ -145,6 +145,11 @@ class Comparison(SnapshotModel):
     """CUPED only: the treatment mean adjusted for the pre-period covariate."""
     variance_reduction: float | None = None
     """CUPED only: 1 − Var(adjusted effect) / Var(raw effect)."""
+    covariates: tuple[str, ...] | None = None
+    """Regression adjustment (``plan.covariates``) only: the covariates adjusting this metric,
+    in order — ``pre:<metric>`` for its own pre-period, then the named ones.  The effect is the
+    treatment coefficient of an OLS fit on them (classical SE, t with n − 2 − k df), and
+    ``variance_reduction`` compares its variance with the unadjusted Welch difference's."""
     chance_to_win: float | None = None
     """Bayesian engine only: P(treatment better than control), by the metric's direction."""
     risk_control: float | None = None

@@ -17,6 +17,7 @@ from splitlab.domain.enums import (
 )
 from splitlab.domain.experiments import (
     Capping,
+    Covariate,
     ExperimentPatch,
     ExperimentSpec,
     GuardrailRef,
@@ -37,6 +38,7 @@ __all__ = [
     "BinaryTest",
     "Capping",
     "Correction",
+    "Covariate",
     "Direction",
     "Engine",
     "ExperimentPatch",

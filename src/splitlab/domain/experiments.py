@@ -194,6 +194,32 @@ class MetricsSpec(Strict):
         return keys + list(self.secondary) + [g.key for g in self.guardrails]
 
 
+MAX_COVARIATES = 8
+
+
+class Covariate(Strict):
+    """A named covariate for regression adjustment (multivariate CUPED): a numeric exposure
+    attribute (``attribute``, e.g. ``historical_revenue_28d``) or another metric's value over
+    the ``days`` before exposure (``metric``); missing or non-numeric values count as 0.
+    ``capping`` caps it by its own rule; ``metrics`` names the metrics it adjusts (default:
+    every binary, count and sum metric of the experiment)."""
+
+    name: Slug
+    attribute: PropertyName | None = None
+    metric: Slug | None = None
+    days: int = Field(default=14, ge=1, le=365)
+    capping: Capping | None = None
+    metrics: Annotated[list[Slug], max_items(MAX_METRICS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_METRICS}
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Covariate:
+        if (self.attribute is None) == (self.metric is None):
+            raise ValueError("a covariate has exactly one of attribute or metric")
+        return self
+
+
 class Plan(Strict):
     engine: Engine = Engine.FREQUENTIST
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
@@ -220,6 +246,12 @@ class Plan(Strict):
         default_factory=dict,
         json_schema_extra={"maxProperties": MAX_METRICS},
         description="per-metric minimum practical lift, by metric key",
+    )
+    covariates: Annotated[list[Covariate], max_items(MAX_COVARIATES)] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_COVARIATES},
+        description="named covariates adjusting binary, count and sum metrics by regression "
+        "(with a metric's own cuped_days pre-period, when it has one)",
     )
     binary_test: BinaryTest = Field(
         default=BinaryTest.Z,

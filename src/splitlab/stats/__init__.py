@@ -24,6 +24,7 @@ from splitlab.stats.power import (
 )
 from splitlab.stats.quantile import QuantileStats, quantile_ranks, quantile_test
 from splitlab.stats.ratio import ratio_test
+from splitlab.stats.regression import RegressionResult, RegressionStats, regression_test
 from splitlab.stats.relative import RELATIVE_METHODS, relative_effect_variance, relative_interval
 from splitlab.stats.results import REASONS, CupedResult, TestResult
 from splitlab.stats.sequential import SprtResult, msprt_pvalue, sequential_test, sprt_bernoulli
@@ -42,6 +43,8 @@ __all__ = [
     "OmnibusResult",
     "QuantileStats",
     "RatioStats",
+    "RegressionResult",
+    "RegressionStats",
     "SampleSize",
     "SampleStats",
     "SprtResult",
@@ -67,6 +70,7 @@ __all__ = [
     "quantile_ranks",
     "quantile_test",
     "ratio_test",
+    "regression_test",
     "relative_effect_variance",
     "relative_interval",
     "sample_size_means",

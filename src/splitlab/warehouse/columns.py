@@ -129,3 +129,35 @@ def segment_column(index: int) -> str:
 def attribute_column(index: int) -> str:
     """Per unit: the text of segment ``index``'s exposure attribute."""
     return f"attr{index}"
+
+
+# named covariates (``plan.covariates``): per unit, then summed with their cross-products
+def numeric_attribute_column(index: int) -> str:
+    """Per unit: covariate ``index``'s exposure attribute as a number (NULL if not one)."""
+    return f"num{index}"
+
+
+def covariate_column(index: int) -> str:
+    """Per unit: the value of covariate ``index`` (0 when missing, capped by its own rule)."""
+    return f"c{index}"
+
+
+def covariate_sum(index: int) -> str:
+    """Σc over units, of covariate ``index``."""
+    return f"sc{index}"
+
+
+def covariate_cross(first: int, second: int) -> str:
+    """Σ cᵢ·cⱼ of two covariates (either order names the same column)."""
+    low, high = sorted((first, second))
+    return f"scc{low}_{high}"
+
+
+def outcome_covariate_cross(metric: int, covariate: int) -> str:
+    """Σ y·c: metric ``metric``'s value times covariate ``covariate``."""
+    return f"syc{metric}_{covariate}"
+
+
+def pre_period_covariate_cross(metric: int, covariate: int) -> str:
+    """Σ x·c: metric ``metric``'s own CUPED pre-period value times covariate ``covariate``."""
+    return f"sxc{metric}_{covariate}"

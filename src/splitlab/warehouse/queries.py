@@ -30,7 +30,7 @@ Definitions (the same on every engine):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -38,8 +38,19 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from splitlab.domain import MetricDefinition, MetricKind
-from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns, segment_column
+from splitlab.domain import Capping, MetricDefinition, MetricKind
+from splitlab.warehouse.columns import (
+    UNITS,
+    attribute_column,
+    covariate_column,
+    covariate_cross,
+    covariate_sum,
+    metric_columns,
+    numeric_attribute_column,
+    outcome_covariate_cross,
+    pre_period_covariate_cross,
+    segment_column,
+)
 
 OTHER = "other"
 MISSING = "(none)"
@@ -99,11 +110,44 @@ def _duckdb_json_text(document: dt.JSON, path: str) -> str:  # type: ignore[empt
     """DuckDB's ``->>``: a string without quotes, any other JSON value as its JSON text."""
 
 
+@ibis.udf.scalar.builtin(name="json_type")
+def _duckdb_json_type(document: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's ``json_type``: the JSON type name of the value at ``path`` (NULL if absent)."""
+
+
+def _duckdb_path(name: str) -> str:
+    return "$." + '"' + name.replace('"', '\\"') + '"'
+
+
+def _numeric_attribute(units: ir.Table, name: str) -> ir.FloatingValue:
+    """An exposure attribute as a number: JSON numbers only (NULL for text, booleans, objects
+    or a missing attribute), the same on every engine."""
+    if _backend_name(units) == "duckdb":
+        path = _duckdb_path(name)
+        kind = _duckdb_json_type(units.attributes, path)
+        text = _duckdb_json_text(units.attributes, path)
+        return ibis.cases(
+            (kind.isin(["UBIGINT", "BIGINT", "DOUBLE", "HUGEINT"]), text.cast("float64")),
+            else_=ibis.null("float64"),
+        )
+    return units.attributes[name].unwrap_as("float64")
+
+
+class CovariateSource(NamedTuple):
+    """A named covariate as the query builders need it: a numeric exposure ``attribute``, or
+    ``metric``'s per-unit value (count, sum or 0/1) over the ``days`` before exposure; capped
+    by ``capping``."""
+
+    attribute: str | None
+    metric: MetricDefinition | None
+    days: int
+    capping: Capping | None
+
+
 def _attribute(units: ir.Table, name: str) -> ir.StringValue:
     """An exposure attribute as text: strings as they are, other JSON values as JSON text."""
     if _backend_name(units) == "duckdb":
-        path = "$." + '"' + name.replace('"', '\\"') + '"'
-        text = _duckdb_json_text(units.attributes, path)
+        text = _duckdb_json_text(units.attributes, _duckdb_path(name))
     else:
         attribute = units.attributes[name]
         text = ibis.coalesce(attribute.str, attribute.cast("string"))
@@ -133,6 +177,7 @@ def experiment_units(
     variants: Sequence[str],
     segments: Sequence[str] = (),
     numbered: bool = True,
+    numeric: Mapping[int, str] | None = None,
 ) -> ir.Table:
     """Analysed units: ``unit_id, uid, variant, exposed_us, day, attr0 … attrK`` with an
     integer unit number ``uid`` and a small integer code for the variant (integers are much
@@ -143,6 +188,8 @@ def experiment_units(
     the JSON once per unit; :func:`unit_aggregates` turns it into a small code.  ``numbered=False``
     leaves ``uid`` out, for an engine that numbers the rows of a table by itself (DuckDB's
     ``rowid``: ``row_number()`` is a single-threaded window over all units).
+    ``numeric`` maps a covariate index to its exposure attribute: ``num{j}`` is that
+    attribute as a number (see :func:`_numeric_attribute`).
     """
     units = _included(exposures, conflicts, experiment_key)
     exposed_us = micros(units.exposed_at, _backend_name(exposures))
@@ -154,6 +201,8 @@ def experiment_units(
     columns["day"] = (exposed_us / MICROS_PER_DAY).floor().cast("int64")
     for index, name in enumerate(segments):
         columns[attribute_column(index)] = _attribute(units, name)
+    for index, name in (numeric or {}).items():
+        columns[numeric_attribute_column(index)] = _numeric_attribute(units, name)
     return units.select(**columns)
 
 
@@ -314,6 +363,7 @@ def unit_aggregates(
     segments: Sequence[Sequence[str]] = (),
     only: Sequence[int] | None = None,
     with_eventless_units: bool = True,
+    covariates: Sequence[CovariateSource] = (),
 ) -> UnitAggregates:
     """Per-unit aggregates next to each unit's variant, day and segments (in the engine): each
     distinct aggregate once, however many metrics share it (materialise this table; the
@@ -325,7 +375,8 @@ def unit_aggregates(
     ``with_eventless_units=False`` drops units without relevant events (enough for quantiles).
 
     One pass: units LEFT JOIN their relevant events, grouped by unit (units without events
-    keep one row of NULLs and get zeros).
+    keep one row of NULLs and get zeros).  A ``covariates[j]`` on a metric adds its
+    pre-period aggregate (``c{j}`` in ``sources``); attribute covariates ride on the units.
     """
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
     # segment codes on the units side of the join: once per unit, not once per event
@@ -337,12 +388,16 @@ def unit_aggregates(
             for k, kept in enumerate(segments)
         },
     )
+    covariate_metrics = [(j, c.metric, c.days) for j, c in enumerate(covariates) if c.metric]
     names = sorted(
         {m.event for _, m in chosen}
         | {m.denominator_event for _, m in chosen if m.denominator_event}
+        | {m.event for _, m, _ in covariate_metrics}
     )
     backend = _backend_name(events)
-    needs_properties = any(m.filter or m.value_field for _, m in chosen)
+    needs_properties = any(m.filter or m.value_field for _, m in chosen) or any(
+        m.filter or m.value_field for _, m, _ in covariate_metrics
+    )
     wanted = {
         "unit_id": events.unit_id,
         "event_name": events.event_name,
@@ -364,6 +419,10 @@ def unit_aggregates(
     carried = [c for c in units.columns if c not in ("unit_id", "uid")]
     aggs = _Aggregations(joined, names)
     sources = _plan_aggregates(aggs, chosen)
+    for j, metric, days in covariate_metrics:
+        op = "sum" if metric.kind is MetricKind.SUM else "count"
+        window = (-days * MICROS_PER_DAY, 0)
+        sources[covariate_column(j)] = aggs.add(op, metric, metric.event, window)
     per_unit = joined.group_by("uid").agg(**{c: joined[c].max() for c in carried}, **aggs.exprs)
     return UnitAggregates(per_unit, sources)
 
@@ -374,19 +433,24 @@ def metric_values(
     *,
     as_of: datetime,
     only: Sequence[int] | None = None,
+    covariates: Sequence[CovariateSource] = (),
 ) -> ir.Table:
     """Per-unit metric columns over :func:`unit_aggregates` (usually its materialised table,
     passed as ``per_unit._replace(table=…)``), capped; ``uid, variant, exposed_us, day,
     seg0 … segK`` and per metric the per-unit columns of
     :class:`~splitlab.warehouse.columns.MetricColumns`: value, covariate (CUPED or ratio
     denominator), quantile value (NULL without events), events, nulls, and immature (1 when
-    the unit's window is still open at ``as_of``)."""
+    the unit's window is still open at ``as_of``); and ``c{j}`` per covariate (0 when missing,
+    0/1 for a binary metric's pre-period, capped by its own rule)."""
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
     table, sources = per_unit
     as_of_us = round(as_of.timestamp() * 1_000_000)
     aggregated = set(sources.values())
+    numeric = {numeric_attribute_column(j) for j in range(len(covariates))}
     columns: dict[str, Any] = {
-        name: table[name] for name in table.columns if name not in aggregated
+        name: table[name]
+        for name in table.columns
+        if name not in aggregated and name not in numeric
     }
     for i, metric in chosen:
         names = metric_columns(i)
@@ -407,25 +471,68 @@ def metric_values(
             columns[names.immature] = ibis.ifelse(end > as_of_us, 1, 0).cast("int64")
         else:
             columns[names.immature] = ibis.literal(0, type="int64")
+    for j, covariate in enumerate(covariates):
+        if covariate.metric is None:
+            raw = table[numeric_attribute_column(j)]
+        else:
+            raw = table[sources[covariate_column(j)]]
+        c = raw.cast("float64").fill_null(0.0)
+        binary = covariate.metric is not None and covariate.metric.kind is MetricKind.BINARY
+        columns[covariate_column(j)] = ibis.least(c, 1.0) if binary else c
     values = table.select(**columns)
-    return _capped(values, chosen)
+    return _capped(values, chosen, covariates)
 
 
-def _capped(values: ir.Table, metrics: Sequence[tuple[int, MetricDefinition]]) -> ir.Table:
+def _cap(values: ir.Table, column: str, capping: Capping) -> Any:
+    if capping.type == "absolute":
+        return ibis.literal(float(capping.value))
+    return values[column].quantile(capping.value).as_scalar()
+
+
+def _capped(
+    values: ir.Table,
+    metrics: Sequence[tuple[int, MetricDefinition]],
+    covariates: Sequence[CovariateSource] = (),
+) -> ir.Table:
     caps: dict[str, Any] = {}
+    for j, covariate in enumerate(covariates):
+        if covariate.capping is not None:
+            column = covariate_column(j)
+            caps[column] = ibis.least(values[column], _cap(values, column, covariate.capping))
     for i, metric in metrics:
         capping = metric.capping
         if capping is None or metric.kind in (MetricKind.BINARY, MetricKind.QUANTILE):
             continue
         names = metric_columns(i)
-        if capping.type == "absolute":
-            cap: Any = ibis.literal(float(capping.value))
-        else:
-            cap = values[names.value].quantile(capping.value).as_scalar()
+        cap = _cap(values, names.value, capping)
         caps[names.value] = ibis.least(values[names.value], cap)
         if uses_cuped(metric):
             caps[names.covariate] = ibis.least(values[names.covariate], cap)
     return values.mutate(**caps) if caps else values
+
+
+def _covariate_sums(
+    values: ir.Table,
+    metrics: Sequence[MetricDefinition],
+    n_covariates: int,
+    adjusted: Mapping[int, Sequence[int]],
+) -> dict[str, ir.Scalar]:
+    """Σc and Σcᵢcⱼ of every covariate, and Σy·c (and Σx·c with a pre-period) of each
+    adjusted metric with each of its covariates: the per-arm cross-product matrices."""
+    aggs: dict[str, ir.Scalar] = {}
+    for j in range(n_covariates):
+        c = values[covariate_column(j)]
+        aggs[covariate_sum(j)] = c.sum()
+        for k in range(j, n_covariates):
+            aggs[covariate_cross(j, k)] = (c * values[covariate_column(k)]).sum()
+    for i, chosen in adjusted.items():
+        names = metric_columns(i)
+        for j in chosen:
+            c = values[covariate_column(j)]
+            aggs[outcome_covariate_cross(i, j)] = (values[names.value] * c).sum()
+            if uses_cuped(metrics[i]):
+                aggs[pre_period_covariate_cross(i, j)] = (values[names.covariate] * c).sum()
+    return aggs
 
 
 def _sums(values: ir.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ir.Scalar]:
@@ -450,7 +557,12 @@ def _sums(values: ir.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ir
 
 
 def sufficient_statistics(
-    values: ir.Table, metrics: Sequence[MetricDefinition], *, n_segments: int
+    values: ir.Table,
+    metrics: Sequence[MetricDefinition],
+    *,
+    n_segments: int,
+    n_covariates: int = 0,
+    adjusted: Mapping[int, Sequence[int]] | None = None,
 ) -> ir.Table:
     """Sums per ``variant × day × (segment, value)`` for every metric at once.
 
@@ -459,8 +571,10 @@ def sufficient_statistics(
     every unit once, so overall figures are the sums over any one block, per-segment figures
     are its rows, and daily cumulative figures are running sums over ``day`` (the additive
     sums make the daily increments cheap; cumulation happens on the tiny result).
+    With covariates, the sums of their cross-products too (``adjusted``: metric index → the
+    covariates that adjust it; see :func:`_covariate_sums`).
     """
-    aggs = _sums(values, metrics)
+    aggs = _sums(values, metrics) | _covariate_sums(values, metrics, n_covariates, adjusted or {})
     blocks = []
     for index in range(max(n_segments, 1)):
         label = values[segment_column(index)] if n_segments else ibis.literal(0, type="int16")

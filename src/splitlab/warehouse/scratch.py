@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 import ibis
@@ -54,6 +54,7 @@ class ScratchTables:
         experiment_key: str,
         variants: Sequence[str],
         segments: Sequence[str],
+        numeric: Mapping[int, str] | None = None,
     ) -> ir.Table:
         """The analysed units (``queries.experiment_units``), stored, with their integer unit
         number ``uid``: DuckDB numbers a new table's rows itself (``rowid``, 0 … n-1; a
@@ -69,6 +70,7 @@ class ScratchTables:
                 variants=variants,
                 segments=segments,
                 numbered=not by_rowid,
+                numeric=numeric,
             ),
         )
         if not by_rowid:
