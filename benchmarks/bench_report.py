@@ -59,14 +59,20 @@ effects:
 metrics:
   - {key: br-conversion, name: Conversion, kind: binary, event: purchase}
   - {key: br-revenue, name: Revenue per user, kind: sum, event: purchase}
-  - {key: br-order-value, name: Order value, kind: ratio, event: purchase, denominator_event: purchase}
+  - {key: br-order-value, name: Order value, kind: ratio, event: purchase,
+     denominator_event: purchase}
   - {key: br-sessions, name: Sessions per user, kind: count, event: session}
-  - {key: br-session-minutes, name: Session length (min), kind: ratio, event: session, denominator_event: session}
-  - {key: br-ctr, name: Click-through rate, kind: ratio, event: click, denominator_event: impression}
+  - {key: br-session-minutes, name: Session length (min), kind: ratio, event: session,
+     denominator_event: session}
+  - {key: br-ctr, name: Click-through rate, kind: ratio, event: click,
+     denominator_event: impression}
   - {key: br-clicks, name: Clicks per user, kind: count, event: click}
-  - {key: br-latency-ms, name: Mean latency (ms), kind: ratio, event: request, denominator_event: request, direction: decrease, margin: 0.10}
-  - {key: br-refunded, name: Refund rate, kind: binary, event: refund, direction: decrease, margin: 0.20}
-  - {key: br-tickets, name: Support tickets per user, kind: count, event: ticket, direction: decrease, margin: 0.20}
+  - {key: br-latency-ms, name: Mean latency (ms), kind: ratio, event: request,
+     denominator_event: request, direction: decrease, margin: 0.10}
+  - {key: br-refunded, name: Refund rate, kind: binary, event: refund, direction: decrease,
+     margin: 0.20}
+  - {key: br-tickets, name: Support tickets per user, kind: count, event: ticket,
+     direction: decrease, margin: 0.20}
 experiment:
   name: Product page redesign (benchmark)
   hypothesis: A faster or a richer product page raises conversion
