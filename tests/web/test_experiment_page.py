@@ -512,3 +512,37 @@ def test_variant_page_on_each_backend(running: Services) -> None:
         )
         assert mean == pytest.approx(snapshot.result("nv-clicks", "treatment").treatment_mean)
     assert "Units over time" in html and "<dialog" not in html
+
+
+def test_review_then_start_from_the_page(services: Services) -> None:
+    """A reviewer approves through the page, an editor starts it; a page with no data yet
+    still renders (every comparison says why it has no numbers)."""
+    key = "search-autocomplete"
+    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key == key])
+    with services.sessions.begin() as session:
+        for name, role in USERS:
+            create_user(session=session, username=name, password="password-123", role=role)
+    with logged_in(services, "rita") as rita, logged_in(services, "eve") as eve:
+        token = csrf_of(rita.get(f"/experiments/{key}").text)
+        approve = rita.post(
+            f"/experiments/{key}/actions/approve",
+            data={"csrf_token": token, "reason": "looks right"},
+            follow_redirects=False,
+        )
+        assert approve.status_code == 303, approve.text
+        # the editor may not approve, even with a valid token
+        editor_token = csrf_of(eve.get(f"/experiments/{key}").text)
+        refused = eve.post(f"/experiments/{key}/actions/approve", data={"csrf_token": editor_token})
+        assert refused.status_code == 403
+        start = eve.post(
+            f"/experiments/{key}/actions/start",
+            data={"csrf_token": editor_token},
+            follow_redirects=False,
+        )
+        assert start.status_code == 303, start.text
+        assert _trail(services, key)[2] == "running"
+        page = eve.get(f"/experiments/{key}")
+        assert page.status_code == 200 and 'class="results"' in page.text
+        data = twin(eve, f"/experiments/{key}")
+        assert all(r["raw"]["reason"] for s in data["sections"] for r in s["rows"])
+        assert all(r["words"].startswith("no test") for s in data["sections"] for r in s["rows"])
