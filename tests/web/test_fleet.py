@@ -228,6 +228,8 @@ def test_sorting_by_a_column_either_way_with_missing_values_last(
         assert values[len(present) :] == [None] * (len(values) - len(present))
         assert present == sorted(present, reverse=descending), (sort, present)
     lifts = fleet_json(ada, status="all", range="all", sort="-lift")["experiments"]
+    assert all(r["days_left"] is None for r in lifts if r["status"] != "running")
+    assert any(r["days_left"] is not None for r in lifts)  # the A/B/C plan has an MDE
     assert lifts[0]["key"] == "payments-4-2-canary"  # +170% error rate: the largest change
 
 

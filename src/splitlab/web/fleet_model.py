@@ -339,7 +339,8 @@ def build_row(
     progress, basis = None, ""
     if primary and primary.n_required and primary.control_n is not None:
         progress, basis = min(1.0, primary.control_n / primary.n_required), "sample"
-    days_left = primary.days_remaining if primary else None
+    # days left only mean something while it runs
+    days_left = primary.days_remaining if primary and status == "running" else None
     max_days = experiment.plan.get("max_days")
     start = started_at or experiment.start_at
     if status == "running" and isinstance(max_days, int) and max_days > 0 and start is not None:
