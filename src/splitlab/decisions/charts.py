@@ -140,6 +140,12 @@ def ticks(low: float, high: float, count: int = 5) -> list[float]:
 COLOURS = {"good": GOOD, "bad": BAD, "neutral": NEUTRAL}
 
 
+def tick_label(value: float) -> str:
+    """An axis label: ``20%``, ``-2.5%``."""
+    pct = value * 100
+    return f"{pct:.0f}%" if abs(pct - round(pct)) < 1e-9 else f"{pct:.1f}%"
+
+
 def forest_svg(items: list[ForestItem], *, title: str = "Relative effect with CI") -> str:
     """The forest plot as an inline ``<svg>`` element."""
     if not items:
@@ -163,7 +169,7 @@ def forest_svg(items: list[ForestItem], *, title: str = "Relative effect with CI
         parts.append(
             f'<line x1="{tx:.1f}" y1="{top - 6}" x2="{tx:.1f}" y2="{axis_y}" stroke="#e4e7ec"/>'
             f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#5d6778">'
-            f"{escape(percent(tick))}</text>"
+            f"{escape(tick_label(tick))}</text>"
         )
     zero = x(0.0)
     parts.append(
@@ -217,7 +223,7 @@ def daily_svg(series: list[Series], *, title: str) -> str:
             f'<line x1="{left}" y1="{ty:.1f}" x2="{width - right}" y2="{ty:.1f}" '
             f'stroke="{"#1d2330" if abs(tick) < 1e-12 else "#e4e7ec"}"/>'
             f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#5d6778">'
-            f"{escape(percent(tick))}</text>"
+            f"{escape(tick_label(tick))}</text>"
         )
     for day, anchor in ((days[0], "start"), (days[len(days) // 2], "middle"), (days[-1], "end")):
         parts.append(

@@ -7,6 +7,7 @@ fpdf2's core fonts (Helvetica) cover Latin-1 only; text is transliterated to it 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import cast
 
 from fpdf import FPDF
@@ -14,8 +15,17 @@ from fpdf.enums import XPos, YPos
 
 from splitlab.analysis.render import results_table
 from splitlab.analysis.snapshot import Snapshot
-from splitlab.decisions.charts import COLOURS, forest, nice_range, ticks
-from splitlab.decisions.readout import Readout, percent
+from splitlab.decisions.charts import (
+    COLOURS,
+    SERIES,
+    daily_series,
+    forest,
+    nice_range,
+    primary_metric,
+    tick_label,
+    ticks,
+)
+from splitlab.decisions.readout import Readout
 from splitlab.decisions.recommendation import Recommendation
 
 LATIN1 = str.maketrans(
@@ -87,7 +97,9 @@ class ReportPDF(FPDF):
         self.set_font("Helvetica", size=size)
         self.set_text_color(29, 35, 48)
         self.set_x(self.l_margin + indent)
-        self.multi_cell(self.epw - indent, 4.6, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            self.epw - indent, 4.6, latin1(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
         self.ln(1.2)
 
 
@@ -114,7 +126,8 @@ def _forest(pdf: ReportPDF, snapshot: Snapshot) -> None:
     for tick in ticks(lo, hi):
         pdf.line(x(tick), top, x(tick), axis_y)
         pdf.set_text_color(93, 103, 120)
-        pdf.text(x(tick) - 4, axis_y + 4, percent(tick))
+        label = tick_label(tick)
+        pdf.text(x(tick) - pdf.get_string_width(label) / 2, axis_y + 4, label)
     pdf.set_draw_color(29, 35, 48)
     pdf.line(x(0.0), top, x(0.0), axis_y)
     for index, item in enumerate(items):
@@ -144,6 +157,59 @@ def _forest(pdf: ReportPDF, snapshot: Snapshot) -> None:
     )
 
 
+def _daily(pdf: ReportPDF, snapshot: Snapshot) -> None:
+    """The primary metric's cumulative daily relative effect per treatment, with CI bands."""
+    primary = primary_metric(snapshot)
+    series = [s for s in daily_series(snapshot, primary.key) if s.days] if primary else []
+    if primary is None or not series:
+        return
+    height, axis_w = 62.0, 14.0
+    if pdf.get_y() + height + 16 > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    pdf.heading(f"{primary.name}: cumulative relative effect by day", size=11)
+    left, top = pdf.l_margin + axis_w, pdf.get_y()
+    width = pdf.epw - axis_w
+    days = sorted({d for s in series for d in s.days})
+    index = {d: i for i, d in enumerate(days)}
+    lo, hi = nice_range([v for s in series for v in (*s.low, *s.high)])
+
+    def x(day: date) -> float:
+        return left + index[day] / max(len(days) - 1, 1) * width
+
+    def y(value: float) -> float:
+        return top + (hi - value) / (hi - lo) * height
+
+    pdf.set_font("Helvetica", size=7)
+    pdf.set_line_width(0.2)
+    for tick in ticks(lo, hi):
+        pdf.set_draw_color(*((29, 35, 48) if abs(tick) < 1e-12 else (228, 231, 236)))
+        pdf.line(left, y(tick), left + width, y(tick))
+        pdf.set_text_color(93, 103, 120)
+        label = tick_label(tick)
+        pdf.text(left - 1.5 - pdf.get_string_width(label), y(tick) + 1, label)
+    for day in (days[0], days[-1]):
+        label = day.isoformat()
+        shift = 0 if day == days[0] else pdf.get_string_width(label)
+        pdf.text(x(day) - shift, top + height + 4, label)
+    legend_x = left
+    for number, s in enumerate(series):
+        colour = _rgb(SERIES[number % len(SERIES)])
+        band = [(x(d), y(v)) for d, v in zip(s.days, s.high, strict=True)]
+        band += [(x(d), y(v)) for d, v in reversed(list(zip(s.days, s.low, strict=True)))]
+        pdf.set_fill_color(*colour)
+        with pdf.local_context(fill_opacity=0.15):
+            pdf.polygon(band, style="F")
+        pdf.set_draw_color(*colour)
+        pdf.set_line_width(0.5)
+        pdf.polyline([(x(d), y(v)) for d, v in zip(s.days, s.effect, strict=True)])
+        pdf.set_text_color(*colour)
+        label = latin1(f"- {s.variant}")
+        pdf.text(legend_x, top + height + 9, label)
+        legend_x += pdf.get_string_width(label) + 8
+    pdf.set_line_width(0.2)
+    pdf.set_y(top + height + 12)
+
+
 WIDTHS = (28, 17, 22, 24, 24, 13, 24, 13, 13)
 """Column widths (mm) of the results table: metric, variant, segment, control, treatment,
 effect, CI, p, p adj (or chance to win, risk)."""
@@ -154,7 +220,7 @@ def _table(pdf: ReportPDF, header: list[str], rows: list[list[str]]) -> None:
     widths = [w * scale for w in WIDTHS]
     line_h = 3.6
 
-    def draw(cells: list[str], *, bold: bool) -> None:
+    def draw(cells: list[str], *, bold: bool, heading: bool = False) -> None:
         pdf.set_font("Helvetica", "B" if bold else "", 6.5)
         texts = [latin1(c) for c in cells]
         # one line per cell when everything fits (cheap cell()); wrapped cells otherwise
@@ -172,8 +238,9 @@ def _table(pdf: ReportPDF, header: list[str], rows: list[list[str]]) -> None:
             height = line_h * max(counts)
         if pdf.get_y() + height > pdf.h - pdf.b_margin:
             pdf.add_page()
-            if not bold:
-                draw(header, bold=True)
+            if not heading:  # the header again at the top of each page
+                draw(header, bold=True, heading=True)
+                pdf.set_font("Helvetica", "B" if bold else "", 6.5)
         y = pdf.get_y()
         x = pdf.l_margin
         for w, t in zip(widths, texts, strict=True):
@@ -195,9 +262,9 @@ def _table(pdf: ReportPDF, header: list[str], rows: list[list[str]]) -> None:
 
     pdf.set_draw_color(228, 231, 236)
     pdf.set_text_color(29, 35, 48)
-    draw(header, bold=True)
+    draw(header, bold=True, heading=True)
     for row in rows:
-        draw(row, bold=False)
+        draw(row, bold=row[2] == "all")  # overall rows stand out from their segments
 
 
 def pdf_report(snapshot: Snapshot, recommendation: Recommendation, readout: Readout) -> bytes:
@@ -230,6 +297,7 @@ def pdf_report(snapshot: Snapshot, recommendation: Recommendation, readout: Read
         for bullet in section.bullets:
             pdf.paragraph(f"- {bullet}", indent=3)
     _forest(pdf, snapshot)
+    _daily(pdf, snapshot)
     pdf.add_page()
     pdf.heading("Results")
     header, rows = results_table(snapshot)
