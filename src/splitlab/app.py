@@ -26,6 +26,7 @@ from splitlab.api.bodies import BodyGuard
 from splitlab.api.decisions_routes import router as decisions_router
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
+from splitlab.api.ramps import router as ramps_router
 from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
 from splitlab.services import Services
@@ -45,6 +46,7 @@ ROUTERS = [
     reports_router,
     power.router,
     decisions_router,
+    ramps_router,
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"

@@ -1197,6 +1197,88 @@ def decisions_approve(
     _print_decision(_run(act))
 
 
+ramp_app = typer.Typer(help="Promote-winner ramps (started by a ship decision).")
+scheduler_app = typer.Typer(help="The scheduler (starts, stops, ramps, auto-stop, webhooks).")
+app.add_typer(ramp_app, name="ramp")
+app.add_typer(scheduler_app, name="scheduler")
+
+
+@ramp_app.command("show")
+def ramp_show(key: str, as_json: JsonOption = False) -> None:
+    """Show an experiment's latest ramp: its steps, where it is, when the next is due."""
+    from splitlab.decisions.rollout import show_ramp
+
+    services = _run(_services)
+    try:
+        ramp = _run(lambda: show_ramp(services=services, key=key))
+    finally:
+        services.close()
+    if as_json:
+        _print_json(ramp)
+        return
+    plan = " → ".join(
+        f"[{step['percent']:g}%]" if i == ramp["current_step"] else f"{step['percent']:g}%"
+        for i, step in enumerate(ramp["steps"])
+    )
+    typer.echo(f"{key}: ramp {ramp['id']} of {ramp['variant']} is {ramp['status']} ({plan})")
+    typer.echo(f"experiment: {ramp['experiment_status']}; next step: {ramp['next_at'] or '-'}")
+    if ramp["last_error"]:
+        typer.echo(f"last error: {ramp['last_error']}")
+
+
+@ramp_app.command("rollback")
+def ramp_rollback(
+    key: str,
+    reason: Annotated[str, typer.Option(help="why (required; kept in the audit log)")],
+) -> None:
+    """Roll the active ramp back now (rolling_out → rolled_back)."""
+    from splitlab.decisions.rollout import rollback_rollout
+
+    services = _run(_services)
+    try:
+        ramp = _run(
+            lambda: rollback_rollout(services=services, key=key, reason=reason, actor=_actor())
+        )
+    finally:
+        services.close()
+    typer.echo(f"{key}: ramp {ramp['id']} rolled back; experiment {ramp['experiment_status']}")
+
+
+@scheduler_app.command("tick")
+def scheduler_tick(
+    now: Annotated[
+        datetime | None, typer.Option(help="the schedule's clock (default: now, UTC)")
+    ] = None,
+) -> None:
+    """Run one scheduler tick (for cron, with SPLITLAB_SCHEDULER_SECONDS=0 on the server):
+    due starts and stops, guardrail auto-stop, ramp steps, webhook outbox; then deliver due
+    webhooks. Skipped when a server holds the scheduler's lease."""
+    from splitlab.decisions.scheduler import Scheduler
+    from splitlab.decisions.webhooks import WebhookSender
+
+    services = _run(_services)
+    try:
+        scheduler = Scheduler(services)
+        moment = now if now is None or now.tzinfo else now.replace(tzinfo=UTC)
+        report = _run(lambda: scheduler.tick(now=moment)).to_json()
+        if report["ran"]:
+            scheduler.release()
+            sender = WebhookSender(services)
+            try:
+                report["webhooks"] = [
+                    {"event": o.event_id, "delivered": o.delivered, "error": o.error}
+                    for o in sender.deliver_due()
+                ]
+            finally:
+                sender.close()
+        else:
+            owner, until = scheduler.holder()
+            report["lease"] = {"owner": owner, "expires_at": until}
+    finally:
+        services.close()
+    _print_json(report)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
-from splitlab.domain import Status
+from splitlab.domain import Role, Status
 from splitlab.errors import ConflictError, ValidationError
 from splitlab.services import Services
 from splitlab.store import ramps
+from tests.conftest import Keys
 from tests.decisions.automation_helpers import audit, make_experiment, status_of, weights_of
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -176,3 +178,38 @@ def test_a_ramp_of_an_experiment_shipped_by_hand_is_cancelled(services: Services
         ramp = ramps.advance_ramp(session=session, ramp_id=ramp_id, expected_step=0, actor="s")
         assert ramp is not None and ramp.status == ramps.CANCELLED and ramp.current_step == 0
     assert weights_of(services, "manual")["treatment-a"] == 0.05
+
+
+def test_ramp_api(
+    services: Services, client: TestClient, editor: dict[str, str], keys: Keys
+) -> None:
+    make_experiment(services, "promo", to=Status.READOUT)
+    assert client.get("/api/experiments/promo/ramp", headers=editor).status_code == 404
+    assert client.get("/api/experiments/nope/ramp", headers=editor).status_code == 404
+    with services.sessions.begin() as session:
+        ramps.create_ramp(
+            session=session, key="promo", variant="treatment-a", steps=PLAN, actor="ed"
+        )
+    shown = client.get("/api/experiments/promo/ramp", headers=editor)
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert (body["status"], body["current_step"], body["current_percent"]) == ("active", 0, 5)
+    assert body["experiment_status"] == "rolling_out" and len(body["steps"]) == 4
+    assert body["next_at"] is not None
+    url = "/api/experiments/promo/ramp/rollback"
+    for bad in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x", "extra": 1}):
+        answer = client.post(url, json=bad, headers=editor)
+        assert answer.status_code == 422, bad
+        assert answer.json()["error"]["code"]
+    viewer = keys.headers("vera", Role.VIEWER)
+    assert client.post(url, json={"reason": "no"}, headers=viewer).status_code == 403
+    done = client.post(url, json={"reason": "checkout errors up"}, headers=editor)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["experiment_status"]) == (
+        "rolled_back",
+        "rolled_back",
+    )
+    assert done.json()["last_error"] == "checkout errors up"
+    assert audit(services, "promo", "ramp_rollback")[0].actor == "ed"
+    again = client.post(url, json={"reason": "again"}, headers=editor)
+    assert again.status_code == 409 and again.json()["error"]["code"]

@@ -4,6 +4,7 @@ scheduler processes and kills one with SIGKILL mid-ramp (test_scheduler_restart.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -301,3 +302,49 @@ def test_two_runners_never_repeat_a_step(services: Services, engine: FakeEngine)
     b._advance_one(stale.id, "promo", 0, due, report)
     assert report.ramp_steps == []
     assert [e.changes["step"] for e in audit(services, "promo", "ramp_step")] == [0, 1]  # type: ignore[index]
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, services: Services, *args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from splitlab.cli import app
+
+    settings = services.settings
+    monkeypatch.setenv("SPLITLAB_DATABASE_URL", settings.resolved_database_url())
+    monkeypatch.setenv("SPLITLAB_WAREHOUSE_URL", settings.resolved_warehouse_url())
+    monkeypatch.setenv("SPLITLAB_HOME", str(settings.home))
+    monkeypatch.setenv("SPLITLAB_SECRET_KEY", "test-secret")
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_cli_tick_ramp_show_and_rollback(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = NOW + timedelta(hours=1)
+    make_experiment(services, "later", to=Status.SCHEDULED, start_at=start)
+    code, out = _cli(monkeypatch, services, "scheduler", "tick", "--now", NOW.isoformat())
+    assert code == 0, out
+    assert json.loads(out)["ran"] is True and json.loads(out)["started"] == []
+    code, out = _cli(monkeypatch, services, "scheduler", "tick", "--now", start.isoformat())
+    assert code == 0 and json.loads(out)["started"] == ["later"], out
+    # a server holding the lease: the CLI tick steps aside and says who holds it
+    server = Scheduler(services, owner="server-1", lease_seconds=60)
+    assert server.acquire()
+    code, out = _cli(monkeypatch, services, "scheduler", "tick")
+    assert code == 0 and json.loads(out)["ran"] is False
+    assert json.loads(out)["lease"]["owner"] == "server-1"
+    server.release()
+
+    _ramp(services, "promo")
+    code, out = _cli(monkeypatch, services, "ramp", "show", "promo")
+    assert code == 0 and "[10%] → 50% → 100%" in out and "is active" in out, out
+    code, out = _cli(monkeypatch, services, "ramp", "show", "promo", "--json")
+    assert json.loads(out)["current_percent"] == 10
+    code, out = _cli(monkeypatch, services, "ramp", "rollback", "promo", "--reason", " ")
+    assert code == 1 and "reason" in out
+    code, out = _cli(monkeypatch, services, "ramp", "rollback", "promo", "--reason", "errors up")
+    assert code == 0 and "rolled back" in out, out
+    assert status_of(services, "promo") == "rolled_back"
+    code, out = _cli(monkeypatch, services, "ramp", "show", "nope")
+    assert code == 1 and "nope" in out
