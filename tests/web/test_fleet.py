@@ -548,9 +548,7 @@ def test_a_new_transition_shows_on_the_next_request(
         analyze=False,
         experiments=[e for e in EXPERIMENTS if e.key == "search-autocomplete"],
     )
-    keys.user("ada", Role.ADMIN)
-    token = _csrf(client.get("/login").text)
-    client.post("/login", data={"username": "ada", "password": "password-123", "csrf_token": token})
+    _log_in_admin(client, keys)
     first = fleet_json(client, status="all", range="all")
     assert [(e["key"], e["status"]) for e in first["experiments"]] == [
         ("search-autocomplete", "review")
@@ -573,3 +571,62 @@ def test_a_new_transition_shows_on_the_next_request(
     bars = {trace["name"]: trace["y"] for trace in gantt}
     assert bars["draft"] == ["search-autocomplete"] * 2  # drafted, reviewed, back to draft
     assert bars["review"] == ["search-autocomplete"]
+
+
+def _log_in_admin(client: TestClient, keys: Any) -> None:
+    keys.user("ada", Role.ADMIN)
+    token = _csrf(client.get("/login").text)
+    data = {"username": "ada", "password": "password-123", "csrf_token": token}
+    assert client.post("/login", data=data, follow_redirects=False).status_code == 303
+
+
+def _figures(html: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="fleet-figures">(.*?)</script>', html)
+    assert found
+    figures: dict[str, Any] = json.loads(found.group(1))
+    return figures
+
+
+def test_a_ramp_shows_its_traffic_share(services: Services, client: TestClient, keys: Any) -> None:
+    from splitlab.store import experiments as repo
+    from splitlab.store.ramps import create_ramp
+
+    key = "premium-bundles"  # in readout
+    seed_demo(services, analyze=False, experiments=[e for e in EXPERIMENTS if e.key == key])
+    with services.sessions.begin() as session:
+        spec = repo.spec_from_row(repo.get_experiment(session=session, key=key))
+        treatment = next(v.key for v in spec.variants if not v.is_control)
+        create_ramp(
+            session=session,
+            key=key,
+            variant=treatment,
+            steps=[{"percent": 10, "hold_hours": 24}, {"percent": 100, "hold_hours": 0}],
+            actor="demo",
+        )
+    with services.sessions() as session:
+        assert store.rollout_percents(session=session) == {key: 10.0}
+    _log_in_admin(client, keys)
+    row = fleet_json(client)["experiments"][0]
+    assert (row["key"], row["status"], row["badge"]) == (key, "rolling_out", "rolling out 10%")
+    gantt = _figures(client.get("/").text)["timeline"]["data"]
+    rollout = next(t for t in gantt if t["name"] == "rollout")
+    assert rollout["y"] == [key] and rollout["text"] == ["10%"]
+
+
+def test_the_list_pages_keep_the_filters(ada: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from splitlab.web import fleet
+
+    monkeypatch.setattr(fleet, "PER_PAGE", 3)
+    query = {"status": "all", "range": "all", "sort": "key"}
+    everything = [e["key"] for e in fleet_json(ada, **query)["experiments"]]
+    pages = []
+    for number in (1, 2, 3):
+        html = ada.get("/", params=query | {"page": str(number)}).text
+        table = html[html.index('<table class="list fleet-list">') :]
+        table = table[: table.index("</table>")]
+        pages.append(re.findall(r"<code>([a-z0-9-]+)</code>", table))
+    assert pages == [everything[0:3], everything[3:6], everything[6:9]]
+    assert (
+        'href="/?range=all&amp;status=all&amp;sort=key&amp;page=2#list">Next'
+        in ada.get("/", params={"status": "all", "range": "all", "sort": "key"}).text
+    )
