@@ -26,6 +26,9 @@ from splitlab.config import Settings
 from splitlab.domain import Role
 from splitlab.services import Services
 from splitlab.simulate.demo import EXPERIMENTS, seed_demo
+from splitlab.simulate.generator import generate
+from splitlab.simulate.run import simulate_into
+from splitlab.simulate.scenario import load_scenario
 from splitlab.store.audit import list_audit
 from splitlab.store.db import make_engine
 from splitlab.store.experiments import get_experiment, list_notes
@@ -546,3 +549,36 @@ def test_review_then_start_from_the_page(services: Services) -> None:
         data = twin(eve, f"/experiments/{key}")
         assert all(r["raw"]["reason"] for s in data["sections"] for r in s["rows"])
         assert all(r["words"].startswith("no test") for s in data["sections"] for r in s["rows"])
+
+
+@pytest.mark.parametrize("engine", ["bayesian", "sequential"])
+def test_other_engines_read_in_their_own_terms(tmp_path: Path, engine: str) -> None:
+    """Bayesian results show the chance to win (clear at ≥ 95% or ≤ 5%); sequential ones say
+    their intervals are always valid — the same page, in each engine's words."""
+    scenario = load_scenario("global_positive")
+    plan = dict(scenario.experiment.get("plan", {})) | {"engine": engine}
+    scenario = scenario.model_copy(
+        update={"experiment": scenario.experiment | {"plan": plan}, "units": 6000}
+    )
+    services = _open(_settings(tmp_path), ())
+    try:
+        simulate_into(services, generate(scenario, key="engine-check"))
+        with logged_in(services, "vic") as vic:
+            data = twin(vic, "/experiments/engine-check")
+            html = vic.get("/experiments/engine-check").text
+    finally:
+        services.close()
+    assert data["settings"]["engine"] == engine
+    rows = [r for s in data["sections"] for r in s["rows"]]
+    assert rows
+    if engine == "bayesian":
+        assert "Chance to win" in html and "clear at ≥ 95% or ≤ 5%" in html
+        for row in rows:
+            win = row["raw"]["chance_to_win"]
+            assert row["significant"] is (win >= 0.95 or win <= 0.05)
+            assert row["test"] == f"{win * 100:.1f}%"
+    else:
+        assert "(always valid)" in html and "sequential yes" in html
+        assert "sequential bounds stay valid however often you look" in html
+        for row in rows:
+            assert row["significant"] is (row["raw"]["p_value_adjusted"] < 0.05)
