@@ -7,15 +7,17 @@ more runs).
 The snapshot is real: the scenario below is simulated (``splitlab.simulate``), imported into
 a fresh data directory, analysed (``analysis.analyze``) and recommended on by the policy
 engine (``decisions.service.recommend_experiment``); nothing is hand-made.  Timed:
-``render_report`` for each format from the loaded snapshot, recommendation and spec, which
-builds the readout, the charts and the document.  The first run of the process is reported
-apart (it pays for importing fpdf2 and loading its font metrics); the others give the median
-and spread (min, max) of each format and of all five together.  Target: all formats ≤ 2 s.
+```render_report`` for each format from the loaded snapshot, recommendation and spec, which
+builds the readout, the charts and the document.  Importing fpdf2 (done once per process, on
+the first PDF) and the first run are reported apart; the other runs give the median and
+spread (min, max) of each format and of all five together.  Target: all formats ≤ 2 s, the
+first run included.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import statistics
 import tempfile
@@ -134,9 +136,14 @@ def main() -> None:
         )
         return time.perf_counter() - t, len(content)
 
+    import_started = time.perf_counter()
+    importlib.import_module("splitlab.decisions.report_pdf")  # fpdf2, Pillow, fontTools
+
+    imported = time.perf_counter() - import_started
     first = {kind: render(kind) for kind in ReportFormat}
     print(
-        "first run in this process: "
+        f"importing fpdf2 (once per process, on the first PDF): {imported:.3f} s; "
+        "then the first run: "
         + ", ".join(f"{k.value} {t * 1000:.0f} ms" for k, (t, _) in first.items())
         + f"; all {sum(t for t, _ in first.values()):.3f} s"
     )
@@ -157,10 +164,12 @@ def main() -> None:
             f"{min(runs) * 1000:>9.1f}{max(runs) * 1000:>9.1f}"
         )
     median = statistics.median(totals)
+    cold = imported + sum(t for t, _ in first.values())
+    met = max(totals) <= 2.0 and cold <= 2.0
     print(
         f"all five formats, {args.repeats} runs: median {median:.3f} s "
         f"(min {min(totals):.3f}, max {max(totals):.3f}); target <= 2 s: "
-        f"{'met' if max(totals) <= 2.0 and sum(t for t, _ in first.values()) <= 2.0 else 'MISSED'}"
+        f"{'met' if met else 'MISSED'} (first run with the import: {cold:.3f} s)"
     )
 
 
