@@ -200,6 +200,13 @@ def test_each_filter_keeps_exactly_the_matching_rows(
     assert got or value == "prompt"  # the demo subset has one of each of the others
 
 
+def test_text_search_is_echoed_escaped(ada: TestClient) -> None:
+    html = ada.get("/", params={"q": '<script>"x'}).text
+    assert '<script>"x' not in html
+    assert 'value="&lt;script&gt;&#34;x"' in html
+    assert "q=%3Cscript%3E%22x" in html  # kept in the sort links
+
+
 def test_text_search_matches_key_name_and_hypothesis_literally(ada: TestClient) -> None:
     got = fleet_json(ada, status="all", range="all", q="CANARY")["experiments"]
     assert [e["key"] for e in got] == ["payments-4-2-canary"]
