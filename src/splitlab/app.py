@@ -23,6 +23,7 @@ from splitlab.api import (
     users,
 )
 from splitlab.api.bodies import BodyGuard
+from splitlab.api.decisions import router as policy_router
 from splitlab.api.decisions_routes import router as decisions_router
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
@@ -46,6 +47,7 @@ ROUTERS = [
     reports_router,
     power.router,
     decisions_router,
+    policy_router,
     ramps_router,
 ]
 

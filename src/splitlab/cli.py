@@ -1197,6 +1197,101 @@ def decisions_approve(
     _print_decision(_run(act))
 
 
+# ---------------------------------------------------------------- decide and policies
+
+
+@app.command()
+def decide(
+    key: str,
+    as_json: Annotated[bool, typer.Option("--json", help="the recommendation as JSON")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="analyse new data first and re-run the engine")
+    ] = False,
+) -> None:
+    """What to do with an experiment now: code, label, summary and every stage's reasons."""
+    from splitlab.decisions.service import recommend_experiment
+    from splitlab.decisions.text import render_recommendation
+    from splitlab.warehouse import WarehouseBusyError
+
+    services = _run(_services)
+    try:
+        rec = recommend_experiment(services=services, key=key, refresh=refresh)
+    except WarehouseBusyError:  # a running server owns the DuckDB file: ask it instead
+        rec = _run(lambda: _decide_via_server(services.settings, key, refresh=refresh))
+    except SplitlabError as error:
+        _fail(error)
+    finally:
+        services.close()
+    if as_json:
+        _print_json(rec.to_json())
+    else:
+        typer.echo(render_recommendation(rec), nl=False)
+
+
+def _decide_via_server(settings: Settings, key: str, *, refresh: bool) -> Any:
+    import httpx
+
+    from splitlab.decisions.recommendation import Recommendation
+    from splitlab.server_address import refused, server_client, unreachable
+
+    doing = "the warehouse file is in use by another process; deciding through the server"
+    http, address = server_client(settings)
+    try:
+        with http:
+            response = http.get(
+                f"/api/experiments/{key}/recommendation",
+                params={"refresh": str(refresh).lower()},
+            )
+            if response.status_code == 200:
+                return Recommendation.model_validate(response.json())
+    except httpx.HTTPError as exc:
+        raise unreachable(address, exc, doing=doing) from exc
+    except ValueError as exc:
+        raise refused(response, doing=doing, scope="read") from exc
+    raise refused(response, doing=doing, scope="read")
+
+
+policy_app = typer.Typer(help="Decision policies (default, team-TEAM, experiment-KEY).")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("get")
+def policy_get(name: str) -> None:
+    """Print a stored policy and what it resolves to, as JSON (the built-in default when
+    ``default`` was never stored)."""
+    from splitlab.decisions.service import policy_view
+
+    services = _run(_services)
+    try:
+        _print_json(_run(lambda: policy_view(services=services, name=name)))
+    finally:
+        services.close()
+
+
+@policy_app.command("put")
+def policy_put(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="a YAML or JSON policy document")],
+) -> None:
+    """Store a policy from a YAML or JSON file (a partial document over the built-in
+    default); errors name the field path."""
+    from splitlab.decisions.service import store_policy
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        _fail(SplitlabError(f"cannot read {file}: {error}"))
+    services = _run(_services)
+    try:
+        view = _run(
+            lambda: store_policy(services=services, name=name, document=text, actor=_actor())
+        )
+    finally:
+        services.close()
+    typer.echo(f"stored policy {name} (version {view['version']})")
+    _print_json(view["resolved"])
+
+
 ramp_app = typer.Typer(help="Promote-winner ramps (started by a ship decision).")
 scheduler_app = typer.Typer(help="The scheduler (starts, stops, ramps, auto-stop, webhooks).")
 app.add_typer(ramp_app, name="ramp")

@@ -54,10 +54,26 @@ def metric_infos(snapshot: Snapshot) -> dict[str, MetricInfo]:
     return out
 
 
-def _floats(rows: Sequence[ResultRow], name: str) -> FloatArray:
-    return np.array(
-        [np.nan if (v := getattr(r, name)) is None else v for r in rows], dtype=np.float64
-    )
+_COLUMNS = (
+    "abs_effect",
+    "abs_ci_low",
+    "abs_ci_high",
+    "rel_effect",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+    "p_value_adjusted",
+    "control_n",
+    "treatment_n",
+    "df",
+)
+
+
+def _table(rows: Sequence[ResultRow]) -> FloatArray:
+    """One row of ``_COLUMNS`` per comparison, transposed (None → NaN), in one pass."""
+    nan = float("nan")
+    values = [[nan if (v := getattr(r, name)) is None else v for name in _COLUMNS] for r in rows]
+    return np.array(values, dtype=np.float64).reshape(len(rows), len(_COLUMNS)).T
 
 
 @dataclass(frozen=True)
@@ -99,21 +115,10 @@ def comparisons(
     already and kept as they are.  Relative bounds are widened about the point estimate by the
     same ratio on each side (asymmetric Fieller/log intervals keep their shape)."""
     rows = tuple(rows)
-    abs_effect, abs_low, abs_high = (
-        _floats(rows, "abs_effect"),
-        _floats(rows, "abs_ci_low"),
-        _floats(rows, "abs_ci_high"),
-    )
-    rel_effect, rel_low, rel_high = (
-        _floats(rows, "rel_effect"),
-        _floats(rows, "rel_ci_low"),
-        _floats(rows, "rel_ci_high"),
-    )
-    p_value = _floats(rows, "p_value")
-    p_adjusted = _floats(rows, "p_value_adjusted")
+    table = _table(rows)
+    abs_effect, abs_low, abs_high, rel_effect, rel_low, rel_high = table[:6]
+    p_value, p_adjusted, control_n, treatment_n, df = table[6:]
     p_adjusted = np.where(np.isnan(p_adjusted), p_value, p_adjusted)
-    control_n, treatment_n = _floats(rows, "control_n"), _floats(rows, "treatment_n")
-    df = _floats(rows, "df")
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z_crit = float(special.ndtri(1.0 - alpha / 2.0))
         crit = np.where(

@@ -30,6 +30,7 @@ Example (every field optional)::
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -234,7 +235,11 @@ class Policy(PolicyModel):
         return self.model_dump(mode="json")
 
     def policy_hash(self) -> str:
-        """Hash of the whole resolved policy (name included)."""
+        """Hash of the whole resolved policy (name included); computed once per object."""
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> str:
         canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 

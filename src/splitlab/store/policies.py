@@ -62,6 +62,11 @@ def put_policy(
     return row
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes: they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def policy_to_dict(row: PolicyRow) -> dict[str, Any]:
     """The stored form: name, the partial document, version, who and when."""
     return {
@@ -69,5 +74,5 @@ def policy_to_dict(row: PolicyRow) -> dict[str, Any]:
         "document": row.document,
         "version": row.version,
         "updated_by": row.updated_by,
-        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+        "updated_at": _aware(row.updated_at).isoformat() if row.updated_at else None,
     }
