@@ -32,7 +32,9 @@ from splitlab.decisions.service import recommend_experiment
 from splitlab.services import Services
 from splitlab.store.db import make_engine
 from splitlab.store.migrate import upgrade
-from tests.decisions.report_helpers import simulate
+from tests.decisions.report_helpers import advice, simulate
+from tests.decisions.snapshots import metric, snapshot
+from tests.decisions.snapshots import row as result_row
 
 KEY = "multivariant"
 
@@ -203,3 +205,35 @@ def test_cli_writes_a_report_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert refused.exit_code == 1 and "--format must be one of md, html, pdf" in refused.output
     missing = runner.invoke(app, ["report", "nope", "--format", "md"])
     assert missing.exit_code == 1 and "nope" in missing.output
+
+
+def test_hostile_names_stay_text_in_every_format() -> None:
+    evil = "<script>alert(1)</script> 转化 ✓ | *x*"
+    formula = '=HYPERLINK("x")'
+    entry = metric("conv")
+    entry["definition"]["name"] = evil
+    rows = [
+        result_row("conv", rel=0.1, ci=(0.05, 0.15), p=0.001),
+        result_row("conv", rel=0.2, ci=(0.1, 0.3), p=0.001, segment=("country", formula)),
+    ]
+    snap = snapshot(metrics=[entry], rows=rows)
+    made = {
+        kind: render_report(snapshot=snap, recommendation=advice(), spec=None, format=kind)
+        for kind in ReportFormat
+    }
+    html = made[ReportFormat.HTML].decode()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert external_resources(made[ReportFormat.HTML]) == []
+    assert "转化 ✓" in html
+    text = pdf_text(made[ReportFormat.PDF])  # Latin-1 core fonts: the rest prints as "?"
+    assert "<script>alert(1)</script> ?? ?" in text and "SHIP_GLOBAL" in text
+    rows_read = list(csv.DictReader(io.StringIO(made[ReportFormat.CSV].decode())))
+    assert rows_read[0]["metric_name"] == evil
+    assert rows_read[1]["segment_value"] == "'" + formula  # never a live formula
+    assert rows_read[0]["rel_effect"] == "0.1"  # numbers, even negative ones, stay numbers
+    markdown = made[ReportFormat.MD].decode()
+    assert "\\<script\\>" in markdown and "\\| \\*x\\*" in markdown
+    assert json.loads(made[ReportFormat.JSON])["snapshot"]["results"][1]["segment"] == {
+        "name": "country",
+        "value": formula,
+    }

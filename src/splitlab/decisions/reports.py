@@ -179,16 +179,27 @@ def json_report(
     return json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is read as a formula by spreadsheets."""
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    # text from the data (a segment value, a metric name) must not run as a spreadsheet
+    # formula: it is quoted with a leading apostrophe, as OWASP advises
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_report(snapshot: Snapshot) -> str:
-    """One CSV row per metric × variant × segment, floats written exactly (``repr``)."""
+    """One CSV row per metric × variant × segment, floats written exactly (``repr``); a text
+    cell that a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) starts
+    with an apostrophe."""
     infos = metric_infos(snapshot)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
