@@ -11,16 +11,18 @@ from pydantic import BaseModel, ConfigDict
 
 from splitlab.api.deps import Editor, Reader, ServicesDep
 from splitlab.decisions.actions import (
+    approve_decision,
+    list_decisions,
+    record_decision,
+    reject_decision,
+)
+from splitlab.decisions.requests import (
     Action,
     DecisionRequest,
     DecisionStatus,
     RampPlan,
     ReviewRequest,
     Segment,
-    approve_decision,
-    list_decisions,
-    record_decision,
-    reject_decision,
 )
 from splitlab.domain import Status
 from splitlab.domain.limits import MAX_INT32

@@ -20,33 +20,29 @@ simultaneous decisions on one experiment the second sees what the first did.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from splitlab.decisions.recommendation import Code
+from splitlab.decisions.requests import (
+    Action,
+    DecisionRequest,
+    RampPlan,
+    ReviewRequest,
+    as_request,
+    problem,
+)
 from splitlab.decisions.service import resolve_policy
 from splitlab.domain import Principal, Role, Status
-from splitlab.domain.experiments import Slug
-from splitlab.domain.limits import (
-    MAX_INT32,
-    MAX_SEGMENTS,
-    LongText,
-    PropertyName,
-    ShortText,
-    max_items,
-)
 from splitlab.errors import (
     ConflictError,
     PermissionDeniedError,
-    ValidationError,
     from_pydantic,
 )
 from splitlab.store import decisions as repo
 from splitlab.store.experiments import get_experiment, spec_from_row, transition
-from splitlab.store.ramps import RampStep, active_ramp, create_ramp, parse_steps, rollback_ramp
+from splitlab.store.ramps import active_ramp, create_ramp, rollback_ramp
 from splitlab.store.recommendations import latest_recommendation
 from splitlab.store.tables import DecisionRow, ExperimentRow, RecommendationRow
 
@@ -55,28 +51,6 @@ if TYPE_CHECKING:
 
     from splitlab.services import Services
 
-
-class Action(StrEnum):
-    """What a team decides to do with an experiment."""
-
-    SHIP = "ship"
-    """Ship a treatment to everyone (or to some segments), at once or by a ramp."""
-    KILL = "kill"
-    """Stop for good without shipping."""
-    ROLLBACK = "rollback"
-    """Take a live experiment or rollout off the air now (running or rolling_out)."""
-    EXTEND = "extend"
-    """Keep a running experiment running for more days."""
-
-
-class DecisionStatus(StrEnum):
-    PENDING_APPROVAL = repo.PENDING
-    APPLIED = repo.APPLIED
-    REJECTED = repo.REJECTED
-
-
-MAX_EXTEND_DAYS = 365
-"""Days one extension may add."""
 
 AGREES: dict[Action, frozenset[Code]] = {
     Action.SHIP: frozenset({Code.SHIP_GLOBAL, Code.SHIP_TARGETED_SEGMENTS}),
@@ -106,100 +80,6 @@ LIFECYCLE: dict[tuple[Action, Status], tuple[Status, ...]] = {
 """The lifecycle moves that apply each action from each state (``domain.lifecycle``). A ship
 by a ramp stops at readout and ``create_ramp`` takes it to rolling_out; a rollback of a
 rollout ends its active ramp first."""
-
-
-class Segment(BaseModel):
-    """A pre-registered segment value, e.g. ``{"name": "country", "value": "DE"}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: PropertyName
-    value: ShortText
-
-
-class RampPlan(BaseModel):
-    """A rollout plan: the winner's share of traffic step by step (e.g. 5, 25, 50, 100 %),
-    each step held some hours before the scheduler takes the next."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    steps: list[RampStep] = Field(min_length=1, max_length=20)
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty: say why")
-    return value
-
-
-class DecisionRequest(BaseModel):
-    """A decision as a person sends it (API body, CLI options, library call)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    action: Action
-    rationale: LongText = Field(min_length=1, description="why (required; the audit log keeps it)")
-    variant: Slug | None = Field(
-        default=None,
-        description="ship: the treatment to ship (default: the recommended one, or the only one)",
-    )
-    segments: Annotated[list[Segment], max_items(MAX_SEGMENTS)] | None = Field(
-        default=None,
-        description="ship: only to these pre-registered segment values",
-        json_schema_extra={"maxItems": MAX_SEGMENTS},
-    )
-    ramp: RampPlan | None = Field(default=None, description="ship: a rollout plan")
-    days: int | None = Field(
-        default=None, ge=1, le=MAX_EXTEND_DAYS, description="extend: days to add"
-    )
-    follows: int | None = Field(
-        default=None,
-        ge=1,
-        le=MAX_INT32,
-        description="the id of the recommendation the decision was made on (refused when a "
-        "newer one exists)",
-    )
-
-    _rationale_not_blank = field_validator("rationale")(_not_blank)
-
-
-class ReviewRequest(BaseModel):
-    """An approval or rejection of a pending decision."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    comment: LongText = ""
-
-
-def _problem(loc: list[str | int], msg: str) -> ValidationError:
-    return ValidationError(f"{'.'.join(map(str, loc))}: {msg}", details=[{"loc": loc, "msg": msg}])
-
-
-def _check_fields(request: DecisionRequest) -> None:
-    """Which fields go with which action; the rollout plan's shape (``parse_steps``)."""
-    allowed = {
-        Action.SHIP: {"variant", "segments", "ramp"},
-        Action.EXTEND: {"days"},
-    }.get(request.action, set())
-    for name in ("variant", "segments", "ramp", "days"):
-        if getattr(request, name) is not None and name not in allowed:
-            raise _problem([name], f"does not go with action {request.action.value}")
-    if request.action is Action.EXTEND and request.days is None:
-        raise _problem(["days"], "extend needs the number of days to add")
-    if request.segments is not None and request.ramp is not None:
-        raise _problem(["ramp"], "a ramp rolls a treatment out to everyone, not to segments")
-    if request.segments is not None and not request.segments:
-        raise _problem(["segments"], "name at least one segment (or leave it out)")
-    if request.ramp is not None:
-        try:
-            parse_steps([step.model_dump() for step in request.ramp.steps])
-        except ValidationError as exc:
-            raise ValidationError(
-                f"ramp: {exc.message}",
-                details=[
-                    {**detail, "loc": ["ramp", *detail["loc"]]} for detail in exc.details or []
-                ],
-            ) from exc
 
 
 # ---------------------------------------------------------------- agreement
@@ -290,9 +170,9 @@ def _resolve_variant(
     if variant is None and len(treatments) == 1:
         variant = treatments[0]
     if variant is None:
-        raise _problem(["variant"], f"name the treatment to ship: one of {', '.join(treatments)}")
+        raise problem(["variant"], f"name the treatment to ship: one of {', '.join(treatments)}")
     if variant not in treatments:
-        raise _problem(
+        raise problem(
             ["variant"],
             f"{variant!r} is not a treatment of experiment {row.key!r} "
             f"(treatments: {', '.join(treatments)})",
@@ -301,7 +181,7 @@ def _resolve_variant(
         registered = set(spec.plan.segments)
         for i, segment in enumerate(request.segments):
             if segment.name not in registered:
-                raise _problem(
+                raise problem(
                     ["segments", i, "name"],
                     f"{segment.name!r} is not a pre-registered segment of {row.key!r} "
                     f"(registered: {', '.join(sorted(registered)) or 'none'})",
@@ -326,7 +206,7 @@ def check_approver(*, approver: Principal, author: str, comment: str) -> None:
             details={"reviewer": approver.username, "author": author},
         )
     if not comment.strip():
-        raise _problem(["comment"], "required when an admin approves their own decision")
+        raise problem(["comment"], "required when an admin approves their own decision")
 
 
 # ---------------------------------------------------------------- applying
@@ -380,20 +260,6 @@ def _approval_required(*, services: Services, key: str) -> bool:
     return resolve_policy(services=services, key=key).override_requires_approval
 
 
-def _as_request(**fields: Any) -> DecisionRequest:
-    ramp = fields.get("ramp")
-    if isinstance(ramp, list | tuple):  # the steps alone
-        fields["ramp"] = {"steps": list(ramp)}
-    try:
-        request = DecisionRequest.model_validate(
-            {name: value for name, value in fields.items() if value is not None}
-        )
-    except PydanticValidationError as exc:
-        raise from_pydantic(exc) from exc
-    _check_fields(request)
-    return request
-
-
 # ---------------------------------------------------------------- the service
 
 
@@ -427,7 +293,7 @@ def record_decision(
         raise PermissionDeniedError(
             "deciding needs an editor role", details={"role": actor.role, "scope": actor.scope}
         )
-    request = _as_request(
+    request = as_request(
         action=action,
         rationale=rationale,
         variant=variant,
@@ -489,7 +355,7 @@ def _check_follows(
     session: Session, key: str, follows: int, latest: RecommendationRow | None
 ) -> None:
     if repo.find_recommendation(session=session, key=key, recommendation_id=follows) is None:
-        raise _problem(["follows"], f"experiment {key!r} has no recommendation {follows}")
+        raise problem(["follows"], f"experiment {key!r} has no recommendation {follows}")
     if latest is not None and latest.id != follows:
         raise ConflictError(
             f"recommendation {follows} is no longer the latest for {key!r} "
