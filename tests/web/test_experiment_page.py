@@ -309,6 +309,8 @@ def test_running_page_refreshes_its_results_fragment(ada: TestClient) -> None:
     assert '<div class="results-block"' in fragment.text and "<html" not in fragment.text
     stopped = ada.get("/experiments/edge-config-v2").text
     assert "data-refresh" not in stopped
+    nothing = ada.get("/experiments/search-autocomplete", params={"fragment": "results"})
+    assert nothing.status_code == 404
 
 
 def test_experiment_without_data_says_so(ada: TestClient) -> None:

@@ -179,8 +179,10 @@ def experiment_context(
     principal: Principal | None,
     segment: str | None = None,
     value: str | None = None,
+    results_only: bool = False,
 ) -> dict[str, Any]:
-    """Everything the experiment page shows, as plain data (the JSON twin's content)."""
+    """Everything the experiment page shows, as plain data (the JSON twin's content);
+    ``results_only``: just what the results table needs (the running page's refresh)."""
     with services.sessions() as session:
         row = repo.get_experiment(session=session, key=key)
         experiment = repo.experiment_to_dict(row)
@@ -189,11 +191,17 @@ def experiment_context(
         audit = [
             audit_to_dict(e)
             for e in list_audit(session=session, entity="experiment", entity_key=key, limit=100)
+            if not results_only
         ]
-        notes = [repo.note_to_dict(n) for n in repo.list_notes(session=session, key=key)]
+        notes = (
+            []
+            if results_only
+            else [repo.note_to_dict(n) for n in repo.list_notes(session=session, key=key)]
+        )
     snapshot = _snapshot(services, key, status)
-    recommendation = _recommendation(services, key) if snapshot is not None else None
-    decisions = list_decisions(services=services, key=key)
+    wanted = snapshot is not None and not results_only
+    recommendation = _recommendation(services, key) if wanted else None
+    decisions = [] if results_only else list_decisions(services=services, key=key)
     pending = next((d for d in decisions if d["status"] == "pending_approval"), None)
     context: dict[str, Any] = {
         "experiment": experiment,
@@ -242,6 +250,11 @@ def experiment_context(
     axis, sections = ev.results_sections(snapshot, rows)
     pill = ev.settings_pill(snapshot)
     context.update(
+        settings=pill,
+        axis={"low": axis.low, "high": axis.high, "ticks": axis.ticks, "zero": axis.at(0.0)},
+        sections=sections,
+    )
+    context.update(
         snapshot={
             "id": snapshot.snapshot_id,
             "created_at": snapshot.created_at.isoformat(),
@@ -252,9 +265,10 @@ def experiment_context(
             "units": [u.to_json() for u in snapshot.units],
             "watermark": snapshot.watermark.to_json(),
         },
-        settings=pill,
-        axis={"low": axis.low, "high": axis.high, "ticks": axis.ticks, "zero": axis.at(0.0)},
-        sections=sections,
+    )
+    if results_only:
+        return context
+    context.update(
         health=ev.health_view(snapshot.health),
         heatmap=ev.heatmap(snapshot, alpha=pill["alpha"]),
         segments=list(snapshot.settings.get("segments", [])),
@@ -303,12 +317,20 @@ def experiment_page(
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     segment, value = _segment_filter(segment, value)
+    only = fragment == "results"
     context = experiment_context(
-        services=services, key=key, principal=principal, segment=segment, value=value
+        services=services,
+        key=key,
+        principal=principal,
+        segment=segment,
+        value=value,
+        results_only=only,
     )
-    twin = _twin({**context}) if request.query_params.get("format") == "json" else None
-    if fragment == "results":
+    if only:
+        if context["snapshot"] is None:
+            raise NotFoundError(f"experiment {key!r} has no results yet", details={"key": key})
         return page(request, services, "experiment_results.html", context)
+    twin = _twin({**context}) if request.query_params.get("format") == "json" else None
     return page(request, services, "experiment.html", context, twin=twin)
 
 
