@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from splitlab.store.tables import RecommendationRow
+from splitlab.store.tables import RecommendationRow, SnapshotRow
 
 
 def save_recommendation(
@@ -92,3 +94,35 @@ def recommendation_history(
             .limit(limit)
         )
     )
+
+
+def latest_snapshot_texts(
+    *, session: Session, keys: Iterable[str], without: str = "daily"
+) -> dict[str, tuple[int, str]]:
+    """The newest stored snapshot per experiment of ``keys`` as ``(id, JSON text)``, with the
+    top-level key ``without`` removed by the database (one query; the decision engine does
+    not read the daily series, which is half of a snapshot). Numbers keep their stored text
+    (SQLite's ``json_remove`` and PostgreSQL's ``jsonb``)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    newest = (
+        select(SnapshotRow.experiment_key, func.max(SnapshotRow.id).label("id"))
+        .where(SnapshotRow.experiment_key.in_(wanted))
+        .group_by(SnapshotRow.experiment_key)
+        .subquery()
+    )
+    dialect = session.get_bind().dialect.name
+    text: ColumnElement[Any]
+    if dialect == "postgresql":
+        text = cast(cast(SnapshotRow.payload, JSONB).op("-")(without), Text)
+    elif dialect == "sqlite":
+        text = func.json_remove(SnapshotRow.payload, f"$.{without}")
+    else:  # pragma: no cover - the two supported backends are above
+        text = cast(SnapshotRow.payload, Text)
+    rows = session.execute(
+        select(SnapshotRow.experiment_key, SnapshotRow.id, text).join(
+            newest, SnapshotRow.id == newest.c.id
+        )
+    )
+    return {key: (row_id, str(body)) for key, row_id, body in rows}
