@@ -68,6 +68,43 @@ def engine_recommendation(services: Services, key: str, refresh: bool) -> Recomm
     return recommend_experiment(services=services, key=key, refresh=refresh)
 
 
+RAMP_SRM = "srm_critical"
+"""A ramp changes the weights on purpose, and the SRM check compares the whole period's split
+with the current weights: during a ramp this finding says nothing about the treatment."""
+
+
+def ramp_recommendation(services: Services, key: str, refresh: bool) -> Recommendation:
+    """The guardrail check before a ramp step: the engine's recommendation on fresh data
+    (stored and audited as usual). When its only trust finding is the sample ratio mismatch
+    the ramp's own weight changes cause, the engine runs again on the same snapshot with the
+    SRM check left out of the trust gate, so the guardrails are still judged."""
+    recommendation = engine_recommendation(services, key, refresh)
+    trust = {r.code for r in recommendation.reasons if r.stage is Stage.TRUST}
+    if recommendation.code is not Code.INVESTIGATE_INVALID_EXPERIMENT or trust != {RAMP_SRM}:
+        return recommendation
+    from splitlab.analysis.service import latest
+    from splitlab.analysis.snapshot import CheckName
+    from splitlab.decisions.engine import recommend
+    from splitlab.decisions.service import resolve_policy
+    from splitlab.decisions.stages import DecisionContext
+
+    policy = resolve_policy(services=services, key=key)
+    checks = [c for c in policy.trust.critical_checks if c is not CheckName.SRM]
+    policy = policy.model_copy(
+        update={"trust": policy.trust.model_copy(update={"critical_checks": checks})}
+    )
+    with services.sessions() as session:
+        row = get_experiment(session=session, key=key)
+        context = DecisionContext(
+            status=row.status,
+            now=datetime.now(UTC),
+            start_at=_aware(row.start_at) if row.start_at else None,
+            experiment_type=row.type,
+            team=row.team or None,
+        )
+    return recommend(latest(services=services, key=key), policy=policy, context=context)
+
+
 def guardrail_breach(recommendation: Recommendation) -> bool:
     """Whether ``recommendation`` says a guardrail is breached: ``ROLLBACK``, or
     ``HOLD_GUARDRAIL_RISK`` resting on a guardrail stage finding."""
@@ -155,6 +192,7 @@ class Scheduler:
         interval = services.settings.scheduler_seconds
         self.lease_seconds = lease_seconds or max(60.0, 3 * interval)
         self.recommend = recommender or engine_recommendation
+        self.recommend_ramp = recommender or ramp_recommendation
         self.auto_stop = auto_stop
 
     # -- the lease ---------------------------------------------------------------------
@@ -305,7 +343,7 @@ class Scheduler:
         """Check guardrails on a fresh analysis, then roll back or apply the next step. An
         analysis or engine failure leaves the step for the next tick (never steps blind)."""
         try:
-            recommendation = self.recommend(self.services, key, True)
+            recommendation = self.recommend_ramp(self.services, key, True)
         except Exception as exc:
             with self.services.sessions.begin() as session:
                 ramp_store.note_ramp_error(session=session, ramp_id=ramp_id, error=str(exc))
