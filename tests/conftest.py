@@ -95,6 +95,7 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
         "secret_key": "test-secret",
         "auth": "on",
         "ingest_cache_seconds": 0,  # every request sees the store as it is now
+        "scheduler_seconds": 0,  # no background ticks: scheduler tests call tick(now=…)
     }
     if database_url.startswith("postgresql"):
         common["warehouse_url"] = database_url
