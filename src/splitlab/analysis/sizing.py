@@ -241,9 +241,9 @@ def size(inputs: SizingInputs) -> Sizing:
             for m, p in zip(grid, powers, strict=True)
         ]
     method = (
-        "normal approximation, Cohen's h on the arcsine scale (statsmodels NormalIndPower)"
+        "Normal approximation, Cohen's h on the arcsine scale (statsmodels NormalIndPower)"
         if inputs.kind == "proportion"
-        else "normal approximation, Cohen's d = mde·baseline/sd (statsmodels NormalIndPower)"
+        else "Normal approximation, Cohen's d = mde·baseline/sd (statsmodels NormalIndPower)"
     )
     return Sizing(
         inputs=inputs,

@@ -60,8 +60,15 @@ class FormErrors:
         return {"fields": self.fields, "general": self.general}
 
 
+SLUG_HELP = "use lower-case letters, digits, - and _ (starting with a letter or digit)"
+
+
 def _clean(message: str) -> str:
-    return str(message).removeprefix("Value error, ")
+    """A validation message as a form shows it (a key's regular expression in words)."""
+    text = str(message).removeprefix("Value error, ")
+    if text.startswith("String should match pattern '^[a-z0-9]"):
+        return SLUG_HELP
+    return text
 
 
 def absorb(

@@ -106,7 +106,7 @@
   function weeksTable(s) {
     if (!s.weeks.length) { return ""; }
     var target = s.inputs.power;
-    var head = "<th scope=\"col\">Weeks</th><th scope=\"col\" class=\"num\">Units per variant</th>" +
+    var head = "<th scope=\"col\">Weeks</th><th scope=\"col\" class=\"num\">Units / variant</th>" +
       s.mde_columns.map(function (c) { return "<th scope=\"col\" class=\"num\">" + (c >= 0 ? "+" : "") + (c * 100).toPrecision(3).replace(/\.?0+$/, "") + "%</th>"; }).join("") +
       "<th scope=\"col\" class=\"num\">MDE at power " + target + "</th>";
     var rows = s.weeks.map(function (row) {
@@ -160,6 +160,7 @@
       result.querySelector("[data-out=summary]").textContent = "To detect " + (i.mde >= 0 ? "+" : "") + (i.mde * 100).toFixed(2) + "% relative (" +
         Number(s.absolute_mde.toPrecision(4)) + " absolute) from " + Number(i.baseline.toPrecision(4)) + " with power " + i.power + " at α = " + i.alpha + ", " + i.sidedness + ". " + s.method + ".";
       result.querySelector("[data-out=weeks]").innerHTML = weeksTable(s);
+      result.querySelector("[data-out=caption]").textContent = "Power over the true relative effect at " + num(s.n_per_variant) + " units per variant; dashed: target power.";
       drawCurve(document.getElementById("power-curve"), s);
     }
     var update = debounce(function () {
