@@ -15,6 +15,7 @@ both SDKs take): nothing here needs the network to be tested.
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections import OrderedDict
@@ -184,10 +185,15 @@ def build_prompt(snapshot: Snapshot, recommendation: Recommendation, readout: Re
 
 
 def _ask_anthropic(
-    *, key: str, model: str, base_url: str | None, timeout: float, prompt: str, http_client: Any
+    anthropic: Any,
+    *,
+    key: str,
+    model: str,
+    base_url: str | None,
+    timeout: float,
+    prompt: str,
+    http_client: Any,
 ) -> str:
-    import anthropic
-
     client = anthropic.Anthropic(
         api_key=key, base_url=base_url, timeout=timeout, max_retries=0, http_client=http_client
     )
@@ -201,10 +207,15 @@ def _ask_anthropic(
 
 
 def _ask_openai(
-    *, key: str, model: str, base_url: str | None, timeout: float, prompt: str, http_client: Any
+    openai: Any,
+    *,
+    key: str,
+    model: str,
+    base_url: str | None,
+    timeout: float,
+    prompt: str,
+    http_client: Any,
 ) -> str:
-    import openai
-
     client = openai.OpenAI(
         api_key=key, base_url=base_url, timeout=timeout, max_retries=0, http_client=http_client
     )
@@ -270,10 +281,20 @@ def llm_readout(
             return LLMReadout(source="llm", text=hit, provider=provider, model=model, cached=True)
     timeout = settings.llm_timeout_seconds
     prompt = build_prompt(snapshot, recommendation, readout)
-    ask = ASK[provider]
+    try:
+        # loaded before the clock starts: importing an SDK is not waiting for the provider
+        sdk = importlib.import_module(provider)
+    except ImportError as error:
+        return _fallback(
+            readout,
+            f"the {provider} SDK is not installed (pip install 'splitlab[llm]'): {error}",
+            provider,
+            model,
+        )
     try:
         future = _POOL.submit(
-            ask,
+            ASK[provider],
+            sdk,
             key=key,
             model=model,
             base_url=settings.llm_base_url,
@@ -286,13 +307,6 @@ def llm_readout(
     except FutureTimeout:
         future.cancel()
         return _fallback(readout, f"no answer within {timeout:g} s", provider, model)
-    except ImportError as error:
-        return _fallback(
-            readout,
-            f"the {provider} SDK is not installed (pip install 'splitlab[llm]'): {error}",
-            provider,
-            model,
-        )
     except Exception as error:  # any provider failure falls back: the report must not fail
         return _fallback(readout, _describe(error), provider, model)
     text = answer.strip()[:MAX_ANSWER_CHARS] if isinstance(answer, str) else ""
