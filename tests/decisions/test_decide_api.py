@@ -129,4 +129,4 @@ def test_an_experiment_policy_changes_its_recommendation(
     assert after["policy"] == "experiment-checkout"
     assert after["policy_hash"] != before["policy_hash"]
     assert after["code"] == "HOLD_INCONCLUSIVE"  # no data: nothing significant
-    assert "primary_not_significant" in [r["code"] for r in after["reasons"]]
+    assert "primary_no_estimate" in [r["code"] for r in after["reasons"]]

@@ -396,6 +396,9 @@ def _primary(run: Run) -> Outcome:
         elif worse:
             losers.append(i)
             code, text = "primary_significant_loss", f"{head}: significantly worse."
+        elif not np.isfinite(rel):
+            code = "primary_no_estimate"
+            text = f"{primary.name} for {row.variant}: no estimate yet ({row.reason or 'no data'})."
         else:
             code = "primary_not_significant"
             text = f"{head}: not significant; a point estimate that is not significant never ships."
