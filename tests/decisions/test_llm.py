@@ -4,6 +4,7 @@ the cache, and the fallback to the deterministic readout on every kind of failur
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import threading
@@ -202,6 +203,7 @@ def test_a_hanging_provider_is_abandoned_at_the_timeout() -> None:
         release.wait(10)
         return httpx2.Response(200, json=anthropic_body(ANSWER))
 
+    importlib.import_module("anthropic")  # loaded outside the timeout, as llm_readout does
     started = time.perf_counter()
     answer, readout = ask(Fake(hang), settings(llm_timeout_seconds=0.3))
     elapsed = time.perf_counter() - started
