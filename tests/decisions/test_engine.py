@@ -260,6 +260,9 @@ def test_short_of_the_planned_sample_is_pending_with_the_projected_days() -> Non
     result = decide(snapshot(metrics=[metric("conv")], rows=[decisive], units=2000))
     assert result.code is Code.SHIP_GLOBAL
     assert "early_on_always_valid_bound" in codes(result, Stage.MATURITY)
+    patient = parse_policy({"sequential": {"early_on_always_valid_bounds": False}})
+    waited = decide(snapshot(metrics=[metric("conv")], rows=[decisive], units=2000), patient)
+    assert waited.code is Code.PENDING_UNDERPOWERED
     enough = row("conv", **WIN, n_required=9000, days_remaining=0)
     assert "planned_sample_reached" in codes(
         decide(snapshot(metrics=[metric("conv")], rows=[enough]))

@@ -324,7 +324,7 @@ def _maturity(run: Run) -> Outcome | None:
         "days_remaining": remaining,
         "always_valid_p": [finite(data.av_p[i]) for i in idx],
     }
-    if decisive and run.policy.sequential.stop_early_on_bounds_only:
+    if decisive and run.policy.sequential.early_on_always_valid_bounds:
         run.add(
             Stage.MATURITY,
             "early_on_always_valid_bound",

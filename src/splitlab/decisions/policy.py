@@ -23,7 +23,7 @@ Example (every field optional)::
       units_per_day: 5000
       currency: USD
     bayesian: {chance_to_win: 0.95, max_expected_loss: 0.001}
-    sequential: {stop_early_on_bounds_only: true}
+    sequential: {early_on_always_valid_bounds: true, tuning: 5000}
     override_requires_approval: true
 """
 
@@ -206,8 +206,10 @@ class BayesianPolicy(PolicyModel):
 class SequentialPolicy(PolicyModel):
     """Sequential plans and running experiments."""
 
-    stop_early_on_bounds_only: bool = True
-    """Before the planned sample, act only when an always-valid bound excludes zero."""
+    early_on_always_valid_bounds: bool = True
+    """Before the planned sample, decide when the always-valid interval excludes no effect
+    (false: always wait for the planned sample). A fixed-horizon p-value never ends an
+    experiment early."""
     tuning: float = Field(default=5000.0, gt=0, le=1e12)
     """Confidence-sequence tuning (total units where it is tightest) for guardrail checks on
     fixed-horizon plans."""
