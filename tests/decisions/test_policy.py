@@ -121,3 +121,6 @@ def test_the_hash_follows_the_content_and_the_name() -> None:
     assert parse_policy({"maturity": {"min_days": 8}}).policy_hash() != BUILTIN.policy_hash()
     assert parse_policy({}, name="team-a").policy_hash() != BUILTIN.policy_hash()
     assert len(BUILTIN.policy_hash()) == 32
+    copied = BUILTIN.model_copy(update={"name": "team-x"})  # hashed after BUILTIN: not stale
+    assert copied.policy_hash() == parse_policy({}, name="team-x").policy_hash()
+    assert copied.policy_hash() != BUILTIN.policy_hash()

@@ -30,7 +30,6 @@ Example (every field optional)::
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import re
@@ -237,13 +236,20 @@ class Policy(PolicyModel):
         return self.model_dump(mode="json")
 
     def policy_hash(self) -> str:
-        """Hash of the whole resolved policy (name included); computed once per object."""
-        return self._hash
-
-    @functools.cached_property
-    def _hash(self) -> str:
+        """Hash of the whole resolved policy (name included). The last policy hashed is
+        remembered by identity (a fleet refresh decides many experiments under one policy
+        object; a ``model_copy`` is another object, so never gets a stale hash)."""
+        global _LAST_HASH
+        last = _LAST_HASH
+        if last is not None and last[0] is self:
+            return last[1]
         canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        _LAST_HASH = (self, digest)
+        return digest
+
+
+_LAST_HASH: tuple[Policy, str] | None = None
 
 
 BUILTIN = Policy()
