@@ -16,6 +16,7 @@ from splitlab.decisions.evidence import comparisons
 from splitlab.decisions.policy import BUILTIN, Policy, parse_policy
 from splitlab.decisions.recommendation import Code, Recommendation, Stage
 from splitlab.domain import Engine
+from splitlab.domain.enums import ThresholdScale
 
 from .snapshots import check, metric, row, snapshot
 
@@ -445,3 +446,28 @@ def test_labels_cover_every_code_and_the_reason_list_is_documented() -> None:
     assert set(LABELS) == set(Code)
     assert all(isinstance(text, str) and text for text in REASONS.values())
     assert not math.isnan(BUILTIN.trust.multiple_exposure_max)
+
+
+def test_margins_and_minimum_lifts_stated_by_the_analysis_are_used_on_their_scale() -> None:
+    absolute = ThresholdScale.ABSOLUTE
+    # +8 ms on 100 ms: within the plan's relative 10%, beyond the row's absolute 5 ms
+    latency = row(
+        "lat-ms", rel=0.08, ci=(0.06, 0.10), p=1e-6, control_mean=100.0,
+        margin=5.0, margin_scale=absolute,
+    )  # fmt: skip
+    snap = snapshot(
+        metrics=[metric("conv"), metric("lat-ms", "guardrail", direction="decrease", margin=0.10)],
+        rows=[row("conv", **WIN), latency],
+    )
+    result = decide(snap)
+    assert result.code is Code.HOLD_GUARDRAIL_RISK
+    breach = result.reasons[1]
+    assert breach.code == "guardrail_breach" and breach.evidence["scale"] == "absolute"
+    assert breach.evidence["effect"] == pytest.approx(8.0) and "5 (absolute)" in breach.message
+    # the experiment's own minimum lift (absolute 0.01 > the 0.008 won) unless the policy names one
+    lifted = row("conv", **WIN, min_lift=0.01, min_lift_scale=absolute)
+    plain = snapshot(metrics=[metric("conv")], rows=[lifted])
+    assert decide(plain).code is Code.HOLD_INCONCLUSIVE
+    assert "below_minimum_lift" in codes(decide(plain))
+    policy = parse_policy({"primary": {"min_lift": {"metrics": {"conv": "5%"}}}})
+    assert decide(plain, policy).code is Code.SHIP_GLOBAL
