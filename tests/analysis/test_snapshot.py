@@ -25,8 +25,9 @@ DATA = Path(__file__).parent / "data"
 STORED = sorted(DATA.glob("snapshot_v*_*.json"))
 """Payloads as ANALYSIS_VERSION 2 stored them (before the snapshot was typed) and as version 3
 stores them (overall rows carry their thresholds)."""
-THRESHOLD_KEYS = ("margin", "margin_scale", "min_lift", "min_lift_scale")
-"""What version 3 added to overall rows; every other value is version 2's."""
+THRESHOLD_KEYS = ("margin", "margin_scale", "min_lift", "min_lift_scale", "p_value_adjusted_cells")
+"""What version 3 added to rows (thresholds on overall rows, the correction across a segment's
+cells on segment rows); every other value is version 2's."""
 
 
 def _stored(name: str, version: int = 2) -> dict[str, Any]:
@@ -146,6 +147,7 @@ def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) 
     data = fresh.to_json()
     for key in ("settings", "settings_hash", "units", "days", "results", "daily", "omnibus"):
         assert _same_numbers(data[key], stored[key]), key
+    assert _same_numbers(data.get("heterogeneity"), stored.get("heterogeneity"))
     assert _same_numbers(data["health"], stored["health"])
 
 
@@ -155,7 +157,9 @@ def test_version_3_changed_no_number_of_version_2(name: str) -> None:
     v2, v3 = _stored(name), _stored(name, version=3)
     assert v3["settings"] == v2["settings"] | {"analysis_version": 3}
     added = [{k: row.pop(k) for k in THRESHOLD_KEYS if k in row} for row in v3["results"]]
-    assert any(added) is (name == "frequentist")  # its latency guardrail has a margin
+    assert any(added) is (name == "frequentist")  # a margin, and segments
+    assert ("heterogeneity" in v3) is (name == "frequentist")
+    v3.pop("heterogeneity", None)
     for key in ("units", "days", "results", "daily", "omnibus", "health"):
         assert _same_numbers(v3[key], v2[key]), key
 

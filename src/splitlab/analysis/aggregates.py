@@ -28,16 +28,21 @@ FloatArray = npt.NDArray[np.float64]
 RANK_ALPHA = 0.05
 """Order-statistic bracket used for quantile standard errors (see ``stats.quantile``)."""
 EPOCH_DAY = date(1970, 1, 1)
+CROSS = " × "
+"""Joins the two attributes (and values) of a crossed segment's name (and value)."""
 
 
 @dataclass(frozen=True)
 class Cell:
-    """``kind`` is overall, segment or day; segment cells name the segment and value."""
+    """``kind`` is overall, segment or day; segment cells name the segment and value (crossed
+    segments name both attributes and both values, joined by :data:`CROSS`)."""
 
     kind: str
     segment: str | None = None
     value: str | None = None
     day: date | None = None
+    crossed: bool = False
+    """A segment cell of a crossed segment (``segment`` "a × b", ``value`` "x × y")."""
 
 
 @dataclass
@@ -93,7 +98,7 @@ def fetch_aggregates(
             conflicts,
             experiment_key=plan.key,
             variants=plan.variants,
-            segments=plan.segments,
+            segments=plan.dimensions,
             numeric=numeric,
         )
         labels = [
@@ -105,7 +110,7 @@ def fetch_aggregates(
                 .column("value")
                 .to_pylist()
             ]
-            for k in range(len(plan.segments))
+            for k in range(len(plan.dimensions))
         ]
         per_unit = queries.unit_aggregates(
             units, events, definitions, segments=labels, covariates=sources
@@ -123,6 +128,8 @@ def fetch_aggregates(
             n_segments=len(plan.segments),
             n_covariates=len(sources),
             adjusted=plan.adjusted(),
+            crossed=[(a, b, len(labels[b]) + 1) for a, b in plan.crossed_positions],
+            by_day=plan.daily,
         )
         rows = _to_numpy(con.to_pyarrow(stats_expr))
         excluded_rows = _to_numpy(
@@ -158,19 +165,39 @@ def _arrange(rows: dict[str, Any], plan: AnalysisPlan, kept: list[list[str]]) ->
     known = vidx < n_variants  # units logged under a variant the experiment does not have
     vidx = np.where(known, vidx, 0)
     codes = np.asarray(rows["value"], dtype=np.int64)
-    main = (segment_ids == (0 if plan.segments else -1)) & known
+    main = (segment_ids == (0 if plan.segments or plan.crossed else -1)) & known
     cells: list[Cell] = [Cell("overall")]
     row_cells = [(np.flatnonzero(main), np.zeros(int(main.sum()), np.int64))]
-    for index, name in enumerate(plan.segments):
+    blocks: list[tuple[str, Any]] = [(name, None) for name in plan.segments]
+    blocks += [
+        (f"{a}{CROSS}{b}", (ia, ib))
+        for (a, b), (ia, ib) in zip(plan.crossed, plan.crossed_positions, strict=True)
+    ]
+    for index, (name, pair) in enumerate(blocks):
         in_block = (segment_ids == index) & known
         present = sorted(set(codes[in_block].tolist()))
         offset = len(cells)
-        cells += [Cell("segment", name, segment_label(kept[index], c)) for c in present]
-        lookup = np.zeros(len(kept[index]) + 1, np.int64)
+        if pair is None:
+            cells += [Cell("segment", name, segment_label(kept[index], c)) for c in present]
+        else:
+            width = len(kept[pair[1]]) + 1
+            cells += [
+                Cell(
+                    "segment",
+                    name,
+                    segment_label(kept[pair[0]], c // width)
+                    + CROSS
+                    + segment_label(kept[pair[1]], c % width),
+                    crossed=True,
+                )
+                for c in present
+            ]
+        lookup = np.zeros(max(present, default=0) + 1, np.int64)
         lookup[present] = offset + np.arange(len(present))
         picked = np.flatnonzero(in_block)
         row_cells.append((picked, lookup[codes[picked]]))
-    unique_days = np.unique(days[main]) if main.any() else np.array([], np.int64)
+    busy = main.any() and plan.daily
+    unique_days = np.unique(days[main]) if busy else np.array([], np.int64)
     day_offset = len(cells)
     if unique_days.size:
         all_days = np.arange(unique_days[0], unique_days[-1] + 1)
@@ -223,7 +250,7 @@ def _fill_quantiles(
     wanted: dict[tuple[int, int, int], tuple[int, int, tuple[float, float, float]]] = {}
     probabilities: list[set[float]] = [set() for _ in range(len(plan.segments) + 1)]
     for c, cell in enumerate(aggregates.cells):
-        if cell.kind == "day":
+        if cell.kind == "day" or cell.crossed:
             continue
         block, code = 0, 0
         if cell.kind == "segment":

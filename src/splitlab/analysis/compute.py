@@ -21,7 +21,13 @@ import numpy.typing as npt
 from splitlab import stats
 from splitlab.analysis.aggregates import RANK_ALPHA, Aggregates
 from splitlab.analysis.plan import AnalysisPlan, PlannedMetric
-from splitlab.analysis.snapshot import DailyPoint, OmnibusTest, ResultRow, Segment
+from splitlab.analysis.snapshot import (
+    DailyPoint,
+    HeterogeneityTest,
+    OmnibusTest,
+    ResultRow,
+    Segment,
+)
 from splitlab.domain import (
     BinaryTest,
     Correction,
@@ -92,6 +98,9 @@ class FamilyResult:
     """CUPED only: the unadjusted per-arm means (Σy / n), reported beside the adjusted ones."""
     covariates: list[tuple[str, ...]] | None = None
     """Regression adjustment only: each metric's covariates, in the regression's order."""
+    effect_var: FloatArray | None = None
+    """Var(abs effect) behind the CI where it is not ``control_var + treatment_var`` (the
+    z-test's unpooled p(1 − p)/n, where the arms' variances are the sample variances)."""
 
 
 def _pairs(aggregates: Aggregates, columns: Sequence[str]) -> tuple[FloatArray, FloatArray]:
@@ -114,7 +123,7 @@ def _arms(
 def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -> FamilyResult:
     names = [metric_columns(i) for i in metrics]
     n_c, n_t = _pairs(agg, [UNITS] * len(metrics))
-    reduction = raw_means = None
+    reduction = raw_means = effect_var = None
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in ("binary", "mean"):
             (sy_c, syy_c), (sy_t, syy_t) = _arms(agg, [n.sums for n in names])
@@ -123,6 +132,9 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
                 c, t, alpha=alpha
             )
             var_c, var_t = c.variance / n_c, t.variance / n_t
+            if name == "binary":
+                p_c, p_t = c.mean, t.mean
+                effect_var = p_c * (1 - p_c) / n_c + p_t * (1 - p_t) / n_t
         elif name in ("binary_cuped", "mean_cuped"):
             control, treatment = _arms(agg, [n.covariate_sums for n in names])
             cc, ct = stats.CovariateStats(n_c, *control), stats.CovariateStats(n_t, *treatment)
@@ -144,7 +156,17 @@ def _test_family(name: str, metrics: list[int], agg: Aggregates, alpha: float) -
             qt = stats.QuantileStats(n_t, est_t, lo_t, hi_t, RANK_ALPHA)
             test = stats.quantile_test(qc, qt, alpha=alpha)
             var_c, var_t = qc.standard_error**2, qt.standard_error**2
-    return FamilyResult(metrics, test, n_c, n_t, var_c, var_t, reduction, raw_means=raw_means)
+    return FamilyResult(
+        metrics,
+        test,
+        n_c,
+        n_t,
+        var_c,
+        var_t,
+        reduction,
+        raw_means=raw_means,
+        effect_var=effect_var,
+    )
 
 
 def _regression_columns(plan: AnalysisPlan, i: int) -> tuple[list[str], list[list[str]], list[str]]:
@@ -410,6 +432,76 @@ def _segment(aggregates: Aggregates, c: int) -> Segment | None:
     return Segment(name=cell.segment or "", value=cell.value or "")
 
 
+def _segments(aggregates: Aggregates) -> dict[str, list[int]]:
+    """Segment name → its cells (single attributes and crossed pairs alike)."""
+    out: dict[str, list[int]] = {}
+    for c, cell in enumerate(aggregates.cells):
+        if cell.kind == "segment":
+            out.setdefault(cell.segment or "", []).append(c)
+    return out
+
+
+def _cell_adjusted(
+    plan: AnalysisPlan, aggregates: Aggregates, families: list[FamilyResult]
+) -> dict[int, list[FloatArray]]:
+    """Segment cell → per family an array (metrics, treatments) of p-values corrected across
+    the cells of that segment (per metric × treatment, by ``plan.correction``)."""
+    out: dict[int, list[FloatArray]] = {}
+    for cells in _segments(aggregates).values():
+        adjusted = []
+        for fam in families:
+            source = fam.sequential if fam.sequential is not None else fam.test
+            p = np.moveaxis(source.p_value[:, cells, :], 1, -1)  # (metrics, treatments, cells)
+            flat = p.reshape(-1, len(cells))
+            adjusted.append(
+                np.stack([_adjust(row, plan.correction) for row in flat]).reshape(p.shape)
+            )
+        for k, c in enumerate(cells):
+            out[c] = [a[..., k] for a in adjusted]
+    return out
+
+
+def heterogeneity(
+    plan: AnalysisPlan, aggregates: Aggregates, families: list[FamilyResult]
+) -> list[HeterogeneityTest]:
+    """Per segment × metric × treatment: Cochran's Q (interaction z for two cells) on the
+    cells' fixed-horizon absolute effects and their variances, in metric order."""
+    order = {key: k for k, key in enumerate(m.key for m in plan.metrics)}
+    found: list[tuple[tuple[int, int, int], HeterogeneityTest]] = []
+    for rank, (name, cells) in enumerate(_segments(aggregates).items()):
+        crossed = aggregates.cells[cells[0]].crossed
+        for fam in families:
+            if crossed and plan.definitions[fam.metrics[0]].kind is MetricKind.QUANTILE:
+                continue  # no quantiles for crossed cells
+            effects = fam.test.abs_effect[:, cells, :]
+            var = (
+                fam.effect_var
+                if fam.effect_var is not None
+                else fam.control_var + fam.treatment_var
+            )
+            variances = var[:, cells, :]
+            result = stats.heterogeneity(effects, variances, axis=1)  # (metrics, treatments)
+            for m, metric in enumerate(fam.metrics):
+                key = plan.definitions[metric].key
+                for t, variant in enumerate(plan.treatments):
+                    two = result.cells[m, t] == 2
+                    test = HeterogeneityTest(
+                        metric=key,
+                        variant=variant,
+                        segment=name,
+                        test="interaction_z" if two else "cochran_q",
+                        cells=int(result.cells[m, t]),
+                        statistic=number((result.z if two else result.q)[m, t]),
+                        df=number(result.df[m, t]),
+                        p_value=number(result.p_value[m, t]),
+                        i_squared=number(result.i_squared[m, t]),
+                        reason=str(result.reason[m, t]),
+                    )
+                    found.append(((order[key], t, rank), test))
+    found.sort(key=lambda item: item[0])
+    return [test for _, test in found]
+
+
 def compute_results(
     plan: AnalysisPlan, aggregates: Aggregates
 ) -> tuple[list[ResultRow], list[DailyPoint], list[FamilyResult]]:
@@ -433,16 +525,21 @@ def compute_results(
                         values.append(float(source.p_value[m, c, t]))
             for key, value in zip(keys, _adjust(np.array(values), plan.correction), strict=True):
                 adjusted[key] = number(value)
+    by_cells = {} if bayesian else _cell_adjusted(plan, aggregates, families)
     segment_rank = {c: k for k, c in enumerate(top_cells)}
-    for fam in families:
+    for f, fam in enumerate(families):
         quantile = plan.definitions[fam.metrics[0]].kind is MetricKind.QUANTILE
         for m in range(len(fam.metrics)):
             metric_rank = order[plan.definitions[fam.metrics[m]].key]
             for t in range(len(plan.treatments)):
                 for c in top_cells:
+                    if quantile and aggregates.cells[c].crossed:
+                        continue  # quantiles are not computed for crossed cells
                     fields = _comparison(plan, fam, m, c, t)
                     if not bayesian:
                         fields["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))
+                        if c in by_cells:
+                            fields["p_value_adjusted_cells"] = number(by_cells[c][f][m, t])
                     if c == 0:
                         fields.update(_power_fields(plan, aggregates, fam, m, t)._asdict())
                         fields.update(_threshold_fields(plan.metrics[fam.metrics[m]]))

@@ -35,7 +35,8 @@ ADJUSTABLE = (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM)
 
 ANALYSIS_VERSION = 3
 """Bump when the analysis code changes its numbers or its results' shape: old snapshots then no
-longer match (3: overall rows carry their thresholds — margin, min_lift and their scales)."""
+longer match (3: overall rows carry their thresholds — margin, min_lift and their scales —
+segment rows the p-value corrected across their cells, and snapshots a heterogeneity test)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,23 @@ class AnalysisPlan:
     relative_ci: RelativeInterval = RelativeInterval.DELTA
     binary_test: BinaryTest = BinaryTest.Z
     covariates: tuple[PlannedCovariate, ...] = ()
+    crossed: tuple[tuple[str, str], ...] = ()
+    daily: bool = True
+    """Whether to compute the cumulative daily series (and the checks that read it); off only
+    for callers that want the overall and segment results alone (the peer benchmark)."""
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Every exposure attribute the analysis breaks down by: the segments, then the
+        attributes only crossed segments use."""
+        extra = [n for pair in self.crossed for n in pair if n not in self.segments]
+        return self.segments + tuple(dict.fromkeys(extra))
+
+    @property
+    def crossed_positions(self) -> tuple[tuple[int, int], ...]:
+        """Each crossed pair as positions in :attr:`dimensions`."""
+        where = {name: k for k, name in enumerate(self.dimensions)}
+        return tuple((where[a], where[b]) for a, b in self.crossed)
 
     def adjusted(self) -> dict[int, tuple[int, ...]]:
         """Metric position → the positions of the named covariates adjusting it."""
@@ -165,6 +183,10 @@ class AnalysisPlan:
         }
         if self.binary_test is not BinaryTest.Z:
             settings["binary_test"] = self.binary_test.value
+        if not self.daily:
+            settings["daily"] = False
+        if self.crossed:
+            settings["crossed"] = [list(pair) for pair in self.crossed]
         if self.covariates:
             settings["covariates"] = [
                 c.spec.model_dump(mode="json")
@@ -276,6 +298,7 @@ def build_plan(
         relative_ci=plan.relative_ci,
         binary_test=plan.binary_test,
         covariates=covariates,
+        crossed=tuple((a, b) for a, b in plan.crossed),
     )
 
 

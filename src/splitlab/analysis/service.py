@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pydantic
 
 from splitlab.analysis.aggregates import fetch_aggregates
-from splitlab.analysis.compute import compute_results, omnibus
+from splitlab.analysis.compute import compute_results, heterogeneity, omnibus
 from splitlab.analysis.health import health_checks
 from splitlab.analysis.plan import AnalysisPlan, build_plan
 from splitlab.analysis.snapshot import DataWatermark, Snapshot, VariantUnits
@@ -75,7 +75,8 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
         for v, (variant, weight) in enumerate(zip(plan.variants, plan.weights, strict=True))
     ]
     omnibus_tests = omnibus(plan, aggregates)
-    return Snapshot(
+    spread = heterogeneity(plan, aggregates, families)
+    snapshot = Snapshot(
         experiment=plan.key,
         engine=plan.engine,
         settings_hash=plan.settings_hash(),
@@ -92,6 +93,8 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
         omnibus=tuple(omnibus_tests),
         health=tuple(health),
     )
+    # absent unless there are segments (the JSON form leaves unset optional fields out)
+    return snapshot.model_copy(update={"heterogeneity": tuple(spread)}) if spread else snapshot
 
 
 def _stored(row: SnapshotRow) -> Snapshot | None:

@@ -177,6 +177,10 @@ class ResultRow(Comparison):
     p_value_adjusted: float | None = None
     """Not with the Bayesian engine: the p-value corrected across metrics × treatments
     (``plan.correction``)."""
+    p_value_adjusted_cells: float | None = None
+    """Segment rows only, not with the Bayesian engine: the p-value corrected across the cells
+    of its segment (every value of the attribute, or of the crossed pair) for this metric and
+    treatment (``plan.correction``)."""
     power: float | None = None
     """Overall rows only: achieved power against the plan's MDE (null without an MDE)."""
     mde: float | None = None
@@ -237,6 +241,32 @@ class OmnibusTest(SnapshotModel):
     """Degrees of freedom (of the numerator, for F)."""
     df_denominator: float | None
     """ANOVA only: degrees of freedom of the denominator."""
+    reason: str
+    """``""`` when valid, else why the numbers are null."""
+
+
+class HeterogeneityTest(SnapshotModel):
+    """Is the effect of a treatment on a metric different across the cells of a segment?"""
+
+    metric: str
+    """The metric's key."""
+    variant: str
+    """The treatment variant's key."""
+    segment: str
+    """The segment's name (an attribute, or ``a × b`` for a crossed segment)."""
+    test: Literal["cochran_q", "interaction_z"]
+    """Cochran's Q across the cells' absolute effects (fixed-horizon), or with two cells the
+    interaction z-test (z² = Q, the same p-value)."""
+    cells: int
+    """Cells with an effect and a variance (the others are left out)."""
+    statistic: float | None
+    """Q, or z for the interaction test."""
+    df: float | None
+    """Degrees of freedom of Q (cells − 1)."""
+    p_value: float | None
+    """P(χ²_df > Q): small when the effect differs across cells."""
+    i_squared: float | None
+    """I² = max(0, (Q − df)/Q): the share of the spread across cells beyond chance."""
     reason: str
     """``""`` when valid, else why the numbers are null."""
 
@@ -304,6 +334,9 @@ class Snapshot(SnapshotModel):
     when asked for (``?daily=true``)."""
     omnibus: tuple[OmnibusTest, ...]
     """A/B/n only: tests across all variants."""
+    heterogeneity: tuple[HeterogeneityTest, ...] = ()
+    """With segments only: per segment × metric × treatment, whether the effect differs
+    across the segment's cells."""
     health: tuple[HealthCheck, ...]
     """Every health check, in a stable order."""
     snapshot_id: int | None = None

@@ -195,6 +195,8 @@ class MetricsSpec(Strict):
 
 
 MAX_COVARIATES = 8
+MAX_CROSSED = 4
+CrossedPair = Annotated[list[PropertyName], Field(min_length=2, max_length=2)]
 
 
 class Covariate(Strict):
@@ -231,6 +233,12 @@ class Plan(Strict):
         json_schema_extra={"maxItems": MAX_SEGMENTS},
         description="exposure attributes to break results down by",
     )
+    crossed: Annotated[list[CrossedPair], max_items(MAX_CROSSED)] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_CROSSED},
+        description="pairs of exposure attributes to break results down by together "
+        "(platform × plan), with the correction across cells and a heterogeneity test",
+    )
     max_days: int | None = Field(default=None, ge=1, le=3650)
     relative_ci: RelativeInterval = Field(
         default=RelativeInterval.DELTA,
@@ -253,6 +261,15 @@ class Plan(Strict):
         description="named covariates adjusting binary, count and sum metrics by regression "
         "(with a metric's own cuped_days pre-period, when it has one)",
     )
+
+    @field_validator("crossed")
+    @classmethod
+    def _two_dimensions(cls, pairs: list[list[str]]) -> list[list[str]]:
+        for pair in pairs:
+            if pair[0] == pair[1]:
+                raise ValueError(f"a crossed segment needs two different attributes: {pair}")
+        return pairs
+
     binary_test: BinaryTest = Field(
         default=BinaryTest.Z,
         description="binary metrics: two-proportion z-test (z, default) or Welch's t-test on "

@@ -10,6 +10,7 @@ from splitlab.stats.bandit import BetaPosteriors, beta_posteriors, thompson_weig
 from splitlab.stats.bayesian import BayesianResult, bayesian_test, probability_best
 from splitlab.stats.cuped import CupedArms, cuped_arms, cuped_test
 from splitlab.stats.frequentist import welch_ttest, ztest_proportions
+from splitlab.stats.heterogeneity import HeterogeneityResult, heterogeneity
 from splitlab.stats.multiple import benjamini_hochberg, bonferroni, holm
 from splitlab.stats.omnibus import OmnibusResult, anova_oneway, chi2_omnibus
 from splitlab.stats.power import (
@@ -40,6 +41,7 @@ __all__ = [
     "CovariateStats",
     "CupedArms",
     "CupedResult",
+    "HeterogeneityResult",
     "OmnibusResult",
     "QuantileStats",
     "RatioStats",
@@ -61,6 +63,7 @@ __all__ = [
     "cuped_arms",
     "cuped_test",
     "duration_days",
+    "heterogeneity",
     "holm",
     "mde_for_sample_size",
     "msprt_pvalue",

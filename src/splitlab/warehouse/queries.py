@@ -563,6 +563,8 @@ def sufficient_statistics(
     n_segments: int,
     n_covariates: int = 0,
     adjusted: Mapping[int, Sequence[int]] | None = None,
+    crossed: Sequence[tuple[int, int, int]] = (),
+    by_day: bool = True,
 ) -> ir.Table:
     """Sums per ``variant × day × (segment, value)`` for every metric at once.
 
@@ -572,19 +574,31 @@ def sufficient_statistics(
     are its rows, and daily cumulative figures are running sums over ``day`` (the additive
     sums make the daily increments cheap; cumulation happens on the tiny result).
     With covariates, the sums of their cross-products too (``adjusted``: metric index → the
-    covariates that adjust it; see :func:`_covariate_sums`).
+    covariates that adjust it; see :func:`_covariate_sums`).  Each crossed segment
+    ``(a, b, width)`` adds a block ``segment`` = ``n_segments`` + its position, grouped by both
+    codes at once: ``value`` = ``seg{a}`` · width + ``seg{b}`` (width: seg{b}'s codes, "other"
+    included).  ``by_day=False`` sums over all days at once (``day`` 0).
     """
     aggs = _sums(values, metrics) | _covariate_sums(values, metrics, n_covariates, adjusted or {})
-    blocks = []
-    for index in range(max(n_segments, 1)):
-        label = values[segment_column(index)] if n_segments else ibis.literal(0, type="int16")
-        block = values.group_by(
+    labels: list[ir.IntegerValue] = [
+        values[segment_column(k)].cast("int32") for k in range(n_segments)
+    ]
+    for a, b, width in crossed:
+        code = values[segment_column(a)].cast("int32") * width + values[segment_column(b)]
+        labels.append(code.cast("int32"))
+    if not labels:
+        labels, first = [ibis.literal(0, type="int32")], -1
+    else:
+        first = 0
+    blocks = [
+        values.group_by(
             variant=values.variant,
-            day=values.day,
-            segment=ibis.literal(index if n_segments else -1),
+            day=values.day if by_day else ibis.literal(0, type="int64"),
+            segment=ibis.literal(first + index if first >= 0 else -1, type="int8"),
             value=label,
         ).agg(**aggs)
-        blocks.append(block)
+        for index, label in enumerate(labels)
+    ]
     return ibis.union(*blocks) if len(blocks) > 1 else blocks[0]
 
 
