@@ -30,6 +30,7 @@ from splitlab.store.experiments import get_experiment
 from tests.decisions.decision_helpers import (
     ADMIN,
     EDITOR,
+    OWNER,
     REVIEWER,
     SECOND_REVIEWER,
     VIEWER,
@@ -522,3 +523,23 @@ def test_of_simultaneous_approvals_exactly_one_applies(services: Services) -> No
     assert sorted(type(r).__name__ for r in results) == ["ConflictError", "dict"], results
     assert len(transitions(services)) - before == 3
     assert status(services, KEY) == "shipped"
+
+
+def test_the_author_may_withdraw_a_pending_decision_another_editor_may_not(
+    services: Services,
+) -> None:
+    make_experiment(services, KEY)
+    recommend(services, KEY, Code.HOLD_INCONCLUSIVE)
+    pending = ship(services, variant="one-page")
+    other_editor = OWNER
+    before = state(services, KEY)
+    with pytest.raises(PermissionDeniedError, match="reviewer or admin role"):
+        reject_decision(
+            services=services, key=KEY, decision_id=pending["id"], reviewer=other_editor
+        )
+    assert state(services, KEY) == before
+    withdrawn = reject_decision(
+        services=services, key=KEY, decision_id=pending["id"], reviewer=EDITOR, comment="oops"
+    )
+    assert (withdrawn["status"], withdrawn["reviewed_by"]) == ("rejected", "ed")
+    assert status(services, KEY) == "running"
