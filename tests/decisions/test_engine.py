@@ -4,6 +4,7 @@ evidence, and the always-valid intervals checked against ``splitlab.stats``."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -471,3 +472,42 @@ def test_margins_and_minimum_lifts_stated_by_the_analysis_are_used_on_their_scal
     assert "below_minimum_lift" in codes(decide(plain))
     policy = parse_policy({"primary": {"min_lift": {"metrics": {"conv": "5%"}}}})
     assert decide(plain, policy).code is Code.SHIP_GLOBAL
+
+
+def test_daily_guardrail_checks_on_always_valid_intervals_keep_false_stops_below_alpha() -> None:
+    """A/A: 1,000 experiments, a guardrail checked after each of 14 days (cumulative data).
+    Stopping on the fixed-horizon interval at the first look that shows harm stops far more
+    than α/2 of them; the engine's always-valid interval stays below it."""
+    rng = np.random.default_rng(7)
+    sims, days, per_day = 1000, 14, 200
+    values = rng.normal(100.0, 30.0, size=(2, sims, days, per_day))
+    n = np.cumsum(np.full((sims, days), float(per_day)), axis=1)
+    sums = np.cumsum(values.sum(axis=3), axis=2)
+    squares = np.cumsum((values**2).sum(axis=3), axis=2)
+    control = stats.SampleStats(n=n, sum=sums[0], sum_sq=squares[0])
+    treatment = stats.SampleStats(n=n, sum=sums[1], sum_sq=squares[1])
+    fixed = stats.welch_ttest(control, treatment)
+    columns = {
+        "abs_effect": fixed.abs_effect,
+        "abs_ci_low": fixed.abs_ci_low,
+        "abs_ci_high": fixed.abs_ci_high,
+        "rel_effect": fixed.rel_effect,
+        "rel_ci_low": fixed.rel_ci_low,
+        "rel_ci_high": fixed.rel_ci_high,
+        "p_value": fixed.p_value,
+        "control_n": n,
+        "treatment_n": n,
+        "df": fixed.df,
+    }
+    flat = {name: np.ravel(values).tolist() for name, values in columns.items()}
+    rows = [
+        SimpleNamespace(p_value_adjusted=None, **{name: flat[name][i] for name in flat})
+        for i in range(sims * days)
+    ]
+    data = comparisons(rows, engine=Engine.FREQUENTIST, alpha=0.05, tuning=5000.0)  # type: ignore[arg-type]
+    # lower is better (latency): harm is an interval above zero
+    naive = (data.rel_low.reshape(sims, days) > 0).any(axis=1).mean()
+    always_valid = (data.av_rel_low.reshape(sims, days) > 0).any(axis=1).mean()
+    assert naive > 0.06  # peeking at a 2.5%-per-look one-sided test, 14 times
+    assert always_valid <= 0.025
+    assert (naive, always_valid) == pytest.approx((0.092, 0.004), abs=1e-9)  # pinned, seed 7
