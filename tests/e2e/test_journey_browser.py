@@ -198,6 +198,59 @@ def test_the_calculator_recomputes_as_you_type(
     assert errors == []
 
 
+def test_the_wizard_on_a_phone_with_metrics_to_pick(
+    users: dict[str, str], server: str, browser: Any, tmp_path: Path
+) -> None:
+    """At 375 px every step reads without sideways scrolling of the page; with metrics
+    defined, step 3 offers them by role and keeps a guardrail's margin."""
+    phone = log_in(browser, server, "maya", viewport={"width": 375, "height": 800})
+    phone.goto(server + "/experiments/new")
+    csrf = phone.input_value("input[name=csrf_token]")
+    for body in (
+        {"key": "conversion", "name": "Conversion", "kind": "binary", "event": "purchase"},
+        {"key": "revenue", "name": "Revenue per user", "kind": "sum", "event": "purchase"},
+        {"key": "latency-ms", "name": "Page latency", "kind": "sum", "event": "page_load",
+         "direction": "decrease", "margin": 0.05},
+    ):  # fmt: skip
+        made = phone.request.post(
+            server + "/api/metrics", data=body, headers={"X-CSRF-Token": csrf}
+        )
+        assert made.status == 201, made.text()
+    phone.fill("#f-key", "phone-checkout")
+    phone.fill("#f-hypothesis", "Fewer fields on a small screen finish more checkouts.")
+    shot(phone, tmp_path, "phone-1")
+    phone.click("button.primary-action")
+    phone.wait_for_url("**step=2")
+    phone.click("button[value=add_variant]")
+    phone.fill("#f-variants-2-key", "two_step")
+    phone.click("button[value=split_evenly]")
+    shares = [phone.input_value(f"#f-variants-{i}-weight") for i in range(3)]
+    assert shares == ["33.3333", "33.3333", "33.3334"]
+    shot(phone, tmp_path, "phone-2")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.click("button.primary-action")
+    phone.wait_for_url("**step=3")
+    phone.check("#p-conversion")
+    phone.check("#s-revenue")
+    phone.check("#g-latency-ms")
+    phone.fill("#f-margin-latency-ms", "0.03")
+    shot(phone, tmp_path, "phone-3")
+    desktop = log_in(browser, server, "maya", viewport={"width": 1200, "height": 900})
+    desktop.goto(server + "/experiments/new?draft=phone-checkout&step=3")
+    shot(desktop, tmp_path, "3-metrics-to-pick")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.click("button.primary-action")
+    phone.wait_for_url("**step=4")
+    saved = phone.request.get(server + "/api/experiments/phone-checkout").json()
+    assert saved["metrics"] == {
+        "primary": "conversion",
+        "secondary": ["revenue"],
+        "guardrails": [{"key": "latency-ms", "margin": 0.03}],
+    }
+    assert [v["weight"] for v in saved["variants"]] == pytest.approx([1 / 3] * 3, abs=1e-5)
+    shot(phone, tmp_path, "phone-4")
+
+
 def confirm(page: Any, action: str, reason: str = "", **fields: str) -> None:
     """Open the experiment page's dialog for ``action``, fill it in and confirm it."""
     page.click(f"button[data-dialog=dialog-{action}]")

@@ -12,6 +12,7 @@ its field. Sample sizes come from ``analysis.sizing`` (``stats.power``) and base
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -269,9 +270,10 @@ def _save_variants(
             rows.append(forms.VariantRowForm())
         if action == "split_evenly":
             filled = [r for r in rows if not r.blank] or rows
-            share = 100 / len(filled)
+            share = math.floor(1e6 / len(filled)) / 1e4  # 4 decimals; the last row takes the rest
             for row in filled:
-                row.weight = f"{share:.6g}"
+                row.weight = f"{share:g}"
+            filled[-1].weight = f"{round(100 - share * (len(filled) - 1), 4):g}"
         context = steps.variants_context(draft, rows, control)
         return _render(request, services, 2, draft, context)
     errors = FormErrors()
