@@ -235,3 +235,25 @@ def test_a_decision_in_the_wrong_state_is_a_conflict(
     assert response.status_code == 409
     assert response.json()["error"]["details"]["status"] == "stopped"
     assert snapshot(client, admin) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"comment": "z" * 10_001}, {"comment": "a\x00b"}, {"comment": 5}, {"verdict": "yes"}, [1]],
+)
+def test_a_bad_review_body_is_refused_before_anything_changes(
+    client: TestClient,
+    services: Services,
+    editor: dict[str, str],
+    reviewer: dict[str, str],
+    running: None,
+    body: Any,
+) -> None:
+    recommend(services, KEY, Code.HOLD_INCONCLUSIVE)
+    pending = client.post(URL, json=SHIP, headers=editor).json()
+    before = snapshot(client, editor)
+    for verb in ("approve", "reject"):
+        response = client.post(f"{URL}/{pending['id']}/{verb}", json=body, headers=reviewer)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation_error"
+    assert snapshot(client, editor) == before
