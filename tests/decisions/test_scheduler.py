@@ -232,9 +232,9 @@ def test_ramp_steps_on_schedule_after_a_guardrail_check(
 ) -> None:
     _ramp(services, "promo")
     assert scheduler.tick(now=NOW + timedelta(hours=23)).ramp_steps == []
-    assert engine.calls == []  # nothing due: no analysis
+    assert engine.calls == [("promo", False)]  # nothing due: watched on the latest snapshot
     assert scheduler.tick(now=NOW + timedelta(hours=24)).ramp_steps == [("promo", 1)]
-    assert engine.calls == [("promo", True)]  # a fresh analysis before the step
+    assert engine.calls[-1] == ("promo", True)  # a fresh analysis before the step
     assert weights_of(services, "promo")["treatment-a"] == 0.5
     assert scheduler.tick(now=NOW + timedelta(hours=30)).ramp_steps == []  # held 24 h again
     assert scheduler.tick(now=NOW + timedelta(hours=48)).ramp_steps == [("promo", 2)]
@@ -348,3 +348,17 @@ def test_cli_tick_ramp_show_and_rollback(
     assert status_of(services, "promo") == "rolled_back"
     code, out = _cli(monkeypatch, services, "ramp", "show", "nope")
     assert code == 1 and "nope" in out
+
+
+def test_a_ramp_between_steps_rolls_back_on_a_breach(
+    services: Services, scheduler: Scheduler, engine: FakeEngine
+) -> None:
+    _ramp(services, "promo")
+    engine.answers["promo"] = lambda: recommendation("promo", Code.ROLLBACK, guardrail="errors x3")
+    report = scheduler.tick(now=NOW + timedelta(hours=2))  # step 2 is due only at 24 h
+    assert report.ramps_rolled_back == ["promo"] and report.ramp_steps == []
+    assert engine.calls == [("promo", False)]
+    assert status_of(services, "promo") == "rolled_back"
+    assert audit(services, "promo", "ramp_rollback")[0].reason == (
+        "guardrail breach (ROLLBACK): errors x3"
+    )

@@ -25,13 +25,17 @@ from tests.simulate.conftest import START, open_services
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = open_services(Path(tmp_path_factory.mktemp("scheduler-engine")))
-    runs = [generate(name, start=START) for name in ("canary_regression", "guardrail_harm")]
+    runs = [
+        generate(name, start=START)
+        for name in ("canary_regression", "guardrail_harm", "latency_regression")
+    ]
     for data in runs:
         ensure_running_experiment(services, data)
     import_simulated(services, runs)
     with services.sessions.begin() as session:  # its 14 days are over: a readout to ramp from
-        for to in (Status.STOPPED, Status.READOUT):
-            repo.transition(session=session, key="guardrail_harm", to=to, actor=SIMULATOR)
+        for key in ("guardrail_harm", "latency_regression"):
+            for to in (Status.STOPPED, Status.READOUT):
+                repo.transition(session=session, key=key, to=to, actor=SIMULATOR)
     yield services
     services.close()
 
@@ -60,7 +64,8 @@ def test_a_ramp_of_a_guardrail_harm_rolls_back(simulated: Services) -> None:
             actor="ed",
             now=now,
         )
-    scheduler = Scheduler(simulated, owner="engine-test")
+    # (auto_stop off: no watching between steps, so the step's own fresh check decides)
+    scheduler = Scheduler(simulated, owner="engine-test", auto_stop=False)
     assert scheduler.tick(now=now + timedelta(minutes=59)).ramp_steps == []
     report = scheduler.tick(now=now + timedelta(hours=1))
     assert report.ramps_rolled_back == [key], (report.errors, report.ramp_steps)
@@ -75,4 +80,25 @@ def test_a_ramp_of_a_guardrail_harm_rolls_back(simulated: Services) -> None:
     ]
     # the step-0 weights caused an SRM finding: the check judged the guardrails regardless
     assert evidence["code"] == "ROLLBACK"
+    scheduler.release()
+
+
+def test_a_ramp_between_steps_is_watched(simulated: Services) -> None:
+    """A latency regression ramped to 5%: long before its next step, the tick's watch on the
+    latest snapshot rolls it back."""
+    key = "latency_regression"
+    now = datetime.now(UTC)
+    with simulated.sessions.begin() as session:
+        ramps.create_ramp(
+            session=session,
+            key=key,
+            variant="edge_v2",
+            steps=[{"percent": 5, "hold_hours": 24}, {"percent": 100}],
+            actor="ed",
+            now=now,
+        )
+    scheduler = Scheduler(simulated, owner="engine-test")
+    report = scheduler.tick(now=now + timedelta(minutes=5))
+    assert report.ramps_rolled_back == [key], report.errors
+    assert status_of(simulated, key) == "rolled_back"
     scheduler.release()

@@ -275,7 +275,7 @@ def _dead_url() -> str:
 def test_a_dead_or_hanging_receiver_never_blocks_a_tick(
     services: Services, receiver: Receiver
 ) -> None:
-    scheduler = Scheduler(services, owner="one")
+    scheduler = Scheduler(services, owner="one", auto_stop=False)
     scheduler.tick()
     _ramp_events(services)
     receiver.delay = 3.0  # far past the 0.5 s timeout

@@ -19,7 +19,8 @@ A tick (:meth:`Scheduler.tick`, driven with an explicit ``now`` by tests and by
 3. guardrail auto-stop: a running experiment whose latest recommendation is ``ROLLBACK``
    goes running → rolled_back (actor ``scheduler``, the reasons and evidence audited);
 4. advances the ramps whose hold has passed, after checking guardrails with a fresh
-   recommendation — a breach rolls the ramp back instead;
+   recommendation — a breach rolls the ramp back instead; between steps, a ramp whose latest
+   recommendation shows a breach is rolled back too;
 5. turns new audit entries into webhook deliveries (``decisions.webhooks``).
 
 In the server it runs every ``SPLITLAB_SCHEDULER_SECONDS`` in a worker thread
@@ -325,17 +326,39 @@ class Scheduler:
             self._guarded(report, f"guardrail check {key}", check)
 
     def _advance_ramps(self, now: datetime, report: TickReport) -> None:
+        """Due ramps step after a guardrail check on fresh data; the others, between steps,
+        are watched like running experiments (the latest snapshot, no re-analysis)."""
         with self.services.sessions() as session:
-            due = [
-                (r.id, r.experiment_key, r.current_step)
-                for r in ramp_store.due_ramps(session=session, now=now)
+            active = [
+                (r.id, r.experiment_key, r.current_step, r.next_at)
+                for r in ramp_store.active_ramps(session=session)
             ]
-        for ramp_id, key, step in due:
+        for ramp_id, key, step, next_at in active:
+            if next_at is not None and _aware(next_at) <= now:
 
-            def advance(ramp_id: int = ramp_id, key: str = key, step: int = step) -> None:
-                self._advance_one(ramp_id, key, step, now, report)
+                def advance(ramp_id: int = ramp_id, key: str = key, step: int = step) -> None:
+                    self._advance_one(ramp_id, key, step, now, report)
 
-            self._guarded(report, f"ramp {key}", advance)
+                self._guarded(report, f"ramp {key}", advance)
+            elif self.auto_stop:
+
+                def watch(key: str = key) -> None:
+                    recommendation = self.recommend_ramp(self.services, key, False)
+                    if guardrail_breach(recommendation):
+                        self._roll_back(key, recommendation, report)
+
+                self._guarded(report, f"ramp guardrail check {key}", watch)
+
+    def _roll_back(self, key: str, recommendation: Recommendation, report: TickReport) -> None:
+        with self.services.sessions.begin() as session:
+            ramp_store.rollback_ramp(
+                session=session,
+                key=key,
+                reason=breach_reason(recommendation),
+                actor=ACTOR,
+                evidence=breach_evidence(recommendation),
+            )
+        report.ramps_rolled_back.append(key)
 
     def _advance_one(
         self, ramp_id: int, key: str, step: int, now: datetime, report: TickReport
@@ -349,15 +372,7 @@ class Scheduler:
                 ramp_store.note_ramp_error(session=session, ramp_id=ramp_id, error=str(exc))
             raise
         if guardrail_breach(recommendation):
-            with self.services.sessions.begin() as session:
-                ramp_store.rollback_ramp(
-                    session=session,
-                    key=key,
-                    reason=breach_reason(recommendation),
-                    actor=ACTOR,
-                    evidence=breach_evidence(recommendation),
-                )
-            report.ramps_rolled_back.append(key)
+            self._roll_back(key, recommendation, report)
             return
         with self.services.sessions.begin() as session:
             moved = ramp_store.advance_ramp(
