@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from splitlab.analysis.snapshot import CheckName, Severity
 from splitlab.decisions.readout import Readout, build_readout, effect_sentence, metric_infos
-from splitlab.decisions.recommendation import Code, Reason, Stage
+from splitlab.decisions.recommendation import BusinessValue, Code, Reason, Stage
 from splitlab.domain import Correction, Engine, ExperimentSpec
 from tests.decisions.report_helpers import advice
 from tests.decisions.snapshots import check, metric, row, snapshot
@@ -171,3 +171,29 @@ def test_missing_spec_and_renderings() -> None:
     again = build_readout(snapshot=snap, recommendation=advice())
     assert again == readout
     assert Readout.model_validate(readout.to_json()) == readout
+
+
+def test_targeted_segments_and_business_value_are_named() -> None:
+    snap, _ = conversion_snapshot()
+    recommendation = advice(code=Code.SHIP_TARGETED_SEGMENTS).model_copy(
+        update={
+            "segments": [{"name": "country", "value": "DE"}],
+            "value": [
+                BusinessValue(
+                    variant="treatment",
+                    per_day=1234.5,
+                    ci_low=-10.0,
+                    ci_high=2500.0,
+                    currency="USD",
+                )
+            ],
+        }
+    )
+    section = build_readout(snapshot=snap, recommendation=recommendation).section("recommendation")
+    assert section.paragraphs == (
+        "HOLD (SHIP_TARGETED_SEGMENTS): SHIP_TARGETED_SEGMENTS: the summary sentence",
+        "Variant: treatment.",
+        "Segments to ship to: country = DE.",
+        "Expected net value of treatment: 1,234 USD per day (CI -10 to 2,500).",
+        "Policy: default (aaaaaaaaaaaa).",
+    )

@@ -152,7 +152,7 @@ def p_text(value: float) -> str:
 def _number(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
-    return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _finite(*values: float | None) -> bool:
