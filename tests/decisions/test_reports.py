@@ -237,3 +237,14 @@ def test_hostile_names_stay_text_in_every_format() -> None:
         "name": "country",
         "value": formula,
     }
+
+
+def test_api_llm_flag_without_a_provider_keeps_the_deterministic_readout(
+    client: TestClient, simulated: str, admin: dict[str, str]
+) -> None:
+    url = f"/api/experiments/{simulated}/report.json"
+    plain = client.get(url, headers=admin).json()
+    asked = client.get(url, params={"llm": "true"}, headers=admin).json()
+    assert asked["readout_source"] == "deterministic"
+    assert "no LLM provider configured" in asked["llm"]["fallback_reason"]
+    assert asked["readout"] == plain["readout"] and "llm" not in plain
