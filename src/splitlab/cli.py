@@ -1339,6 +1339,26 @@ def ramp_rollback(
     typer.echo(f"{key}: ramp {ramp['id']} rolled back; experiment {ramp['experiment_status']}")
 
 
+@scheduler_app.command("status")
+def scheduler_status_(as_json: JsonOption = False) -> None:
+    """Show who runs the scheduler (its lease) and the webhook outbox by state."""
+    from splitlab.decisions.scheduler import scheduler_status
+
+    services = _run(_services)
+    try:
+        status = scheduler_status(services=services)
+    finally:
+        services.close()
+    if as_json:
+        _print_json(status)
+        return
+    lease = status["lease"]
+    typer.echo(f"lease: {lease['owner'] or 'free'} until {lease['expires_at'] or '-'}")
+    deliveries = ", ".join(f"{n} {state}" for state, n in status["webhooks"]["deliveries"].items())
+    url = "set" if status["webhooks"]["url_set"] else "not set"
+    typer.echo(f"webhooks (URL {url}): {deliveries or 'none'}")
+
+
 @scheduler_app.command("tick")
 def scheduler_tick(
     now: Annotated[

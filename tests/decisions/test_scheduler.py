@@ -334,7 +334,11 @@ def test_cli_tick_ramp_show_and_rollback(
     code, out = _cli(monkeypatch, services, "scheduler", "tick")
     assert code == 0 and json.loads(out)["ran"] is False
     assert json.loads(out)["lease"]["owner"] == "server-1"
+    code, out = _cli(monkeypatch, services, "scheduler", "status")
+    assert code == 0 and "lease: server-1 until" in out and "URL not set" in out, out
     server.release()
+    code, out = _cli(monkeypatch, services, "scheduler", "status", "--json")
+    assert json.loads(out)["lease"]["owner"] is None
 
     _ramp(services, "promo")
     code, out = _cli(monkeypatch, services, "ramp", "show", "promo")

@@ -390,6 +390,20 @@ class Scheduler:
         self._guarded(report, "webhook outbox", notify)
 
 
+def scheduler_status(*, services: Services) -> dict[str, Any]:
+    """Who holds the scheduler's lease and until when, and the webhook outbox by state."""
+    from splitlab.store.webhooks import delivery_counts
+
+    with services.sessions() as session:
+        owner, until = lease_holder(session=session, name=LEASE)
+        counts = delivery_counts(session=session)
+    return {
+        "lease": {"owner": owner, "expires_at": until.isoformat() if until else None},
+        "interval_seconds": services.settings.scheduler_seconds,
+        "webhooks": {"url_set": bool(services.settings.webhook_url), "deliveries": counts},
+    }
+
+
 async def scheduler_loop(scheduler: Scheduler, interval: float, stop: asyncio.Event) -> None:
     """Every ``interval`` seconds until ``stop`` is set, one tick in a worker thread (the
     first after one interval, as the analysis refresh does); an error is logged and the loop

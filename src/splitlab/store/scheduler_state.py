@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -103,8 +103,3 @@ def write_value(
         .values(value=value, updated_at=moment)
         .execution_options(synchronize_session=False)
     )
-
-
-def state_names(*, session: Session) -> list[str]:
-    """Every state row's name."""
-    return list(session.scalars(select(SchedulerStateRow.name).order_by(SchedulerStateRow.name)))

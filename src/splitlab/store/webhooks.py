@@ -133,12 +133,3 @@ def delivery_counts(*, session: Session) -> dict[str, int]:
         select(WebhookDeliveryRow.status, func.count()).group_by(WebhookDeliveryRow.status)
     )
     return {status: count for status, count in rows}
-
-
-def list_deliveries(*, session: Session, limit: int = 100) -> list[WebhookDeliveryRow]:
-    """The most recent deliveries, newest first."""
-    return list(
-        session.scalars(
-            select(WebhookDeliveryRow).order_by(WebhookDeliveryRow.id.desc()).limit(limit)
-        )
-    )
