@@ -376,9 +376,7 @@ def _recommendation_section(recommendation: Recommendation) -> Section:
     )
 
 
-def _caveats(
-    snapshot: Snapshot, recommendation: Recommendation, infos: dict[str, MetricInfo]
-) -> Iterable[str]:
+def _caveats(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Iterable[str]:
     alpha = alpha_of(snapshot)
     primary = [r for r in snapshot.overall() if infos[r.metric].role is MetricRole.PRIMARY]
     remaining = [r.days_remaining for r in primary if r.days_remaining]
@@ -457,13 +455,11 @@ def _caveats(
         )
 
 
-def _caveats_section(
-    snapshot: Snapshot, recommendation: Recommendation, infos: dict[str, MetricInfo]
-) -> Section:
+def _caveats_section(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Section:
     return Section(
         key="caveats",
         title="Caveats",
-        bullets=tuple(_caveats(snapshot, recommendation, infos)),
+        bullets=tuple(_caveats(snapshot, infos)),
     )
 
 
@@ -484,6 +480,6 @@ def build_readout(
             _results_section(snapshot, infos),
             _health_section(snapshot),
             _recommendation_section(recommendation),
-            _caveats_section(snapshot, recommendation, infos),
+            _caveats_section(snapshot, infos),
         ),
     )
