@@ -508,6 +508,17 @@ def test_velocity_counts_medians_and_win_rate() -> None:
     assert v["win_rate"] == round(1 / 3, 3)
     stacked = {t["name"]: t["y"][0] for t in v["figures"]["win_rate"]["data"]}
     assert stacked == {"won": 1 / 3, "lost": 1 / 3, "inconclusive": 1 / 3, "unfinished": 0}
+    assert v["previous"] is None
+    # the last 30 days (from 2026-01-30): only "live" ran (from 2026-02-10); the 30 days
+    # before: the three others, which all stopped by 2026-01-23
+    recent = velocity(rows, dates, since=now - timedelta(days=30), now=now)
+    assert (recent["won"], recent["lost"], recent["unfinished"]) == (0, 0, 1)
+    assert recent["median_duration_days"] is None and recent["win_rate"] is None
+    before = recent["previous"]
+    counts = (before["won"], before["lost"], before["inconclusive"], before["unfinished"])
+    assert counts == (1, 1, 1, 0)
+    assert before["win_rate"] == round(1 / 3, 3)
+    assert before["median_duration_days"] == 14.0
 
 
 # ---------------------------------------------------------------- store (both backends)

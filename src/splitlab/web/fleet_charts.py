@@ -112,33 +112,19 @@ def velocity(
     launched: dict[str, int] = defaultdict(int)
     completed: dict[str, int] = defaultdict(int)
     stacks: dict[str, dict[str, int]] = {m: defaultdict(int) for m in months}
-    durations, waits = [], []
-    won = lost = flat = unfinished = 0
     for row in rows:
         d = dates.get(row.key)
         if d is None or d.started is None:
             continue
-        in_period = since is None or d.started >= since or (d.stopped or now) >= since
         launched[_month(d.started)] += 1
-        finished = row.experiment.status in (*TERMINAL, "rolling_out")
-        kind = row.outcome if finished else "unfinished"
-        if kind == "in_progress":
-            kind = "unfinished"
         if _month(d.started) in stacks:
-            stacks[_month(d.started)][kind] += 1
+            stacks[_month(d.started)][_kind(row)] += 1
         if d.stopped is not None:
             completed[_month(d.stopped)] += 1
-        if not in_period:
-            continue
-        if d.stopped is not None and (since is None or d.stopped >= since):
-            durations.append(_days(d.stopped - d.started))
-            if d.decided is not None:
-                waits.append(_days(d.decided - d.stopped))
-        won += kind == "positive"
-        lost += kind == "negative"
-        flat += kind == "neutral"
-        unfinished += kind == "unfinished"
-    decided = won + lost + flat
+    current = _kpis(rows, dates, start=since, end=now)
+    previous = None
+    if since is not None:
+        previous = _kpis(rows, dates, start=since - (now - since), end=since)
     launches = {
         "data": [
             {
@@ -226,14 +212,48 @@ def velocity(
         "months": months,
         "launched": [launched.get(m, 0) for m in months],
         "completed": [completed.get(m, 0) for m in months],
+        **current,
+        "previous": previous,
+        "figures": {"launches": launches, "win_rate": win_rate},
+    }
+
+
+def _kind(row: FleetRow) -> str:
+    """won/lost/inconclusive (``positive``/``negative``/``neutral``) once decided, else
+    ``unfinished``."""
+    if row.experiment.status in (*TERMINAL, "rolling_out") and row.outcome != "in_progress":
+        return row.outcome
+    return "unfinished"
+
+
+def _kpis(
+    rows: list[FleetRow], dates: dict[str, Dates], *, start: datetime | None, end: datetime
+) -> dict[str, Any]:
+    """The headline numbers of one period: outcomes of the experiments that ran in it (as
+    they stand now), median run time of those stopped in it, median days from stop to the
+    first decision."""
+    durations, waits = [], []
+    counts = {"positive": 0, "negative": 0, "neutral": 0, "unfinished": 0}
+    for row in rows:
+        d = dates.get(row.key)
+        if d is None or d.started is None or d.started >= end:
+            continue
+        if start is not None and (d.stopped or end) < start:
+            continue
+        counts[_kind(row)] += 1
+        if d.stopped is not None and d.stopped < end and (start is None or d.stopped >= start):
+            durations.append(_days(d.stopped - d.started))
+            if d.decided is not None:
+                waits.append(_days(d.decided - d.stopped))
+    decided = counts["positive"] + counts["negative"] + counts["neutral"]
+    return {
         "median_duration_days": round(median(durations), 1) if durations else None,
         "median_stop_to_decision_days": round(median(waits), 1) if waits else None,
-        "won": won,
-        "lost": lost,
-        "inconclusive": flat,
-        "unfinished": unfinished,
-        "win_rate": round(won / decided, 3) if decided else None,
-        "figures": {"launches": launches, "win_rate": win_rate},
+        "won": counts["positive"],
+        "lost": counts["negative"],
+        "inconclusive": counts["neutral"],
+        "unfinished": counts["unfinished"],
+        "win_rate": round(counts["positive"] / decided, 3) if decided else None,
     }
 
 
