@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -191,6 +192,8 @@ class WebhookSender:
         self.max_attempts = settings.webhook_max_attempts
         self.base_seconds = settings.webhook_retry_seconds
         self._client = httpx.Client(timeout=self.timeout, transport=transport)
+        self.stopping = threading.Event()
+        """Set on shutdown: the round in progress ends after its current attempt."""
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -222,6 +225,8 @@ class WebhookSender:
             ]
         outcomes = []
         for delivery_id, event_id, kind, attempts, payload in due:
+            if self.stopping.is_set():
+                break
             with self.services.sessions.begin() as session:
                 taken = claim(
                     session=session,
@@ -298,6 +303,7 @@ async def webhook_worker(services: Services) -> AsyncIterator[WebhookSender | No
         yield sender
     finally:
         stop.set()
+        sender.stopping.set()
         try:
             await asyncio.wait_for(task, timeout=services.settings.webhook_timeout_seconds + 5)
         except TimeoutError:
