@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from splitlab.domain import (
@@ -541,6 +541,24 @@ def _pin_metric_versions(session: Session, row: ExperimentRow) -> None:
             link.metric_version = current.get(link.metric_key)
 
 
+def _claim_status(session: Session, row: ExperimentRow, *, current: Status, to: Status) -> None:
+    """Move the stored status from ``current`` to ``to`` only if no one moved it since it was
+    read (a conditional update): of two concurrent transitions — a decision and the scheduler,
+    say — the second gets a 409 instead of silently overwriting the first."""
+    claimed = session.execute(
+        update(ExperimentRow)
+        .where(ExperimentRow.id == row.id, ExperimentRow.status == current.value)
+        .values(status=to.value)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(
+            f"experiment {row.key!r} changed state while moving it to {to}; reload and retry",
+            details={"from": current.value, "to": to.value},
+        )
+    row.status = to.value
+
+
 def transition(
     *,
     session: Session,
@@ -581,7 +599,7 @@ def transition(
         row.start_at = moment
     if to is Status.STOPPED:
         row.end_at = moment
-    row.status = to.value
+    _claim_status(session, row, current=current, to=to)
     _record(
         session,
         row,
