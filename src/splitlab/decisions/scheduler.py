@@ -259,14 +259,13 @@ class Scheduler:
 
     def _start_scheduled(self, now: datetime, report: TickReport) -> None:
         for key in self._keys(Status.SCHEDULED):
-            with self.services.sessions() as session:
-                start_at = get_experiment(session=session, key=key).start_at
-            if start_at is None or _aware(start_at) > now:
-                continue
 
-            reason = f"scheduled start_at {_aware(start_at).isoformat()} reached"
-
-            def start(key: str = key, reason: str = reason) -> None:
+            def start(key: str = key) -> None:
+                with self.services.sessions() as session:
+                    start_at = get_experiment(session=session, key=key).start_at
+                if start_at is None or _aware(start_at) > now:
+                    return
+                reason = f"scheduled start_at {_aware(start_at).isoformat()} reached"
                 if self._move(key, expect=Status.SCHEDULED, to=Status.RUNNING, reason=reason):
                     report.started.append(key)
 
