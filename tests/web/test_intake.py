@@ -322,3 +322,36 @@ def test_step_four_starts_from_recent_data(
     assert f'value="{baseline["mean"]:.6g}"' in page.text
     assert f'value="{baseline["sd"]:.6g}"' in page.text
     assert "From the last 28 days of data" in page.text
+
+
+def test_plain_form_buttons_and_going_back(client: TestClient, editor_csrf: str) -> None:
+    """Without JavaScript: "add a variant" and "split evenly" are form buttons; going back to
+    step 1 edits the draft (the key stays); the JSON twin lists the viewer's drafts."""
+    csrf = editor_csrf
+    assert post(client, csrf, 1, **ABOUT).status_code == 303
+    key = ABOUT["key"]
+    added = post(client, csrf, 2, key, action="add_variant", **VARIANTS)
+    assert added.status_code == 200 and 'name="variants.3.key"' in added.text
+    split = post(
+        client,
+        csrf,
+        2,
+        key,
+        action="split_evenly",
+        **(VARIANTS | {"variants.2.key": "two_step", "variants.3.key": ""}),
+    )
+    assert split.status_code == 200
+    for index, share in ((0, "33.3333"), (1, "33.3333"), (2, "33.3334")):
+        assert f'name="variants.{index}.weight" value="{share}"' in split.text
+    assert experiment(client, key)["variants"] == []  # the buttons only redraw the form
+    edited = post(client, csrf, 1, key, **(ABOUT | {"key": "ignored", "team": "payments"}))
+    assert edited.status_code == 303
+    draft = experiment(client, key)
+    assert draft["team"] == "payments" and draft["key"] == key
+    assert experiment_missing(client, "ignored")
+    twin = client.get(WIZARD, params={"format": "json"}).json()
+    assert twin["step"] == 1 and twin["experiment"] is None
+    assert [d["key"] for d in twin["drafts"]] == [key]
+    step2 = client.get(WIZARD, params={"draft": key, "step": 2, "format": "json"}).json()
+    assert step2["experiment"]["key"] == key and len(step2["rows"]) == 2
+    assert client.get(WIZARD, params={"draft": "nope"}).status_code == 404

@@ -180,9 +180,8 @@ def wizard(request: Request, services: ServicesDep) -> Response:
                 for r in rows
                 if r.created_by == principal.username
             ][:10]
-        return _render(
-            request, services, 1, None, steps.about_context(None, None) | {"drafts": drafts}
-        )
+        context = steps.about_context(None, None) | {"drafts": drafts, "twin": {"drafts": drafts}}
+        return _render(request, services, 1, None, context)
     draft = _draft(services, key)
     raw_step = request.query_params.get("step", "")
     step = int(raw_step) if raw_step.isdigit() and 1 <= int(raw_step) <= 6 else 0
