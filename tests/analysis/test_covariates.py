@@ -200,3 +200,24 @@ def test_bad_covariates_are_refused(covariates: list[dict[str, Any]], message: s
 def test_malformed_covariates_fail_validation(covariate: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         spec(covariates=[covariate])
+
+
+def test_covariates_are_checked_for_balance(analysed: tuple[Dataset, Snapshot]) -> None:
+    """A named covariate is a pre-exposure measurement: the variants should not differ on it
+    (Welch's test on the per-unit covariate, as scipy computes it)."""
+    from scipy import stats as scipy_stats
+
+    from splitlab.analysis.snapshot import CheckName
+
+    dataset, snapshot = analysed
+    checks = [
+        c
+        for c in snapshot.checks(CheckName.PRE_PERIOD_IMBALANCE)
+        if c.metric is None and "Covariate" in c.message
+    ]
+    assert [c.message.split("'")[1] for c in checks] == ["hist", "pre_orders"]
+    units = [u for u in dataset.included() if u.variant in ("control", "b")]
+    hist = {v: np.array([_hist(u) for u in units if u.variant == v]) for v in ("control", "b")}
+    expected = scipy_stats.ttest_ind(hist["b"], hist["control"], equal_var=False).pvalue
+    assert checks[0].value == pytest.approx(expected, rel=1e-9)
+    assert checks[0].severity.value == ("warning" if expected < 0.001 else "info")

@@ -16,7 +16,7 @@ from splitlab.analysis.compute import FamilyResult, number
 from splitlab.analysis.plan import AnalysisPlan, PlannedMetric
 from splitlab.analysis.snapshot import CheckName, HealthCheck, ResultRow, Severity
 from splitlab.domain import Engine, MetricKind, MetricRole, ThresholdScale
-from splitlab.warehouse.columns import metric_columns
+from splitlab.warehouse.columns import covariate_cross, covariate_sum, metric_columns
 from splitlab.warehouse.queries import uses_cuped
 
 INFO, WARNING, CRITICAL = Severity.INFO, Severity.WARNING, Severity.CRITICAL
@@ -248,6 +248,42 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
                     metric=metric.key,
                 )
             )
+    return out
+
+
+def covariate_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
+    """Named covariates are measured before exposure, so the variants should not differ on
+    them: Welch's test of each covariate's mean, control against every treatment (a warning
+    below p = 0.001, as for a pre-period; the value is the smallest p)."""
+    out = []
+    n = agg.n[0]
+    for j, covariate in enumerate(plan.covariates):
+        total = agg.column(covariate_sum(j))[0]
+        squares = agg.column(covariate_cross(j, j))[0]
+        control = stats.SampleStats(n[0], total[0], squares[0])
+        treatment = stats.SampleStats(n[1:], total[1:], squares[1:])
+        p_values = np.atleast_1d(stats.welch_ttest(control, treatment).p_value)
+        worst = float(np.nanmin(p_values)) if np.isfinite(p_values).any() else math.nan
+        imbalanced = worst < stats.SRM_P_THRESHOLD
+        name = repr(covariate.name)
+        if math.isnan(worst):
+            message = f"Covariate {name} has no variance: it cannot adjust anything."
+        elif imbalanced:
+            message = (
+                f"Before exposure, the variants already differ on covariate {name} "
+                f"(p = {_p(worst)}): randomisation may be broken, or it is not a pre-exposure "
+                "measurement."
+            )
+        else:
+            message = f"Covariate {name} is balanced across variants (p = {_p(worst)})."
+        out.append(
+            _check(
+                CheckName.PRE_PERIOD_IMBALANCE,
+                WARNING if imbalanced else INFO,
+                number(worst),
+                message,
+            )
+        )
     return out
 
 
@@ -507,6 +543,7 @@ def health_checks(
         srm_checks(plan, agg)
         + exposure_checks(plan, agg)
         + data_checks(plan, agg)
+        + covariate_checks(plan, agg)
         + trend_checks(plan, agg, results)
         + guardrail_checks(plan, results)
         + power_checks(plan, agg, results)
