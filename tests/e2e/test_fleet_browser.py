@@ -68,7 +68,7 @@ def shoot(page: object, tmp_path: Path, name: str) -> Path:
 
 def list_teams(page: object) -> list[str]:
     cells = page.locator("table.fleet-list tbody tr td:nth-child(2)")  # type: ignore[attr-defined]
-    return [text.strip() for text in cells.all_inner_texts()]
+    return [text.strip().splitlines()[0] for text in cells.all_inner_texts()]  # team, then type
 
 
 def test_filters_change_the_view_and_survive_a_reload(
