@@ -32,6 +32,8 @@ from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
 from splitlab.services import Services
 from splitlab.web import calculator, common, experiment, fleet, intake, pages
+from splitlab.web import canary as canary_page
+from splitlab.web import models as models_page
 from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
@@ -106,6 +108,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(intake.router)  # /experiments/new, before /experiments/{key}
     app.include_router(calculator.router)
     app.include_router(fleet.router)
+    app.include_router(models_page.router)  # /models, /experiments/{key}/ml
+    app.include_router(canary_page.router)  # /canary/{key}, its event stream and rollback
     # after every other page router: /experiments/{key} would otherwise catch /experiments/new
     app.include_router(experiment.router)
     app.include_router(common.assets)
