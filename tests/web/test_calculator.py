@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
 from statsmodels.stats.proportion import proportion_effectsize
 
@@ -181,3 +183,36 @@ def test_calculator_page_and_twin(client: TestClient, keys: Keys) -> None:
     bad_twin = client.get("/calculator", params=query | {"mde": "x", "format": "json"})
     assert bad_twin.status_code == 422
     assert bad_twin.json()["errors"]["fields"] == {"mde": "a number in percent, e.g. 5"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["proportion", "mean", "ratio"]),
+    baseline=st.floats(1e-9, 1e12),
+    sd=st.floats(1e-9, 1e12),
+    mde=st.floats(1e-6, 10),
+    alpha=st.floats(1e-6, 0.4999),
+    power=st.floats(0.5, 0.9999),
+    daily_units=st.floats(0.01, 1e10),
+    coverage=st.floats(1e-4, 1),
+    variants=st.integers(2, 50),
+    sidedness=st.sampled_from(["two-sided", "one-sided"]),
+)
+def test_any_valid_input_gives_an_answer_or_a_field_error(**fields: Any) -> None:
+    """Hostile but valid numbers never raise (RuntimeWarnings are errors here) and never give
+    a negative size or a power outside [0, 1]; a proportion pushed past 1 is a field error."""
+    try:
+        inputs = parse_inputs(fields)
+    except ValidationError as exc:
+        assert [d["loc"] for d in exc.details] in (
+            [["baseline"]],
+            [["mde"]],
+        )
+        return
+    sizing = size(inputs)
+    sizing.model_dump_json()
+    assert sizing.n_per_variant is None or sizing.n_per_variant >= 1
+    assert sizing.days is None or sizing.days >= 1
+    for row in sizing.weeks:
+        assert all(p is None or 0 <= p <= 1 for p in row.power)
+    assert all(p.power is None or 0 <= p.power <= 1 for p in sizing.curve)

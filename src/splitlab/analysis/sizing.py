@@ -54,7 +54,7 @@ class SizingInputs(BaseModel):
         default="proportion", description="proportion (conversion rate), mean or ratio metric"
     )
     baseline: float = Field(
-        gt=0, le=1e12, description="baseline rate (0–1), mean or ratio of the metric"
+        ge=1e-9, le=1e12, description="baseline rate (0–1), mean or ratio of the metric"
     )
     sd: float | None = Field(
         default=None,
@@ -64,15 +64,17 @@ class SizingInputs(BaseModel):
         "delta-method one)",
     )
     mde: float = Field(
-        gt=0, le=10, description="minimum detectable effect, relative to the baseline (0.05 = 5%)"
+        ge=1e-6,
+        le=10,
+        description="minimum detectable effect, relative to the baseline (0.05 = 5%)",
     )
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level")
-    power: float = Field(default=0.8, ge=0.5, lt=1, description="power to detect the MDE")
+    alpha: float = Field(default=0.05, ge=1e-6, lt=0.5, description="significance level")
+    power: float = Field(default=0.8, ge=0.5, le=0.9999, description="power to detect the MDE")
     daily_units: float | None = Field(
-        default=None, gt=0, le=1e10, description="eligible units per day (for the duration)"
+        default=None, ge=0.01, le=1e10, description="eligible units per day (for the duration)"
     )
     coverage: float = Field(
-        default=1.0, gt=0, le=1, description="fraction of eligible units that enter"
+        default=1.0, ge=1e-4, le=1, description="fraction of eligible units that enter"
     )
     variants: int = Field(
         default=2, ge=2, le=MAX_VARIANTS, description="number of variants, control included"
@@ -202,8 +204,14 @@ def _mde_at(inputs: SizingInputs, n: float) -> float:
 
 
 def size(inputs: SizingInputs) -> Sizing:
-    """Units per variant, total, days, a weeks × MDE power table and the power curve."""
+    """Units per variant, total, days, a weeks × MDE power table and the power curve. An
+    answer out of floating-point range (an MDE too small to detect at any size) is None."""
     _check(inputs)
+    with np.errstate(all="ignore"):
+        return _size(inputs)
+
+
+def _size(inputs: SizingInputs) -> Sizing:
     n_exact = _n_per_variant(inputs)
     n = math.ceil(n_exact * (1 - 1e-12)) if math.isfinite(n_exact) else None
     days: int | None = None

@@ -49,6 +49,7 @@ from splitlab.web.intake_forms import STEPS, FormErrors
 from splitlab.web.intake_steps import SIZING_FIELDS
 
 router = APIRouter(include_in_schema=False)
+STEP_NUMBERS = {str(s.number) for s in STEPS}
 
 
 # ---------------------------------------------------------------- helpers
@@ -184,7 +185,7 @@ def wizard(request: Request, services: ServicesDep) -> Response:
         return _render(request, services, 1, None, context)
     draft = _draft(services, key)
     raw_step = request.query_params.get("step", "")
-    step = int(raw_step) if raw_step.isdigit() and 1 <= int(raw_step) <= 6 else 0
+    step = int(raw_step) if raw_step in STEP_NUMBERS else 0
     if step == 0:
         return RedirectResponse(_step_url(key, _first_open_step(draft)), status_code=303)
     return _render(request, services, step, draft, steps.context(request, services, step, draft))
@@ -197,7 +198,7 @@ async def submit(request: Request, services: ServicesDep) -> Response:
     actor, form = await _posted(request, services)
     key = forms.text(form, "draft")
     raw_step = forms.text(form, "step")
-    step = int(raw_step) if raw_step.isdigit() and 1 <= int(raw_step) <= 6 else 1
+    step = int(raw_step) if raw_step in STEP_NUMBERS else 1
     if not key:
         return _save_about(request, services, actor, form, None)
     draft = _draft(services, key)
