@@ -355,3 +355,40 @@ def test_plain_form_buttons_and_going_back(client: TestClient, editor_csrf: str)
     step2 = client.get(WIZARD, params={"draft": key, "step": 2, "format": "json"}).json()
     assert step2["experiment"]["key"] == key and len(step2["rows"]) == 2
     assert client.get(WIZARD, params={"draft": "nope"}).status_code == 404
+
+
+FIELD_NAMES = [
+    *ABOUT,
+    "variants.0.key", "variants.0.weight", "variants.0.payload", "variants.1.key",
+    "variants.1.weight", "control", "metrics.primary", "metrics.guardrails", "margin.x",
+    "new.key", "new.kind", "new.event", "new.quantile", "new.role", "baseline", "sd", "mde",
+    "alpha", "power", "daily_units", "sidedness", "max_days", "note", "request_review",
+    "reviewers", "action",
+]  # fmt: skip
+
+
+def test_hostile_forms_never_fail_the_server(client: TestClient, editor_csrf: str) -> None:
+    """Whatever a form carries, every step answers with a page or a redirect, never a 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    csrf = editor_csrf
+    assert post(client, csrf, 1, **ABOUT).status_code == 303
+    text = st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(["", "0", "-1", "1e400", "nan", "{", "[]", "null", "50", "²", "x" * 300]),
+    )
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(
+        step=st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "", "x"]),
+        fields=st.dictionaries(st.sampled_from(FIELD_NAMES), text, max_size=12),
+    )
+    def check(step: str, fields: dict[str, str]) -> None:
+        data = fields | {"csrf_token": csrf, "step": step, "draft": ABOUT["key"]}
+        answer = client.post(WIZARD, data=data, follow_redirects=False)
+        assert answer.status_code in (200, 303, 409, 422), (answer.status_code, data)
+
+    check()
