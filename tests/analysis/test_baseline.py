@@ -118,3 +118,13 @@ def test_no_events_no_baseline_and_bad_requests(services: Services) -> None:
         metric_baseline(services=services, metric="conv", days=0)
     with pytest.raises(NotFoundError):
         metric_baseline(services=services, metric="nope")
+
+
+def test_cached_until_the_data_changes(services: Services, simulated: Any) -> None:
+    first = metric_baseline(services=services, metric="aa-conversion", days=28)
+    assert metric_baseline(services=services, metric="aa-conversion", days=28) is first
+    more = generate("aa_null", units=300, days=5, seed=12, key="aa-second")
+    simulate_into(services, more)
+    again = metric_baseline(services=services, metric="aa-conversion", days=28)
+    assert again is not None and first is not None
+    assert again.units > first.units  # the new experiment's units are active too

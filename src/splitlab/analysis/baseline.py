@@ -11,13 +11,14 @@ live stream, since the window ends at the newest event rather than now.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splitlab.domain import MetricKind
+from splitlab.domain import MetricDefinition, MetricKind
 from splitlab.errors import ValidationError
 from splitlab.stats import RatioStats, SampleStats
 from splitlab.stats.aggregates import FloatArray
@@ -29,8 +30,14 @@ from splitlab.warehouse.scratch import ScratchTables
 
 if TYPE_CHECKING:
     from splitlab.services import Services
+    from splitlab.warehouse import Warehouse
 
 MAX_DAYS = 365
+CACHE_SIZE = 256
+"""Baselines kept per process, keyed by warehouse, definition, days and data watermark: a
+page that asks again for unchanged data pays only the watermark query."""
+_CACHE: dict[tuple[str, str, int, str], MetricBaseline | None] = {}
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,26 @@ def metric_baseline(*, services: Services, metric: str, days: int = 28) -> Metri
             details=[{"loc": ["metric"], "msg": "quantile metrics have no mean baseline"}],
         )
     warehouse = services.warehouse
+    key = (
+        warehouse.url,
+        definition.model_dump_json(),
+        days,
+        warehouse.watermark().cache_key(),
+    )
+    if key in _CACHE:
+        return _CACHE[key]
+    found = _compute(warehouse, definition, days)
+    with _LOCK:
+        _CACHE[key] = found
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+    return found
+
+
+def _compute(
+    warehouse: Warehouse, definition: MetricDefinition, days: int
+) -> MetricBaseline | None:
+    metric = definition.key
     con = warehouse.ibis_connection()
     exposures, events = warehouse.exposures_table(), warehouse.events_table()
     found = con.to_pyarrow(newest_event(events)).column("newest").to_pylist()
