@@ -386,6 +386,20 @@ def test_summaries_are_read_once_per_snapshot_id(
     assert next(e for e in again["experiments"] if e["key"] == key)["snapshot_id"] == newer
 
 
+def test_summaries_of_two_databases_do_not_mix() -> None:
+    cache = model.SummaryCache(size=3)
+    one = summarize_payload(1, {"units": [{"n": 5}]})
+    other = summarize_payload(1, {"units": [{"n": 7}]})
+    cache.put("a", one)
+    assert cache.get_many("b", [1]) == ({}, [1])
+    cache.put("b", other)
+    assert cache.get_many("a", [1, 2]) == ({1: one}, [2])
+    assert cache.get_many("b", [1])[0][1].units == 7
+    for n in range(2, 5):  # the least recently used goes first
+        cache.put("a", summarize_payload(n, {}))
+    assert cache.get_many("b", [1]) == ({}, [1])
+
+
 def _rec(code: Code) -> Recommendation:
     return Recommendation(
         experiment="x", code=code, label="", summary="", policy="default", policy_hash="h"

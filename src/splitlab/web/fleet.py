@@ -157,13 +157,14 @@ MOVES = MoveLog()
 def summaries(services: Services, ids: list[int]) -> dict[int, Summary]:
     """Each snapshot's card summary: from the in-process cache, reading only the payloads of
     snapshots not summarised yet."""
-    found, missing = SUMMARIES.get_many(ids)
+    name = str(services.settings.resolved_database_url())
+    found, missing = SUMMARIES.get_many(name, ids)
     if missing:
         with services.sessions() as session:
             payloads = store.snapshot_payloads(session=session, ids=missing)
         for snapshot_id, payload in payloads.items():
             summary = summarize_payload(snapshot_id, payload)
-            SUMMARIES.put(summary)
+            SUMMARIES.put(name, summary)
             found[snapshot_id] = summary
     return found
 

@@ -131,36 +131,40 @@ def summarize_payload(snapshot_id: int, payload: dict[str, Any]) -> Summary:
 
 
 class SummaryCache:
-    """Summaries by stored snapshot id (immutable rows, so never stale), least recently used
-    first out."""
+    """Summaries by app store and stored snapshot id (immutable rows, so never stale), least
+    recently used first out. The store's name keeps two databases in one process (tests, a
+    benchmark) from reading each other's ids."""
 
     def __init__(self, size: int = 5000) -> None:
         self.size = size
-        self._items: OrderedDict[int, Summary] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], Summary] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_many(self, ids: list[int]) -> tuple[dict[int, Summary], list[int]]:
-        """The cached summaries among ``ids`` and the ids still missing."""
+    def get_many(self, store: str, ids: list[int]) -> tuple[dict[int, Summary], list[int]]:
+        """The cached summaries among ``ids`` of app store ``store`` and the ids missing."""
         found: dict[int, Summary] = {}
         missing = []
         with self._lock:
             for snapshot_id in ids:
-                summary = self._items.get(snapshot_id)
+                summary = self._items.get((store, snapshot_id))
                 if summary is None:
                     missing.append(snapshot_id)
                 else:
-                    self._items.move_to_end(snapshot_id)
+                    self._items.move_to_end((store, snapshot_id))
                     found[snapshot_id] = summary
         return found, missing
 
-    def put(self, summary: Summary) -> None:
+    def put(self, store: str, summary: Summary) -> None:
+        """Keep one summary of app store ``store``."""
+        key = (store, summary.snapshot_id)
         with self._lock:
-            self._items[summary.snapshot_id] = summary
-            self._items.move_to_end(summary.snapshot_id)
+            self._items[key] = summary
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget every summary."""
         with self._lock:
             self._items.clear()
 
