@@ -284,6 +284,19 @@ class ExperimentSpec(Strict):
     name: Name = ""
     hypothesis: LongText = ""
     predicted_outcome: LongText = ""
+MAX_COST = 1e12
+
+
+class Costs(Strict):
+    """What an experiment costs, for the programme's cost-benefit view (optional, in the
+    team's currency): the engineering cost of building it and the cost of running it per day
+    (infrastructure, model calls, traffic withheld)."""
+
+    engineering: float | None = Field(default=None, ge=0, le=MAX_COST)
+    run_per_day: float | None = Field(default=None, ge=0, le=MAX_COST)
+    currency: ShortText = ""
+
+
     type: ExperimentType = ExperimentType.FEATURE
     team: ShortText = ""
     owner: ShortText = ""
@@ -291,6 +304,14 @@ class ExperimentSpec(Strict):
         default_factory=list, json_schema_extra={"maxItems": MAX_TAGS}
     )
     variants: Annotated[list[Variant], max_items(MAX_VARIANTS)] = Field(
+    predicted_probability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="the team's probability, stated before the start, that the primary metric "
+        "wins (significantly, in its good direction); scored by the hypothesis tracker",
+    )
+    costs: Costs | None = None
         default_factory=list, json_schema_extra={"maxItems": MAX_VARIANTS}
     )
     coverage: float = Field(default=1.0, ge=0, le=1)
@@ -341,6 +362,8 @@ class ExperimentPatch(Strict):
         default=None, json_schema_extra={"maxItems": MAX_VARIANTS}
     )
     coverage: float | None = Field(default=None, ge=0, le=1)
+    predicted_probability: float | None = Field(default=None, ge=0, le=1)
+    costs: Costs | None = None
     seed: ShortText | None = None
     hash_version: int | None = Field(default=None, ge=1, le=2)
     namespace: Namespace | None = None

@@ -64,6 +64,10 @@ class DemoExperiment:
     changes_requested: str = ""
     """A first review that asked for changes, before the approval."""
     reasons: dict[str, str] = field(default_factory=dict)
+    predicted_probability: float | None = None
+    """The team's stated chance that the primary metric wins (the hypothesis tracker)."""
+    costs: tuple[float, float] | None = None
+    """(engineering cost, run cost per day) in USD (the cost-benefit view)."""
 
 
 EXPERIMENTS: tuple[DemoExperiment, ...] = (
@@ -77,6 +81,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         days=10,
         units=12_000,
         notes=("Both redesigns look ahead on day 3; not reading before the planned 10 days.",),
+        predicted_probability=0.55,
+        costs=(30_000, 200),
     ),
     DemoExperiment(
         "guided-onboarding",
@@ -86,6 +92,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         160,
         notes=("Conversion +10% across all countries; shipping to 100%.",),
         reasons={"shipped": "clear win on conversion, revenue flat"},
+        predicted_probability=0.7,
+        costs=(24_000, 150),
     ),
     DemoExperiment(
         "local-payment-methods",
@@ -96,6 +104,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         units=30_000,
         notes=("Only DE moves: rolling out to DE first.",),
         reasons={"rolling_out": "win in DE, neutral elsewhere"},
+        predicted_probability=0.5,
+        costs=(60_000, 300),
     ),
     DemoExperiment(
         "premium-bundles",
@@ -104,6 +114,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         S.READOUT,
         25,
         notes=("Uncapped revenue is dominated by three whales; read the capped metric.",),
+        predicted_probability=0.45,
+        costs=(18_000, 120),
     ),
     DemoExperiment("saved-lists", "delayed_effect", "growth", S.RUNNING, 12, days=12),
     DemoExperiment(
@@ -124,6 +136,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         notes=("Conversion is up but page load +15% breaches the 5% guardrail.",),
         reasons={"killed": "latency guardrail breached"},
         changes_requested="Add page load as a guardrail before we start.",
+        predicted_probability=0.65,
+        costs=(40_000, 200),
     ),
     DemoExperiment(
         "landing-redirect",
@@ -134,6 +148,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         units=30_000,
         notes=("SRM: treatment has 3% fewer units than expected. The redirect drops some users.",),
         reasons={"rolled_back": "sample ratio mismatch: results cannot be trusted"},
+        predicted_probability=0.4,
+        costs=(8_000, 100),
     ),
     DemoExperiment(
         "green-buy-button",
@@ -144,6 +160,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         days=7,
         units=4_000,
         reasons={"killed": "inconclusive and under-powered; not worth more traffic"},
+        predicted_probability=0.3,
+        costs=(2_000, 50),
     ),
     DemoExperiment("feed-redesign", "novelty_effect", "web", S.RUNNING, 9, days=9),
     DemoExperiment(
@@ -166,6 +184,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         30,
         units=6_000,
         notes=("Cost -40% and p95 latency -35%, but CTR and quality drop. Discuss trade-off.",),
+        predicted_probability=0.35,
+        costs=(50_000, 600),
     ),
     DemoExperiment(
         "recs-v2",
@@ -174,6 +194,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         S.SHIPPED,
         140,
         reasons={"shipped": "revenue per session +7%"},
+        predicted_probability=0.6,
+        costs=(90_000, 900),
     ),
     DemoExperiment(
         "support-prompt-steps",
@@ -196,6 +218,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         50,
         units=6_000,
         reasons={"rolled_back": "mean latency +30%, above the 10% margin"},
+        predicted_probability=0.25,
+        costs=(15_000, 400),
     ),
     DemoExperiment(
         "payments-4-2-canary",
@@ -216,6 +240,8 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         name="Cheaper image CDN",
         type="cost_optimization",
         reasons={"shipped": "no measurable change for users; saves 30% on egress"},
+        predicted_probability=0.1,
+        costs=(12_000, 250),
     ),
     DemoExperiment(
         "spot-batch-inference",
@@ -269,6 +295,11 @@ def _spec(item: DemoExperiment, start: datetime) -> tuple[ExperimentSpec, Any]:
         update["name"] = item.name
     if item.type:
         update["type"] = item.type
+    if item.predicted_probability is not None:
+        update["predicted_probability"] = item.predicted_probability
+    if item.costs is not None:
+        engineering, per_day = item.costs
+        update["costs"] = {"engineering": engineering, "run_per_day": per_day, "currency": "USD"}
     return ExperimentSpec.model_validate(spec.model_dump() | update), scenario
 
 

@@ -60,6 +60,7 @@ SCALAR_FIELDS = (
     "name",
     "hypothesis",
     "predicted_outcome",
+    "predicted_probability",
     "type",
     "team",
     "owner",
@@ -108,6 +109,7 @@ def spec_from_row(row: ExperimentRow) -> ExperimentSpec:
             "start_at": _aware(row.start_at),
             "end_at": _aware(row.end_at),
             "namespace": row.namespace,
+            "costs": row.costs,
             "plan": row.plan,
             "metrics": metrics,
             "variants": [
@@ -221,6 +223,7 @@ def _apply_spec(row: ExperimentRow, spec: ExperimentSpec) -> None:
     for name in SCALAR_FIELDS:
         setattr(row, name, getattr(spec, name))
     row.namespace = spec.namespace.model_dump(mode="json") if spec.namespace else None
+    row.costs = spec.costs.model_dump(mode="json") if spec.costs else None
     row.plan = spec.plan.model_dump(mode="json")
     # a started experiment keeps the metric versions it pinned across edits of its weights
     pins = {m.metric_key: m.metric_version for m in row.metric_links if m.metric_version}

@@ -49,6 +49,8 @@ class ExperimentRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     hypothesis: Mapped[str] = mapped_column(Text, default="")
     predicted_outcome: Mapped[str] = mapped_column(Text, default="")
+    predicted_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    costs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     type: Mapped[str] = mapped_column(String(40), index=True)
     team: Mapped[str] = mapped_column(String(100), default="", index=True)
     owner: Mapped[str] = mapped_column(String(100), default="")

@@ -110,9 +110,16 @@ def upgrade() -> None:
     # analysis (issue 16): a guardrail margin's scale (NULL: relative, as margins always were)
     with op.batch_alter_table("experiment_metrics", schema=None) as batch_op:
         batch_op.add_column(sa.Column("margin_scale", sa.String(length=16), nullable=True))
+    # program views (issue 17): a stated win probability and optional costs per experiment
+    with op.batch_alter_table("experiments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("predicted_probability", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("costs", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("experiments", schema=None) as batch_op:
+        batch_op.drop_column("costs")
+        batch_op.drop_column("predicted_probability")
     with op.batch_alter_table("experiment_metrics", schema=None) as batch_op:
         batch_op.drop_column("margin_scale")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
