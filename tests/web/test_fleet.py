@@ -662,3 +662,43 @@ def test_the_list_pages_keep_the_filters(ada: TestClient, monkeypatch: pytest.Mo
         'href="/?range=all&amp;status=all&amp;sort=key&amp;page=2#list">Next'
         in ada.get("/", params={"status": "all", "range": "all", "sort": "key"}).text
     )
+
+
+def test_the_move_log_catches_an_entry_committed_below_the_newest_id(
+    services: Services,
+) -> None:
+    """On PostgreSQL a transaction may commit a lower audit id after a higher one was read:
+    the log notices by the count and reads everything again."""
+    from splitlab.store.audit import write_audit
+    from splitlab.web.fleet import MoveLog
+
+    key = "search-autocomplete"
+    seed_demo(services, analyze=False, experiments=[e for e in EXPERIMENTS if e.key == key])
+    log = MoveLog()
+
+    def read() -> list[str]:
+        with services.sessions() as session:
+            return [m.to_status for m in log.read(session, services)[key]]
+
+    def add(to: str, from_: str, *, id_: int, later: int) -> None:
+        with services.sessions.begin() as session:
+            row = write_audit(
+                session=session,
+                entity="experiment",
+                entity_key=key,
+                action="transition",
+                actor="t",
+                from_status=from_,
+                to_status=to,
+                at=datetime.now(UTC) + timedelta(seconds=later),
+            )
+            row.id = id_
+
+    assert read() == ["draft", "review"]
+    with services.sessions() as session:
+        top = store.transition_stats(session=session)[1]
+    add("draft", "review", id_=top + 10, later=1)
+    assert read() == ["draft", "review", "draft"]  # added incrementally
+    add("review", "draft", id_=top + 5, later=2)  # committed late, below the newest id
+    assert read() == ["draft", "review", "draft", "review"]
+    assert read() == ["draft", "review", "draft", "review"]  # unchanged: reused

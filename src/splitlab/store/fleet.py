@@ -139,17 +139,21 @@ def transitions(
     found = []
     for key, at, action, from_status, to_status, entry in session.connection().execute(query):
         if action == "transition":
-            if not to_status:
-                continue
-            found.append(Transition(key, _aware(at) or at, from_status, to_status, entry))
+            found.append(Transition(key, _aware(at) or at, from_status, to_status or "", entry))
         else:
             found.append(Transition(key, _aware(at) or at, None, "draft", entry))
     return found
 
 
-def last_audit_id(*, session: Session) -> int:
-    """The newest audit entry's id (0 for an empty log)."""
-    return int(session.connection().execute(select(func.max(AuditRow.id))).scalar() or 0)
+def transition_stats(*, session: Session) -> tuple[int, int]:
+    """How many entries ``transitions`` would return, and the newest one's id (0, 0 for none):
+    a cheap check of whether a list read before is still complete."""
+    query = select(func.count(AuditRow.id), func.max(AuditRow.id)).where(
+        AuditRow.entity == "experiment",
+        AuditRow.action.in_(("create", "clone", "transition")),
+    )
+    count, top = session.connection().execute(query).one()
+    return int(count or 0), int(top or 0)
 
 
 def first_decisions(*, session: Session) -> dict[str, datetime]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,38 +116,44 @@ def _recommendations(services: Services, keys: list[str]) -> dict[str, Recommend
 
 
 class MoveLog:
-    """Every experiment's lifecycle moves, read from the audit log once and then extended by
-    the entries added since (audit entries are never changed or removed)."""
+    """Every experiment's lifecycle moves from the audit log, read once and then extended by
+    the entries added since. Each read first asks the store how many such entries there are
+    and the newest id: unchanged, the list is reused; a larger count that the entries above
+    the newest id known explain, they are added; anything else (a transaction that committed
+    a lower id after a higher one, as PostgreSQL allows; another database under the name)
+    reads the whole list again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: dict[str, int] = {}
-        self._moves: dict[str, dict[str, list[store.Transition]]] = {}
+        self._state: dict[str, tuple[int, int, dict[str, list[store.Transition]]]] = {}
 
     def read(self, session: Any, services: Services) -> dict[str, list[store.Transition]]:
         """Moves per experiment key, oldest first (``session`` is an open app-store session)."""
         name = str(services.settings.resolved_database_url())
         with self._lock:
-            last = self._last.get(name, 0)
-            if store.last_audit_id(session=session) < last:  # a new database under the name
-                self._moves.pop(name, None)
-                last = 0
-            known = self._moves.setdefault(name, defaultdict(list))
-            added = store.transitions(session=session, after_id=last)
-            touched = set()
-            for move in added:
-                known[move.key].append(move)
-                touched.add(move.key)
-                last = max(last, move.id)
-            for key in touched:
-                known[key].sort(key=lambda m: (m.at, m.id))
-            self._last[name] = last
-            return {key: list(moves) for key, moves in known.items()}
+            count, top = store.transition_stats(session=session)
+            known_count, known_top, known = self._state.get(name, (0, 0, {}))
+            if (count, top) != (known_count, known_top):
+                added = []
+                if known and count > known_count and top > known_top:
+                    added = store.transitions(session=session, after_id=known_top)
+                if not added or known_count + len(added) != count:
+                    known, known_count, known_top = {}, 0, 0
+                    added = store.transitions(session=session)
+                known = {key: list(moves) for key, moves in known.items()}
+                for move in added:
+                    known.setdefault(move.key, []).append(move)
+                for key in {move.key for move in added}:
+                    known[key].sort(key=lambda m: (m.at, m.id))
+                known_count += len(added)
+                known_top = max([known_top, *(move.id for move in added)])
+                self._state[name] = (known_count, known_top, known)
+            return known
 
     def clear(self) -> None:
+        """Forget every list read."""
         with self._lock:
-            self._last.clear()
-            self._moves.clear()
+            self._state.clear()
 
 
 MOVES = MoveLog()
