@@ -159,6 +159,8 @@ def test_filters_and_sort_in_the_url(vic: TestClient) -> None:
         {"format": "xml"},
         {"q": "x" * 201},
         {"q": "a\x01b"},
+        {"page": "0"},
+        {"page": "x"},
     ],
 )
 def test_bad_filters_are_422(vic: TestClient, params: dict[str, str]) -> None:
@@ -174,6 +176,20 @@ def test_page_links_each_configuration_to_its_variant(vic: TestClient) -> None:
     assert "★ frontier" in html and "dominated" in html
     assert "<polyline points=" in html
     assert "significant, worse" in html and "significant, better" in html
+
+
+def test_pages_of_rows(vic: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from splitlab.web import models
+
+    monkeypatch.setattr(models, "PER_PAGE", 4)
+    first = vic.get("/models", params={"sort": "experiment"}).text
+    assert "Rows 1–4 of 6" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    second = vic.get("/models", params={"sort": "experiment", "page": "2"}).text
+    assert "Rows 5–6 of 6" in second and 'rel="prev"' in second
+    assert "sort=experiment" in second.split('rel="prev"')[0].rsplit("href=", 1)[1]
+    beyond = vic.get("/models", params={"page": "99"}).text  # past the end: the last page
+    assert "page 2 of 2" in beyond
+    assert len(twin(vic, "/models", page="2")["entries"]) == 6  # the twin holds every row
 
 
 def test_csv(vic: TestClient) -> None:

@@ -39,6 +39,8 @@ MAX_VALUES = 50
 SORTS = ("quality", "cost", "latency", "experiment", "config")
 """Sort keys of the leaderboard (``-`` in front: descending)."""
 SPARK_W, SPARK_H = 96, 24
+PER_PAGE = 100
+"""Rows per HTML page (the JSON twin and the CSV hold every row)."""
 
 
 def _problem(name: str, msg: str) -> dict[str, Any]:
@@ -165,6 +167,19 @@ def to_csv(entries: list[Entry]) -> str:
     return out.getvalue()
 
 
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ValidationError(
+            "page must be a whole number ≥ 1", details=[_problem("page", "an integer ≥ 1")]
+        )
+    return int(raw)
+
+
+def _page_url(request: Request, number: int) -> str:
+    return str(request.url.include_query_params(page=number))
+
+
 def _format(request: Request) -> str:
     fmt = request.query_params.get("format", "html")
     if fmt not in ("html", "json", "csv"):
@@ -181,6 +196,7 @@ def models_page(request: Request, services: ServicesDep) -> Response:
     if user is None:
         return RedirectResponse("/login", status_code=303)
     fmt = _format(request)
+    number = _page_number(request)
     selection, sort = read_selection(request)
     entries = sort_entries(leaderboard(services=services, selection=selection), sort)
     if fmt == "csv":
@@ -206,8 +222,20 @@ def models_page(request: Request, services: ServicesDep) -> Response:
             "at the experiment's α; listed prices are exact."
         ),
     }
+    pages = max(1, -(-len(entries) // PER_PAGE))
+    number = min(number, pages)
+    shown = entries[(number - 1) * PER_PAGE : number * PER_PAGE]
     context = {
-        "entries": [_row(e) for e in entries],
+        "entries": [_row(e) for e in shown],
+        "total": len(entries),
+        "pagination": {
+            "page": number,
+            "pages": pages,
+            "first": (number - 1) * PER_PAGE + 1 if shown else 0,
+            "last": (number - 1) * PER_PAGE + len(shown),
+            "prev": _page_url(request, number - 1) if number > 1 else None,
+            "next": _page_url(request, number + 1) if number < pages else None,
+        },
         "configurations": twin["configurations"],
         "filters": twin["filters"],
         "types": [t.value for t in ExperimentType],
