@@ -20,6 +20,7 @@ import pyarrow as pa
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
+from splitlab.stats.event_quantile import clustered_quantile_ranks
 from splitlab.warehouse import queries
 from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
 from splitlab.warehouse.scratch import ScratchTables
@@ -147,7 +148,13 @@ def fetch_aggregates(
         if quantiles:
             started = time.perf_counter()
             for i in quantiles:
-                _fill_quantiles(con, values, aggregates, plan, i, labels)
+                if i in plan.event_quantiles:
+                    table = scratch.store(
+                        f"events{i}", queries.event_values(units, events, definitions[i])
+                    )
+                    _fill_event_quantiles(con, table, aggregates, plan, i)
+                else:
+                    _fill_quantiles(con, values, aggregates, plan, i, labels)
             timings["quantiles"] = (time.perf_counter() - started) * 1000
     aggregates.timings_ms = timings
     return aggregates
@@ -224,6 +231,67 @@ def _arrange(rows: dict[str, Any], plan: AnalysisPlan, kept: list[list[str]]) ->
             out[day_offset:] = np.cumsum(daily, axis=0)
         columns[name] = out
     return Aggregates(cells, columns, np.zeros(n_variants), increments_n)
+
+
+def _fill_event_quantiles(
+    con: Any, table: ibis.Table, aggregates: Aggregates, plan: AnalysisPlan, index: int
+) -> None:
+    """Event-level quantile of metric ``index`` per variant, overall only, with the clustered
+    delta-method bracket (``stats.clustered_quantile_ranks``): the estimate over all events,
+    then each unit's events at or below its arm's estimate (Iᵢ) and its events (Nᵢ) summed,
+    then the quantiles at the bracket — three small queries on the stored events."""
+    definition = plan.definitions[index]
+    assert definition.quantile is not None
+    q = float(definition.quantile)
+    names = metric_columns(index)
+    shape = aggregates.column(names.quantile_n).shape
+    estimate, lower, upper = (np.full(shape, np.nan) for _ in range(3))
+    n_variants = len(plan.variants)
+    first = con.to_pyarrow(table.group_by("variant").agg(q=table.v.quantile(q))).to_pylist()
+    found = {int(r["variant"]): float(r["q"]) for r in first if int(r["variant"]) < n_variants}
+    if found:
+        threshold = ibis.cases(
+            *[(table.variant == v, ibis.literal(x)) for v, x in found.items()],
+            else_=ibis.null("float64"),
+        )
+        below = ibis.ifelse((table.v <= threshold).fill_null(False), 1, 0).cast("int64")
+        units = table.group_by(["uid", "variant"]).agg(i=below.sum(), n=table.count())
+        sums = units.group_by("variant").agg(
+            units=units.count(),
+            si=units.i.sum(),
+            sii=(units.i * units.i).sum(),
+            sn=units.n.sum(),
+            snn=(units.n * units.n).sum(),
+            sin=(units.i * units.n).sum(),
+        )
+        brackets: dict[int, tuple[float, float]] = {}
+        for row in con.to_pyarrow(sums).to_pylist():
+            v = int(row["variant"])
+            if v in found:
+                low, high = clustered_quantile_ranks(
+                    q,
+                    row["units"],
+                    row["si"],
+                    row["sii"],
+                    row["sn"],
+                    row["snn"],
+                    row["sin"],
+                    RANK_ALPHA,
+                )
+                brackets[v] = (float(low), float(high))
+        wanted = sorted({p for pair in brackets.values() for p in pair})
+        if wanted:
+            rows = con.to_pyarrow(table.group_by("variant").agg(qs=table.v.quantile(wanted)))
+            for row in rows.to_pylist():
+                v = int(row["variant"])
+                if v not in brackets or row["qs"] is None:
+                    continue
+                at = dict(zip(wanted, row["qs"], strict=True))
+                estimate[0, v] = found[v]
+                lower[0, v], upper[0, v] = (float(at[p]) for p in brackets[v])
+    aggregates.columns[names.quantile_estimate] = estimate
+    aggregates.columns[names.quantile_low] = lower
+    aggregates.columns[names.quantile_high] = upper
 
 
 def _fill_quantiles(

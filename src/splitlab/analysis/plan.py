@@ -106,6 +106,8 @@ class AnalysisPlan:
     binary_test: BinaryTest = BinaryTest.Z
     covariates: tuple[PlannedCovariate, ...] = ()
     crossed: tuple[tuple[str, str], ...] = ()
+    event_quantiles: frozenset[int] = frozenset()
+    """Positions of the quantile metrics taken over all events (``plan.event_quantiles``)."""
     daily: bool = True
     """Whether to compute the cumulative daily series (and the checks that read it); off only
     for callers that want the overall and segment results alone (the peer benchmark)."""
@@ -185,6 +187,10 @@ class AnalysisPlan:
             settings["binary_test"] = self.binary_test.value
         if not self.daily:
             settings["daily"] = False
+        if self.event_quantiles:
+            settings["event_quantiles"] = [
+                m.key for i, m in enumerate(self.metrics) if i in self.event_quantiles
+            ]
         if self.crossed:
             settings["crossed"] = [list(pair) for pair in self.crossed]
         if self.covariates:
@@ -281,6 +287,21 @@ def build_plan(
             add(guard.key, MetricRole.GUARDRAIL, definition.margin if definition else None)
     _check_names(spec, metrics)
     covariates = _plan_covariates(spec, metrics)
+    position = {m.key: i for i, m in enumerate(metrics)}
+    wrong = [
+        key
+        for key in plan.event_quantiles
+        if key not in position or metrics[position[key]].definition.kind is not MetricKind.QUANTILE
+    ]
+    if wrong:
+        raise ValidationError(
+            f"experiment {spec.key!r}: plan.event_quantiles names metrics that are not its "
+            f"quantile metrics: {', '.join(wrong)}",
+            details=[
+                {"loc": ["plan", "event_quantiles"], "msg": f"not a quantile metric: {k}"}
+                for k in wrong
+            ],
+        )
     return AnalysisPlan(
         key=spec.key,
         variants=tuple(v.key for v in ordered),
@@ -299,6 +320,7 @@ def build_plan(
         binary_test=plan.binary_test,
         covariates=covariates,
         crossed=tuple((a, b) for a, b in plan.crossed),
+        event_quantiles=frozenset(position[key] for key in plan.event_quantiles),
     )
 
 

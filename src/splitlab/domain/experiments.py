@@ -270,6 +270,12 @@ class Plan(Strict):
                 raise ValueError(f"a crossed segment needs two different attributes: {pair}")
         return pairs
 
+    event_quantiles: Annotated[list[Slug], max_items(MAX_METRICS)] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_METRICS},
+        description="quantile metrics taken over all events (p95 of all requests) with the "
+        "clustered delta-method SE, instead of over each unit's mean value",
+    )
     binary_test: BinaryTest = Field(
         default=BinaryTest.Z,
         description="binary metrics: two-proportion z-test (z, default) or Welch's t-test on "

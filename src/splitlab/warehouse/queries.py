@@ -602,6 +602,23 @@ def sufficient_statistics(
     return ibis.union(*blocks) if len(blocks) > 1 else blocks[0]
 
 
+def event_values(units: ir.Table, events: ir.Table, metric: MetricDefinition) -> ir.Table:
+    """The metric's matching events with a value, one row each (``uid, variant, v``): the
+    population of an event-level quantile (the event's name, filter and window as for the
+    unit-level metric)."""
+    backend = _backend_name(events)
+    mine = events.filter(events.event_name == metric.event)
+    if metric.filter:
+        mine = mine.filter(_filter_condition(mine.properties, metric.filter))
+    mine = mine.select(
+        unit_id=mine.unit_id, v=_value(mine, metric), occurred_us=micros(mine.occurred_at, backend)
+    )
+    joined = units.inner_join(mine, units.unit_id == mine.unit_id)
+    offset = joined.occurred_us - joined.exposed_us
+    kept = joined.filter(_within(offset, _window(metric)), joined.v.notnull())
+    return kept.select(uid=kept.uid, variant=kept.variant, v=kept.v.cast("float64"))
+
+
 def quantile_aggregates(
     values: ir.Table,
     *,
