@@ -21,14 +21,20 @@ from splitlab.store.metrics import upsert_metric
 
 
 def _expected(
-    data: Any, *, days: int, event: str, kind: str, den: str | None = None
+    data: Any,
+    *,
+    days: int,
+    event: str,
+    kind: str,
+    den: str | None = None,
+    extra: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
 ) -> dict[str, float]:
     """The baseline by its definition: units with an exposure or event in the last ``days``
-    days before the newest event, anchored at their first such moment; per unit the metric
+    days before the newest of either, anchored at their first such moment; per unit the metric
     over its events from the anchor on."""
-    exposures = data.exposures.to_pylist()
+    exposures = data.exposures.to_pylist() + list(extra)
     events = data.events.to_pylist()
-    until = max(e["occurredAt"] for e in events)
+    until = max(row["occurredAt"] for row in exposures + events)
     since = until - timedelta(days=days)
     anchor: dict[str, Any] = {}
     for row in exposures + events:
@@ -128,3 +134,25 @@ def test_cached_until_the_data_changes(services: Services, simulated: Any) -> No
     again = metric_baseline(services=services, metric="aa-conversion", days=28)
     assert again is not None and first is not None
     assert again.units > first.units  # the new experiment's units are active too
+
+
+def test_the_window_ends_at_the_newest_exposure_or_event(
+    services: Services, simulated: Any
+) -> None:
+    """Exposures newer than every event (units seen, nothing bought yet) are in the population."""
+    newest = max(e["occurredAt"] for e in simulated.events.to_pylist())
+    late = [
+        {"userKey": f"late-{i}", "occurredAt": newest + timedelta(hours=1, seconds=i)}
+        for i in range(5)
+    ]
+    services.warehouse.start()
+    services.warehouse.record_exposures(
+        {"experiment_key": "aa_null", "variant_key": "control", "unit_id": row["userKey"],
+         "exposed_at": row["occurredAt"]}
+        for row in late
+    )  # fmt: skip
+    found = metric_baseline(services=services, metric="aa-conversion", days=2)
+    want = _expected(simulated, days=2, event="purchase", kind="binary", extra=late)
+    assert found is not None
+    assert found.units == want["n"]
+    assert found.mean == pytest.approx(want["mean"], rel=1e-9)

@@ -388,6 +388,23 @@ def test_main_journey(users: dict[str, str], server: str, browser: Any, tmp_path
     assert state(maya, server, key)["status"] == "rolling_out"
     maya.goto(f"{server}/experiments/{key}")
     shot(maya, tmp_path, "journey-6-rolling-out")
+
+    # 7. the follow-up experiment starts its sample size from the data just collected
+    maya.goto(server + "/experiments/new")
+    maya.fill("#f-key", "journey-follow-up")
+    maya.fill("#f-hypothesis", "A one-page checkout on mobile converts as well.")
+    maya.click("button.primary-action")
+    maya.wait_for_url("**step=2")
+    maya.click("button.primary-action")
+    maya.wait_for_url("**step=3")
+    maya.check("#p-journey-conversion")
+    maya.click("button.primary-action")
+    maya.wait_for_url("**step=4")
+    note = maya.inner_text(".note")
+    assert "From the last 28 days of data" in note and "4,500" in note
+    rate = (192 + 231) / 4500  # the purchases sent above, over the active units
+    assert float(maya.input_value("#f-baseline")) == pytest.approx(rate, rel=1e-5)
+    shot(maya, tmp_path, "journey-7-baseline-from-data")
     assert errors == []
 
 

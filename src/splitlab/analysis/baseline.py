@@ -1,11 +1,11 @@
 """A metric's recent per-unit mean and variance, from the warehouse: the baseline an intake
 form or a calculator starts from before any experiment has measured the metric.
 
-The population is the units active in the last ``days`` days before the newest event (see
-``warehouse.recent``: an exposure to any experiment or an event), each anchored at its first
-activity; the metric's per-unit value follows its definition exactly as the analysis computes
-it (window from the anchor, filter, capping). Data imported from the past works as well as a
-live stream, since the window ends at the newest event rather than now.
+The population is the units active in the last ``days`` days before the newest exposure or
+event (see ``warehouse.recent``: an exposure to any experiment or an event), each anchored at
+its first activity; the metric's per-unit value follows its definition exactly as the
+analysis computes it (window from the anchor, filter, capping). Data imported from the past
+works as well as a live stream, since the window ends at the newest activity rather than now.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from splitlab.stats.aggregates import FloatArray
 from splitlab.store.metrics import get_metric, metric_from_row
 from splitlab.warehouse import queries
 from splitlab.warehouse.columns import UNITS, metric_columns
-from splitlab.warehouse.recent import newest_event, recent_units
+from splitlab.warehouse.recent import newest_activity, recent_units
 from splitlab.warehouse.scratch import ScratchTables
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ def _finite(value: float) -> float | None:
 
 
 def metric_baseline(*, services: Services, metric: str, days: int = 28) -> MetricBaseline | None:
-    """The recent baseline of metric ``metric`` over the last ``days`` days of events, or None
-    when the warehouse holds no events. Quantile metrics have no mean baseline (422)."""
+    """The recent baseline of metric ``metric`` over the ``days`` days up to the newest
+    exposure or event, or None when the warehouse holds neither. Quantile metrics have no
+    mean baseline (422)."""
     if not 1 <= days <= MAX_DAYS:
         raise ValidationError(
             f"days must be between 1 and {MAX_DAYS}",
@@ -106,7 +107,7 @@ def _compute(
     metric = definition.key
     con = warehouse.ibis_connection()
     exposures, events = warehouse.exposures_table(), warehouse.events_table()
-    found = con.to_pyarrow(newest_event(events)).column("newest").to_pylist()
+    found = con.to_pyarrow(newest_activity(exposures, events)).column("newest").to_pylist()
     if not found:
         return None
     newest = found[0]

@@ -17,11 +17,14 @@ import ibis.expr.types as ir
 from splitlab.warehouse.queries import MICROS_PER_DAY, micros
 
 
-def newest_event(events: ir.Table) -> ir.Table:
-    """At most one row, ``newest``: the newest ``occurred_at`` of all events (no row without
-    events: a NULL maximum of a non-nullable column does not read back on every engine)."""
-    latest = events.order_by(events.occurred_at.desc()).limit(1)
-    return latest.select(newest=latest.occurred_at)
+def newest_activity(exposures: ir.Table, events: ir.Table) -> ir.Table:
+    """At most one row, ``newest``: the newest exposure or event time (no row when both tables
+    are empty: a NULL maximum of a non-nullable column does not read back on every engine)."""
+    times = ibis.union(
+        exposures.select(at=exposures.exposed_at), events.select(at=events.occurred_at)
+    )
+    latest = times.order_by(times.at.desc()).limit(1)
+    return latest.select(newest=latest.at)
 
 
 def recent_units(
