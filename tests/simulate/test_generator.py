@@ -31,6 +31,8 @@ ISSUE_SCENARIOS = {
     "prompt_ab",
     "latency_regression",
     "canary_regression",
+    "factorial_2x2",
+    "interacting_experiments",
 }
 
 

@@ -30,6 +30,7 @@ from splitlab.domain.enums import (
     RelativeInterval,
     ThresholdScale,
 )
+from splitlab.domain.factorial import factorial_design, is_factorial
 from splitlab.domain.limits import (
     MAX_METRICS,
     MAX_SEGMENTS,
@@ -342,6 +343,9 @@ class Costs(Strict):
     def _defaults(self, info: ValidationInfo) -> ExperimentSpec:
         if not (info.context and info.context.get("stored")):
             _check_schedule(self.start_at, self.end_at)
+        payloads = [v.payload for v in self.variants]
+        if is_factorial(payloads):  # variants setting several factors: a full 2^k design
+            factorial_design([(v.key, v.payload, v.is_control) for v in self.variants])
         if self.seed is None:
             self.seed = self.key
         if not self.name:

@@ -191,6 +191,10 @@ class SimulatedData:
     truth: dict[str, Any]
     dropped: dict[str, int] = field(default_factory=dict)
     """Units lost after assignment per variant (``breakage``)."""
+    concurrent: ExperimentSpec | None = None
+    """The scenario's concurrent experiment (``Scenario.concurrent``), if any."""
+    concurrent_exposures: pa.Table | None = None
+    """Its exposures: the same units at the same moments, in its own arms."""
 
     @property
     def key(self) -> str:
@@ -238,9 +242,16 @@ def generate(
     spec = spec.model_copy(update={"start_at": start})
     rng = np.random.default_rng(seed)
 
-    assigned = assign_bulk(config_from_spec(spec), numbered_unicode(f"{spec.key}-u", n))
+    names = numbered_unicode(f"{spec.key}-u", n)
+    assigned = assign_bulk(config_from_spec(spec), names)
     variant = assigned.variant_index.astype(np.int64)
-    population = draw_population(scenario, rng, n, days)
+    joint = scenario.joint()  # the concurrent experiment's arm is one more attribute
+    population = draw_population(joint, rng, n, days)
+    other = scenario.concurrent_spec()
+    if other is not None:
+        other = other.model_copy(update={"start_at": start})
+        arms = assign_bulk(config_from_spec(other), names).variant_index.astype(np.int64)
+        population.codes[other.key] = arms  # by its own hashing, not by the draw
     keep = variant >= 0
     dropped: dict[str, int] = {}
     if scenario.breakage is not None:
@@ -253,14 +264,38 @@ def generate(
     if rows.shape[0] < n:
         unit_ids = unit_ids.take(rows)
     population, variant = population.take(rows), variant[rows]
-    exposures, events = _tables(scenario, spec, population, variant, unit_ids, days, start, rng)
+    hidden = frozenset([other.key] if other is not None else [])
+    exposures, events = _tables(
+        joint, spec, population, variant, unit_ids, days, start, rng, hidden=hidden
+    )
+    concurrent_exposures = None
+    if other is not None:
+        arm_keys = pa.array([v.key for v in other.variants], pa.string())
+        concurrent_exposures = exposures.set_column(
+            0, "experimentKey", coded([other.key], None, len(population))
+        ).set_column(1, "variantKey", coded(arm_keys, population.codes[other.key]))
     truth = {}
     if with_truth:
-        from splitlab.simulate.truth import compute_truth
+        from splitlab.simulate.truth import compute_truth, concurrent_truth
 
-        truth = compute_truth(scenario, spec=spec, days=days, seed=seed)
+        truth = compute_truth(joint, spec=spec, days=days, seed=seed)
         truth |= {"units": n, "seed": seed, "start": start.isoformat(), "dropped": dropped}
-    return SimulatedData(scenario, spec, seed, n, days, start, exposures, events, truth, dropped)
+        if other is not None:
+            truth["concurrent"] = concurrent_truth(truth, other)
+    return SimulatedData(
+        scenario,
+        spec,
+        seed,
+        n,
+        days,
+        start,
+        exposures,
+        events,
+        truth,
+        dropped,
+        concurrent=other,
+        concurrent_exposures=concurrent_exposures,
+    )
 
 
 def _tables(
@@ -272,6 +307,8 @@ def _tables(
     days: int,
     start: datetime,
     rng: np.random.Generator,
+    *,
+    hidden: frozenset[str] = frozenset(),
 ) -> tuple[pa.Table, pa.Table]:
     # Names repeated on every row (experiment, variant, event name, a unit's attributes)
     # are dictionary columns: each distinct text is built and written once.
@@ -280,7 +317,10 @@ def _tables(
     t0 = (population.arrival + population.fraction) * SECONDS_PER_DAY
     horizon = days * SECONDS_PER_DAY
     observed = days - population.arrival
-    attributes = {name: list(shares) for name, shares in scenario.attributes.items()}
+    # ``hidden``: model-only attributes (a concurrent experiment's arm), not sent as props
+    attributes = {
+        name: list(shares) for name, shares in scenario.attributes.items() if name not in hidden
+    }
     exposures = pa.table(
         {
             "experimentKey": coded([spec.key], None, len(population)),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from splitlab.domain import Principal, ReviewDecision, Role, Status
+from splitlab.domain import ExperimentSpec, Principal, ReviewDecision, Role, Status
 from splitlab.errors import ConflictError, NotFoundError
 from splitlab.simulate.generator import SimulatedData
 
@@ -54,9 +54,24 @@ def ensure_running_experiment(
     actor: Principal = SIMULATOR,
     at: datetime | None = None,
 ) -> bool:
-    """Create the run's metrics and its experiment, approved and running from ``data.start``
-    (all audited as ``actor``); True when created, False when it already runs. ``at``
-    back-dates the store entries."""
+    """Create the run's metrics and its experiment (and the scenario's concurrent experiment,
+    if any), approved and running from ``data.start`` (all audited as ``actor``); True when
+    the run's experiment was created, False when it already runs. ``at`` back-dates the
+    store entries."""
+    created = _ensure_running(services, data, data.spec, actor=actor, at=at)
+    if data.concurrent is not None:
+        _ensure_running(services, data, data.concurrent, actor=actor, at=at)
+    return created
+
+
+def _ensure_running(
+    services: Services,
+    data: SimulatedData,
+    spec: ExperimentSpec,
+    *,
+    actor: Principal,
+    at: datetime | None,
+) -> bool:
     from splitlab.store import experiments as repo
     from splitlab.store import metrics as metrics_repo
 
@@ -64,21 +79,21 @@ def ensure_running_experiment(
         for definition in data.scenario.metrics:
             metrics_repo.upsert_metric(session=session, definition=definition, actor=actor)
         try:
-            row = repo.get_experiment(session=session, key=data.key)
+            row = repo.get_experiment(session=session, key=spec.key)
         except NotFoundError:
             row = None
         if row is not None:
             if row.status not in (Status.RUNNING, Status.ROLLING_OUT):
                 raise ConflictError(
-                    f"experiment {data.key!r} exists and is {row.status}: simulated data can "
+                    f"experiment {spec.key!r} exists and is {row.status}: simulated data can "
                     "only go into a running experiment (pass another --key)",
-                    details={"key": data.key, "status": row.status},
+                    details={"key": spec.key, "status": row.status},
                 )
             return False
-        repo.create_experiment(session=session, spec=data.spec, actor=actor, at=at)
+        repo.create_experiment(session=session, spec=spec, actor=actor, at=at)
         repo.transition(
             session=session,
-            key=data.key,
+            key=spec.key,
             to=Status.REVIEW,
             actor=actor,
             reason=f"simulated scenario {data.scenario.name}",
@@ -86,7 +101,7 @@ def ensure_running_experiment(
         )
         repo.review(
             session=session,
-            key=data.key,
+            key=spec.key,
             reviewer=actor,
             decision=ReviewDecision.APPROVE,
             comment=f"simulated data (scenario {data.scenario.name}, seed {data.seed})",
@@ -94,7 +109,7 @@ def ensure_running_experiment(
         )
         repo.transition(
             session=session,
-            key=data.key,
+            key=spec.key,
             to=Status.RUNNING,
             actor=actor,
             reason="simulation starts",
@@ -107,7 +122,8 @@ def write_parquet(runs: Sequence[SimulatedData], folder: Path) -> tuple[Path, Pa
     """``exposures.parquet`` and ``events.parquet`` of one or more runs in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     exposures, events = folder / "exposures.parquet", folder / "events.parquet"
-    pq.write_table(pa.concat_tables([r.exposures for r in runs]), exposures, compression="none")
+    tables = [t for r in runs for t in (r.exposures, r.concurrent_exposures) if t is not None]
+    pq.write_table(pa.concat_tables(tables), exposures, compression="none")
     pq.write_table(
         pa.concat_tables([r.events for r in runs]),
         events,

@@ -22,7 +22,13 @@ The behavioural model (what ``generator`` draws and ``truth`` integrates):
   ``g = 0`` before ``after_days``, 1 from then); a unit's events fall on its days in
   proportion to the rate of each day, so late arrivals see only the first days;
 * event values (``value``, and each of ``fields``, sent as event properties) are drawn
-  independently per event from their distribution, parameterised by its mean.
+  independently per event from their distribution, parameterised by its mean;
+* ``concurrent`` (optional) is a second experiment every unit is also in (assigned by its own
+  hashing, exposed at the same moment): an effect with ``concurrent: <arm>`` applies only to
+  units in that arm, so ``{variant: t, concurrent: b}`` is an interaction between the two.
+  The model treats the other experiment's arm as one more attribute (``Scenario.joint``), so
+  the truth integrates over it exactly and reports the experiment's effect per arm of the
+  other under ``segments.<other key>``.
 """
 
 from __future__ import annotations
@@ -121,6 +127,10 @@ class Effect(_Strict):
     value: float | None = None
     segment: dict[str, str] = Field(default_factory=dict, max_length=4)
     profile: Profile | None = None
+    concurrent: str | None = Field(
+        default=None,
+        description="only for units in this arm of the scenario's concurrent experiment",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> Effect:
@@ -183,6 +193,12 @@ class Scenario(_Strict):
     breakage: Breakage | None = None
     metrics: list[MetricDefinition] = Field(min_length=1)
     experiment: dict[str, Any]
+    concurrent: dict[str, Any] | None = Field(
+        default=None,
+        description="a second experiment (same contract as experiment, key required) that "
+        "every unit is also assigned to, by its own hashing; effects name its arms with "
+        "'concurrent'",
+    )
     expect: dict[str, Any] = Field(
         default_factory=dict,
         description="what an analysis should find (for tests and docs): e.g. {srm: critical}",
@@ -191,6 +207,31 @@ class Scenario(_Strict):
     def spec(self, key: str | None = None) -> ExperimentSpec:
         """The experiment contract, keyed ``key`` (default: the scenario's name)."""
         return ExperimentSpec.model_validate({**self.experiment, "key": key or self.name})
+
+    def concurrent_spec(self) -> ExperimentSpec | None:
+        """The concurrent experiment's contract, if the scenario has one."""
+        if self.concurrent is None:
+            return None
+        return ExperimentSpec.model_validate(self.concurrent)
+
+    def joint(self) -> Scenario:
+        """The behavioural model with the concurrent experiment folded in: its arm becomes
+        an attribute named by its key (shares = its weights; the generator sets it from the
+        assignment, the truth integrates over it) and each effect's ``concurrent`` arm a
+        segment condition on that attribute.  Without a concurrent experiment: ``self``."""
+        spec = self.concurrent_spec()
+        if spec is None:
+            return self
+        effects = [
+            e.model_copy(update={"segment": {**e.segment, spec.key: e.concurrent}})
+            if e.concurrent is not None
+            else e
+            for e in self.effects
+        ]
+        arms = {v.key: v.weight for v in spec.variants}
+        return self.model_copy(
+            update={"attributes": {**self.attributes, spec.key: arms}, "effects": effects}
+        )
 
     @property
     def variant_keys(self) -> list[str]:
@@ -281,13 +322,51 @@ def _cross_check(scenario: Scenario) -> list[dict[str, Any]]:
     for i, name in enumerate(scenario.pre_period.streams if scenario.pre_period else []):
         if name not in scenario.streams:
             errors.append({"loc": ["pre_period", "streams", i], "msg": "not a stream"})
+    errors += _concurrent_errors(scenario, spec.key)
     if scenario.breakage and scenario.breakage.variant not in variants:
         errors.append({"loc": ["breakage", "variant"], "msg": "not a variant"})
     cells = 1
     for shares in scenario.attributes.values():
         cells *= max(len(shares), 1)
+    if scenario.concurrent is not None:  # the joint model crosses the attributes with its arms
+        cells *= max(len(scenario.concurrent.get("variants") or []), 1)
     if cells * scenario.days > MAX_CELLS:
         errors.append({"loc": ["attributes"], "msg": "too many attribute combinations"})
+    return errors
+
+
+def _concurrent_errors(scenario: Scenario, key: str) -> list[dict[str, Any]]:
+    """The concurrent experiment: a valid contract of its own, on the scenario's metrics,
+    named apart from the experiment and the attributes; effects name its arms."""
+    errors: list[dict[str, Any]] = []
+    arms: set[str] = set()
+    if scenario.concurrent is not None:
+        if "key" not in scenario.concurrent:
+            return [{"loc": ["concurrent", "key"], "msg": "is required"}]
+        try:
+            other = ExperimentSpec.model_validate(scenario.concurrent)
+        except PydanticValidationError as exc:
+            return list(from_pydantic(exc, prefix=("concurrent",)).details)
+        arms = {v.key for v in other.variants}
+        if len(arms) < 2 or sum(v.is_control for v in other.variants) != 1:
+            errors.append({"loc": ["concurrent", "variants"], "msg": "two or more, one control"})
+        if abs(sum(v.weight for v in other.variants) - 1) > WEIGHT_TOLERANCE:
+            errors.append({"loc": ["concurrent", "variants"], "msg": "weights must sum to 1"})
+        if other.coverage != 1:
+            errors.append({"loc": ["concurrent", "coverage"], "msg": "every unit is assigned"})
+        if other.key == key or other.key in scenario.attributes:
+            errors.append({"loc": ["concurrent", "key"], "msg": "names another experiment"})
+        known = {m.key for m in scenario.metrics}
+        for metric in other.metrics.all_keys():
+            if metric not in known:
+                errors.append(
+                    {"loc": ["concurrent", "metrics"], "msg": f"unknown metric {metric!r}"}
+                )
+    for i, effect in enumerate(scenario.effects):
+        if effect.concurrent is not None and effect.concurrent not in arms:
+            errors.append(
+                {"loc": ["effects", i, "concurrent"], "msg": "not an arm of the concurrent one"}
+            )
     return errors
 
 

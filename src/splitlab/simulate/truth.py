@@ -237,3 +237,33 @@ def compute_truth(
         "expect": scenario.expect,
         "metrics": metrics,
     }
+
+
+def concurrent_truth(truth: dict[str, Any], other: ExperimentSpec) -> dict[str, Any]:
+    """The interaction truth of a scenario with a concurrent experiment ``other``, from the
+    joint model's truth (``compute_truth`` of ``Scenario.joint()``, where ``segments[other
+    key]`` holds the experiment's figures among the units of each of its arms):
+    ``{experiment, control, variants, interaction: {metric: {variant: {arm: effect in arm −
+    effect in other's control}}}}`` on the absolute scale."""
+    arms = [v.key for v in other.variants]
+    control = next(v.key for v in other.variants if v.is_control)
+    interaction: dict[str, Any] = {}
+    for key, entry in truth["metrics"].items():
+        within = entry["segments"][other.key]
+        interaction[key] = {
+            variant: {
+                arm: float(
+                    within[arm][variant]["abs_effect"] - within[control][variant]["abs_effect"]
+                )
+                for arm in arms
+                if arm != control
+            }
+            for variant in truth["variants"]
+            if variant != truth["control"]
+        }
+    return {
+        "experiment": other.key,
+        "control": control,
+        "variants": arms,
+        "interaction": interaction,
+    }
