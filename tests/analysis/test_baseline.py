@@ -53,9 +53,11 @@ def _expected(
         if den is not None and row["eventType"] == den:
             x[unit] += 1
     units = list(anchor)
+    first_days = {moment.date() for moment in anchor.values()}
+    span = (max(first_days) - min(first_days)).days + 1
     ys = np.array([y[u] for u in units])
     if den is None:
-        return {"n": len(units), "mean": ys.mean(), "variance": ys.var(ddof=1)}
+        return {"n": len(units), "mean": ys.mean(), "variance": ys.var(ddof=1), "span": span}
     xs = np.array([x[u] for u in units])
     mu_y, mu_x = ys.mean(), xs.mean()
     cov = np.cov(ys, xs, ddof=1)
@@ -81,7 +83,7 @@ def test_binary_and_sum_baselines_match_their_definition(
         assert found.units == want["n"]
         assert found.mean == pytest.approx(want["mean"], rel=1e-9)
         assert found.variance == pytest.approx(want["variance"], rel=1e-9)
-        assert found.daily_units == pytest.approx(want["n"] / days)
+        assert found.daily_units == pytest.approx(want["n"] / min(days, want["span"]))
         assert found.sd == pytest.approx(math.sqrt(want["variance"]))
     # the shorter window sees fewer units
     assert (

@@ -402,6 +402,8 @@ def test_main_journey(users: dict[str, str], server: str, browser: Any, tmp_path
     maya.wait_for_url("**step=4")
     note = maya.inner_text(".note")
     assert "From the last 28 days of data" in note and "4,500" in note
+    # all of it arrived on one UTC day (two, if the test ran across midnight)
+    assert maya.input_value("#f-daily_units") in ("4500", "2250")
     rate = (192 + 231) / 4500  # the purchases sent above, over the active units
     assert float(maya.input_value("#f-baseline")) == pytest.approx(rate, rel=1e-5)
     shot(maya, tmp_path, "journey-7-baseline-from-data")

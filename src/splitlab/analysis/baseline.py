@@ -46,7 +46,8 @@ class MetricBaseline:
 
     For a binary metric the mean is the conversion rate; for a ratio metric the mean is
     Σnum / Σden and the variance the per-unit delta-method variance (what sample sizes use).
-    ``daily_units`` = units / days: a first guess at the eligible traffic per day."""
+    ``daily_units`` = units / the days they arrived over (from the first unit's day to the
+    last's, at most ``days``): a first guess at the eligible traffic per day."""
 
     metric: str
     kind: str
@@ -61,6 +62,13 @@ class MetricBaseline:
     @property
     def sd(self) -> float | None:
         return math.sqrt(self.variance) if self.variance is not None else None
+
+
+def _span(unit_days: list[int], days: int) -> int:
+    """Days from the first unit's (UTC) day to the last's, between 1 and ``days``."""
+    if not unit_days:
+        return days
+    return max(1, min(days, int(max(unit_days)) - int(min(unit_days)) + 1))
 
 
 def _finite(value: float) -> float | None:
@@ -150,5 +158,5 @@ def _compute(
         units=int(n),
         mean=mean,
         variance=variance,
-        daily_units=n / days,
+        daily_units=n / _span(rows.get("day", []), days),
     )

@@ -85,7 +85,7 @@ def sizing_context(
         if baseline is not None:
             values["baseline"] = f"{baseline.mean:.6g}" if baseline.mean is not None else ""
             values["sd"] = f"{baseline.sd:.6g}" if baseline.sd is not None else ""
-            values["daily_units"] = f"{baseline.daily_units:.6g}"
+            values["daily_units"] = _traffic(baseline.daily_units)
     return {
         "values": values,
         "shape": shape,
@@ -190,6 +190,11 @@ def primary_definition(services: Services, draft: dict[str, Any]) -> MetricDefin
             return None
 
 
+def _traffic(daily: float) -> str:
+    """Units per day as a form shows them: whole units from 100 up, else three digits."""
+    return f"{daily:.0f}" if daily >= 100 else f"{daily:.3g}"
+
+
 def recent_baseline(services: Services, metric: MetricDefinition | None) -> MetricBaseline | None:
     """The primary metric's recent baseline, None without data (or for a quantile metric)."""
     if metric is None:
@@ -225,7 +230,7 @@ def context(
                 source |= {
                     "baseline": f"{baseline.mean:.6g}",
                     "sd": f"{baseline.sd:.6g}" if baseline.sd is not None else "",
-                    "daily_units": f"{baseline.daily_units:.6g}",
+                    "daily_units": _traffic(baseline.daily_units),
                 }
         return duration_context(services, draft, source, None)
     return review_context(services, draft)
