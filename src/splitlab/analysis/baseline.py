@@ -61,6 +61,7 @@ class MetricBaseline:
 
     @property
     def sd(self) -> float | None:
+        """The per-unit standard deviation (√ variance)."""
         return math.sqrt(self.variance) if self.variance is not None else None
 
 

@@ -128,6 +128,8 @@ class WeekRow(BaseModel):
 
 
 class CurvePoint(BaseModel):
+    """Power at one relative MDE on the power curve."""
+
     mde: float
     power: float | None
 

@@ -21,6 +21,8 @@ from splitlab.errors import SplitlabError
 
 @dataclass(frozen=True)
 class Step:
+    """One step of the wizard: its number, its template's slug and its title."""
+
     number: int
     slug: str
     title: str
@@ -48,6 +50,7 @@ class FormErrors:
     general: list[str] = field(default_factory=list)
 
     def add(self, name: str, message: str) -> None:
+        """Add ``message`` under field ``name`` (joined to one already there)."""
         if name in self.fields:
             self.fields[name] += f"; {message}"
         else:
@@ -57,6 +60,7 @@ class FormErrors:
         return bool(self.fields or self.general)
 
     def to_json(self) -> dict[str, Any]:
+        """The errors as the JSON twin shows them."""
         return {"fields": self.fields, "general": self.general}
 
 
@@ -134,6 +138,7 @@ class VariantRowForm:
 
     @property
     def blank(self) -> bool:
+        """Whether the row was left empty (it is then skipped)."""
         return not (self.key or self.name or self.weight or self.payload)
 
 

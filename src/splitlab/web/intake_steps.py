@@ -25,6 +25,7 @@ SIZING_FIELDS = ("baseline", "sd", "daily_units", "sidedness")
 
 
 def about_context(draft: dict[str, Any] | None, values: dict[str, Any] | None) -> dict[str, Any]:
+    """Step 1: the draft's identity and hypothesis (or what was typed), and the types."""
     if values is None:
         values = {name: (draft or {}).get(name, "") for name in forms.ABOUT_FIELDS}
         values["type"] = values["type"] or "feature"
@@ -34,6 +35,7 @@ def about_context(draft: dict[str, Any] | None, values: dict[str, Any] | None) -
 def variants_context(
     draft: dict[str, Any], rows: list[forms.VariantRowForm] | None, control: str | None
 ) -> dict[str, Any]:
+    """Step 2: the variant rows (the draft's, what was typed, or control/treatment 50/50)."""
     if rows is None:
         if draft["variants"]:
             rows, control = forms.rows_from_variants(draft["variants"])
@@ -49,6 +51,7 @@ def variants_context(
 def metrics_context(
     services: Services, draft: dict[str, Any], chosen: dict[str, Any] | None, new: dict[str, Any]
 ) -> dict[str, Any]:
+    """Step 3: the metric definitions to pick from, the current choice and the new-metric form."""
     chosen = chosen or draft["metrics"]
     margins = {g["key"]: g.get("margin") for g in chosen.get("guardrails", [])}
     return {
@@ -68,6 +71,7 @@ def metrics_context(
 def sizing_context(
     services: Services, draft: dict[str, Any], values: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """Step 4: the sample-size inputs, prefilled from the primary metric's recent data."""
     metric = primary_definition(services, draft)
     shape = forms.sizing_shape(metric.kind.value if metric else None)
     baseline = recent_baseline(services, metric)
@@ -132,6 +136,7 @@ def sizing_inputs(draft: dict[str, Any], shape: str, source: dict[str, Any]) -> 
 def duration_context(
     services: Services, draft: dict[str, Any], source: dict[str, Any], max_days: str | None
 ) -> dict[str, Any]:
+    """Step 5: the sample size, duration, power curve and weeks × MDE table, and the plan's days."""
     metric = primary_definition(services, draft)
     shape = forms.sizing_shape(metric.kind.value if metric else None)
     sizing: Sizing | None = None
@@ -161,6 +166,7 @@ def duration_context(
 
 
 def review_context(services: Services, draft: dict[str, Any]) -> dict[str, Any]:
+    """Step 6: what still stops the draft from going to review, each with its step."""
     spec = ExperimentSpec.model_validate(
         {k: v for k, v in draft.items() if k in ExperimentSpec.model_fields}
     )
@@ -175,11 +181,13 @@ def review_context(services: Services, draft: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics(services: Services) -> list[dict[str, Any]]:
+    """Every metric definition, as the API lists them."""
     with services.sessions() as session:
         return [metric_repo.metric_to_dict(r) for r in metric_repo.list_metrics(session=session)]
 
 
 def primary_definition(services: Services, draft: dict[str, Any]) -> MetricDefinition | None:
+    """The current definition of the draft's primary metric (None without one)."""
     primary = draft["metrics"].get("primary")
     if not primary:
         return None
@@ -209,6 +217,8 @@ def recent_baseline(services: Services, metric: MetricDefinition | None) -> Metr
 def context(
     request: Request, services: Services, step: int, draft: dict[str, Any]
 ) -> dict[str, Any]:
+    """What step ``step`` of ``draft`` shows on a GET (steps 4 and 5 read the sample-size
+    inputs that are not part of the experiment from the URL)."""
     query = request.query_params
     if step == 1:
         return about_context(draft, None)
