@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pydantic
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from splitlab.analysis.sizing import Sizing, parse_inputs
@@ -64,9 +65,8 @@ def _editor_for_page(request: Request, services: Services) -> Principal | None:
     return principal
 
 
-async def _posted(request: Request, services: Services) -> tuple[Principal, FormData]:
-    """The form of a POST after the CSRF check, and its author (who must be an editor)."""
-    form = await request.form()
+def _author(request: Request, services: Services, form: FormData) -> Principal:
+    """The author of a POST after the CSRF check (who must be an editor)."""
     principal, session = viewer(request, services)
     token = form.get("csrf_token")
     check_csrf(session, token if isinstance(token, str) else None)
@@ -76,7 +76,7 @@ async def _posted(request: Request, services: Services) -> tuple[Principal, Form
         raise PermissionDeniedError(
             f"creating experiments needs the editor role; you are a {principal.role.value}"
         )
-    return principal, form
+    return principal
 
 
 def _draft(services: Services, key: str) -> dict[str, Any]:
@@ -195,7 +195,13 @@ def wizard(request: Request, services: ServicesDep) -> Response:
 async def submit(request: Request, services: ServicesDep) -> Response:
     """Save the posted step into the draft (creating it at step 1) and go on, or show the
     step again with each error next to its field (422)."""
-    actor, form = await _posted(request, services)
+    form = await request.form()
+    return await run_in_threadpool(_submit, request, services, form)
+
+
+def _submit(request: Request, services: Services, form: FormData) -> Response:
+    """The POST's work, off the event loop: it reads and writes the app store."""
+    actor = _author(request, services, form)
     key = forms.text(form, "draft")
     raw_step = forms.text(form, "step")
     step = int(raw_step) if raw_step in STEP_NUMBERS else 1
