@@ -173,6 +173,8 @@ def test_page_links_each_configuration_to_its_variant(vic: TestClient) -> None:
     html = vic.get("/models").text
     assert 'href="/experiments/distilled-ranker/variants/distilled"' in html
     assert 'href="/experiments/distilled-ranker/ml"' in html
+    assert 'href="/canary/payments-4-2-canary">live monitor' in html  # running: monitored
+    assert 'href="/canary/distilled-ranker"' not in html  # in readout: nothing to watch
     assert "★ frontier" in html and "dominated" in html
     assert "<polyline points=" in html
     assert "significant, worse" in html and "significant, better" in html
