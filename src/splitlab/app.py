@@ -27,6 +27,7 @@ from splitlab.api.decisions import router as policy_router
 from splitlab.api.decisions_routes import router as decisions_router
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
+from splitlab.api.factorial import router as factorial_router
 from splitlab.api.ramps import router as ramps_router
 from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
@@ -51,6 +52,7 @@ ROUTERS = [
     decisions_router,
     policy_router,
     ramps_router,
+    factorial_router,
 ]
 
 STATIC = Path(__file__).parent / "web" / "static"

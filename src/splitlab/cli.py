@@ -883,6 +883,80 @@ def analyze(
         typer.echo(render_table(snapshot), nl=False)
 
 
+def _get_via_server(settings: Settings, path: str, params: dict[str, str]) -> Any:
+    """GET an API path from the running server that owns the DuckDB file (its JSON)."""
+    import httpx
+
+    from splitlab.server_address import refused, server_client, unreachable
+
+    doing = "the warehouse file is in use by another process; asking the server"
+    http, address = server_client(settings)
+    try:
+        with http:
+            response = http.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise unreachable(address, exc, doing=doing) from exc
+    if response.status_code != 200:
+        raise refused(response, doing=doing, scope="read")
+    return response.json()
+
+
+@app.command()
+def factorial(
+    key: str, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+) -> None:
+    """Main effects and interactions of a 2^k factorial experiment (variants with
+    payload.factors): the ANOVA table per metric (anova_lm typ=3, sum-to-zero coding)."""
+    from splitlab.analysis.factorial import FactorialResult, analyze_factorial
+    from splitlab.analysis.factorial_render import render_factorial
+    from splitlab.warehouse import WarehouseBusyError
+
+    services = _run(_services)
+    try:
+        result = analyze_factorial(services=services, key=key)
+    except WarehouseBusyError:
+        path = f"/api/experiments/{key}/factorial"
+        data = _run(lambda: _get_via_server(services.settings, path, {}))
+        result = FactorialResult.model_validate(data)
+    except SplitlabError as error:
+        _fail(error)
+    finally:
+        services.close()
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        typer.echo(render_factorial(result))
+
+
+@app.command()
+def interactions(
+    key: str,
+    other: Annotated[str, typer.Option("--with", help="the other experiment sharing units")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Does KEY's effect differ by the arm of experiment --with? (interaction tests on the
+    units both experiments share)."""
+    from splitlab.analysis.factorial_render import render_interactions
+    from splitlab.analysis.interactions import InteractionsResult, analyze_interactions
+    from splitlab.warehouse import WarehouseBusyError
+
+    services = _run(_services)
+    try:
+        result = analyze_interactions(services=services, key=key, other=other)
+    except WarehouseBusyError:
+        path = f"/api/experiments/{key}/interactions"
+        data = _run(lambda: _get_via_server(services.settings, path, {"with": other}))
+        result = InteractionsResult.model_validate(data)
+    except SplitlabError as error:
+        _fail(error)
+    finally:
+        services.close()
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        typer.echo(render_interactions(result))
+
+
 @app.command()
 def validate(
     sims: Annotated[
