@@ -39,6 +39,7 @@ from splitlab.store import experiments as repo
 from splitlab.store.audit import audit_to_dict, list_audit
 from splitlab.web import experiment_view as ev
 from splitlab.web.common import check_csrf, page, viewer
+from splitlab.web.factorial_view import interaction_plot
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ def experiment_context(
         power=[_power_json(c) for c in views.power_curves(snapshot)],
         readout=_readout(snapshot, recommendation, spec),
         novelty=[c.to_json() for c in snapshot.checks("novelty")],
+        interaction=interaction_plot(snapshot, spec),
     )
     return context
 
