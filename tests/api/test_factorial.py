@@ -94,3 +94,24 @@ def test_errors_are_documented_4xx(
     schema = client.get("/openapi.json").json()
     for path in ("/api/experiments/{key}/factorial", "/api/experiments/{key}/interactions"):
         assert {"404", "422"} <= set(schema["paths"][path]["get"]["responses"])
+
+
+def test_an_incomplete_factorial_design_is_refused_on_create(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    def variant(key: str, layout: str, price: str, control: bool = False) -> dict[str, Any]:
+        factors = {"layout": layout, "price": price}
+        return {"key": key, "weight": 1 / 3, "is_control": control, "payload": {"factors": factors}}
+
+    body = {
+        "key": "half-factorial",
+        "variants": [
+            variant("control", "old", "standard", control=True),
+            variant("layout", "new", "standard"),
+            variant("price", "old", "low"),
+        ],
+    }
+    error = _error(
+        client.post("/api/experiments", json=body, headers=admin), 422, "validation_error"
+    )
+    assert "2 factors need 4 variants, not 3" in str(error)
