@@ -28,6 +28,7 @@ from splitlab.api.decisions_routes import router as decisions_router
 from splitlab.api.docs import install as install_docs
 from splitlab.api.errors import install_error_handlers
 from splitlab.api.factorial import router as factorial_router
+from splitlab.api.program import router as program_router
 from splitlab.api.ramps import router as ramps_router
 from splitlab.api.reports import router as reports_router
 from splitlab.config import Settings
@@ -35,6 +36,7 @@ from splitlab.services import Services
 from splitlab.web import calculator, common, experiment, fleet, intake, pages
 from splitlab.web import canary as canary_page
 from splitlab.web import models as models_page
+from splitlab.web import program as program_page
 from splitlab.web.render import render_error
 
 RAW_ENDPOINTS = ingest.RAW_ENDPOINTS
@@ -52,6 +54,7 @@ ROUTERS = [
     decisions_router,
     policy_router,
     ramps_router,
+    program_router,
     factorial_router,
 ]
 
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(calculator.router)
     app.include_router(fleet.router)
     app.include_router(models_page.router)  # /models, /experiments/{key}/ml
+    app.include_router(program_page.router)  # /program/{view}
     app.include_router(canary_page.router)  # /canary/{key}, its event stream and rollback
     # after every other page router: /experiments/{key} would otherwise catch /experiments/new
     app.include_router(experiment.router)

@@ -1468,6 +1468,184 @@ def scheduler_tick(
     _print_json(report)
 
 
+program_app = typer.Typer(
+    help="Program views: impact, hypothesis tracker, cost-benefit.", no_args_is_help=True
+)
+app.add_typer(program_app, name="program")
+ProgramTeam = Annotated[str, typer.Option(help="only this team")]
+ProgramType = Annotated[str, typer.Option("--type", help="only this experiment type")]
+ProgramRange = Annotated[str, typer.Option("--range", help="decided within: 90d, 180d, 365d, all")]
+
+
+def _program(view: str, params: dict[str, str], as_json: bool) -> dict[str, Any] | None:
+    """One program view (``decisions.program_views``), printed as JSON with ``--json``."""
+    from splitlab.decisions.program import parse_filters
+    from splitlab.decisions.program_views import program_view
+
+    services = _run(_services)
+    try:
+        filters = _run(lambda: parse_filters(params))
+        data: dict[str, Any] = _run(
+            lambda: program_view(
+                services=services, view=view, filters=filters, now=datetime.now(UTC)
+            )
+        )
+    finally:
+        services.close()
+    if as_json:
+        _print_json(data)
+        return None
+    return data
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:+.1f}%"
+
+
+@program_app.command("impact")
+def program_impact(
+    team: ProgramTeam = "",
+    type_: ProgramType = "",
+    range_: ProgramRange = "all",
+    as_json: JsonOption = False,
+) -> None:
+    """Shipped changes with their lifts; the raw and James–Stein-shrunk totals (95% CI)."""
+    data = _program("impact", {"team": team, "type": type_, "range": range_}, as_json)
+    if data is None:
+        return
+    for c in data["changes"]:
+        typer.echo(
+            f"{(c['decided_at'] or '')[:10]}  {c['key']}: {_pct(c['lift'])} "
+            f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}] -> shrunk {_pct(c['shrunk_lift'])}"
+        )
+    raw, shrunk = data["raw_total"], data["shrunk_total"]
+    typer.echo(
+        f"raw sum {_pct(raw['value'])} [{_pct(raw['ci_low'])}, {_pct(raw['ci_high'])}]; "
+        f"James-Stein {_pct(shrunk['value'])} [{_pct(shrunk['ci_low'])}, "
+        f"{_pct(shrunk['ci_high'])}] over {len(data['changes'])} shipped of "
+        f"{data['population']} decided"
+    )
+
+
+@program_app.command("tracker")
+def program_tracker(
+    team: ProgramTeam = "",
+    type_: ProgramType = "",
+    range_: ProgramRange = "all",
+    period: Annotated[str, typer.Option(help="calibration per month or quarter")] = "quarter",
+    as_json: JsonOption = False,
+) -> None:
+    """Hypotheses, predictions and verdicts of decided experiments; the Brier score."""
+    params = {"team": team, "type": type_, "range": range_, "period": period}
+    data = _program("tracker", params, as_json)
+    if data is None:
+        return
+    for r in data["rows"]:
+        chance = r["predicted_probability"]
+        said = f"{chance * 100:.0f}% to win" if chance is not None else "no forecast"
+        typer.echo(f"{r['key']}: {said}; {r['verdict']} {_pct(r['lift'])} -> {r['match']}")
+    cal = data["calibration"]
+    brier = f"{cal['brier']:.3f}" if cal["brier"] is not None else "-"
+    typer.echo(f"Brier score {brier} over {cal['n']} forecasts")
+
+
+@program_app.command("cost-benefit")
+def program_cost_benefit(
+    team: ProgramTeam = "",
+    type_: ProgramType = "",
+    range_: ProgramRange = "all",
+    benefit: Annotated[str, typer.Option(help="lift or value (per day)")] = "lift",
+    as_json: JsonOption = False,
+) -> None:
+    """Each decided experiment's cost against its measured benefit, with its quadrant."""
+    params = {"team": team, "type": type_, "range": range_, "benefit": benefit}
+    data = _program("cost-benefit", params, as_json)
+    if data is None:
+        return
+    for p in data["points"]:
+        typer.echo(f"{p['key']}: cost {p['cost']:,.0f}, benefit {p['benefit']} ({p['quadrant']})")
+    if data["missing_costs"]:
+        typer.echo(f"without costs: {', '.join(data['missing_costs'])}")
+
+
+# ---------------------------------------------------------------- ML views (issue 17)
+
+
+def _measure_text(part: str, measure: Any) -> str:
+    text = f"{part} {measure.value:.4g}"
+    if measure.delta is None:
+        return text + " (control)"
+    interval = ""
+    if not measure.exact and measure.ci_low is not None and measure.ci_high is not None:
+        interval = f" [{measure.ci_low:+.4g}, {measure.ci_high:+.4g}]"
+    verdict = (
+        "listed price"
+        if measure.exact
+        else ("significant" if measure.significant else "not significant")
+    )
+    return f"{text} ({measure.delta:+.4g}{interval}, {verdict})"
+
+
+@app.command("models")
+def models_command(
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="experiment type (repeatable; 'all': every type)"),
+    ] = None,
+    search: Annotated[str, typer.Option(help="configurations whose name contains this")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """The model / prompt leaderboard: each configuration's quality, cost and latency against
+    its experiment's control, and whether it is on that experiment's Pareto frontier."""
+    from splitlab.decisions.leaderboard import Selection, leaderboard
+    from splitlab.decisions.ml import ML_TYPES
+
+    types = tuple(type_ or ())
+    selection = Selection(types=() if "all" in types else (types or ML_TYPES), search=search)
+    services = _run(_services)
+    try:
+        entries = _run(lambda: leaderboard(services=services, selection=selection))
+    finally:
+        services.close()
+    if as_json:
+        _print_json([e.to_json() for e in entries])
+        return
+    for e in entries:
+        parts = [
+            _measure_text(part, m)
+            for part in ("quality", "cost", "latency")
+            if (m := e.measures.get(part)) is not None and m.value is not None
+        ]
+        mark = "frontier" if e.frontier else f"dominated by {e.dominated_by}"
+        typer.echo(f"{e.experiment}/{e.variant} {e.config}: {'; '.join(parts) or '-'} — {mark}")
+
+
+@app.command("canary")
+def canary_command(key: str, as_json: JsonOption = False) -> None:
+    """A canary against its control: each watched metric with its always-valid bound, the
+    decision engine's advice and how automatic rollback works here."""
+    from splitlab.decisions.canary import canary_state
+
+    services = _run(_services)
+    try:
+        state = _run(lambda: canary_state(services=services, key=key))
+    finally:
+        services.close()
+    if as_json:
+        _print_json(state)
+        return
+    rec = state["recommendation"]
+    typer.echo(f"{key}: {state['status']}" + (f"; engine: {rec['code']}" if rec else ""))
+    for r in state["rows"]:
+        low, high = r["always_valid_ci"]
+        bound = f"[{low:+.1%}, {high:+.1%}]" if low is not None and high is not None else "-"
+        change = f"{r['rel_effect']:+.1%}" if r["rel_effect"] is not None else "-"
+        typer.echo(
+            f"  {r['label']} ({r['variant']}): {change}, always valid {bound} — {r['verdict']}"
+        )
+    typer.echo(state["automatic"]["text"])
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

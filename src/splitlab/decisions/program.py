@@ -189,25 +189,26 @@ def primary_result(payload: Mapping[str, Any]) -> PrimaryResult:
 
 
 class ResultCache:
-    """Primary results by stored snapshot id (snapshot rows never change), least recently
-    used first out."""
+    """Primary results by app store and stored snapshot id (snapshot rows never change), least
+    recently used first out."""
 
     def __init__(self, size: int = 5000) -> None:
         self.size = size
-        self._items: OrderedDict[int, PrimaryResult] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], PrimaryResult] = OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, services: Services, ids: list[int]) -> dict[int, PrimaryResult]:
         """The results of these snapshots, reading only the payloads not held yet."""
+        store_name = str(services.settings.resolved_database_url())
         found: dict[int, PrimaryResult] = {}
         missing = []
         with self._lock:
             for snapshot_id in ids:
-                result = self._items.get(snapshot_id)
+                result = self._items.get((store_name, snapshot_id))
                 if result is None:
                     missing.append(snapshot_id)
                 else:
-                    self._items.move_to_end(snapshot_id)
+                    self._items.move_to_end((store_name, snapshot_id))
                     found[snapshot_id] = result
         if missing:
             with services.sessions() as session:
@@ -215,7 +216,7 @@ class ResultCache:
             with self._lock:
                 for snapshot_id, payload in payloads.items():
                     result = primary_result(payload)
-                    found[snapshot_id] = self._items[snapshot_id] = result
+                    found[snapshot_id] = self._items[(store_name, snapshot_id)] = result
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
         return found

@@ -215,12 +215,13 @@ def impact(items: list[ProgramItem]) -> dict[str, Any]:
     raw = raw_total(y, s, shipped, level=LEVEL)
     total, shrunk = shrunk_total(y, s, shipped, level=LEVEL)
     changes = []
-    cumulative_raw = cumulative_shrunk = 0.0
+    cumulative_raw = cumulative_shrunk = cumulative_var = 0.0
     for index, item in enumerate(population):
         if not item.shipped:
             continue
         estimate = float(shrunk.estimates[index])
         cumulative_raw += float(y[index])
+        cumulative_var += float(s[index]) ** 2
         cumulative_shrunk += estimate
         changes.append(
             item_json(item)
@@ -228,6 +229,7 @@ def impact(items: list[ProgramItem]) -> dict[str, Any]:
                 "shrunk_lift": round(estimate, 6),
                 "shrinkage": round(float(shrunk.factors[index]), 6),
                 "cumulative_raw": round(cumulative_raw, 6),
+                "cumulative_raw_se": round(cumulative_var**0.5, 6),
                 "cumulative_shrunk": round(cumulative_shrunk, 6),
             }
         )

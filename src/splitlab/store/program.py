@@ -78,7 +78,7 @@ def program_experiments(
             .where(SnapshotRow.experiment_key.in_(chunk))
             .group_by(SnapshotRow.experiment_key)
         )
-        latest.update(dict(connection.execute(query).tuples().all()))
+        latest.update({key: snapshot_id for key, snapshot_id in connection.execute(query)})
     return [
         ProgramExperiment(
             key=row.key,
@@ -188,3 +188,11 @@ def notes(*, session: Session, keys: Sequence[str]) -> dict[str, list[Note]]:
         for key, author, body, at in session.connection().execute(query):
             found[key].append(Note(author, body, _aware(at) or at))
     return dict(found)
+
+
+def teams_and_types(*, session: Session) -> tuple[list[str], list[str]]:
+    """The teams and experiment types in use (for the views' filter lists)."""
+    connection = session.connection()
+    teams = connection.execute(select(ExperimentRow.team).distinct()).scalars().all()
+    types = connection.execute(select(ExperimentRow.type).distinct()).scalars().all()
+    return sorted(t for t in teams if t), sorted(types)

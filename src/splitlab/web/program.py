@@ -1,0 +1,171 @@
+"""The program views (``/program/{view}``) for product managers, engineering managers and
+finance: optimisation history and impact, the hypothesis tracker, cost-benefit and velocity
+per team — each with its filters in the URL and a JSON twin (``?format=json``).
+
+The numbers come from ``decisions.program`` (stored rows, never an analysis) and, for
+velocity, from the fleet view's own counts (``web.fleet`` and ``web.fleet_charts``), so the
+two pages can never disagree; this module only lays them out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from splitlab.api.deps import ServicesDep
+from splitlab.decisions.program import ProgramFilters, parse_filters
+from splitlab.decisions.program_views import program_view
+from splitlab.errors import NotFoundError, ValidationError
+from splitlab.services import Services
+from splitlab.store import program as store
+from splitlab.web import fleet
+from splitlab.web import fleet_charts as fleet_charts
+from splitlab.web import program_charts as charts
+from splitlab.web.common import page, viewer
+
+router = APIRouter(include_in_schema=False)
+
+TABS = (
+    ("impact", "Impact"),
+    ("tracker", "Hypothesis tracker"),
+    ("cost-benefit", "Cost-benefit"),
+    ("velocity", "Velocity"),
+)
+VIEW_NAMES = dict(TABS)
+VELOCITY_DAYS = {"90d": 90, "180d": 180, "365d": 365, "all": 90}
+"""The velocity view's comparison period (``all`` compares the last 90 days)."""
+
+
+def _months_back(now: datetime, count: int) -> list[tuple[str, datetime, datetime]]:
+    """The last ``count`` calendar months as (YYYY-MM, start, end), oldest first; the
+    current month ends now."""
+    months = []
+    year, month = now.year, now.month
+    for _ in range(count):
+        start = datetime(year, month, 1, tzinfo=UTC)
+        following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        months.append((f"{year:04d}-{month:02d}", start, min(following, now)))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return list(reversed(months))
+
+
+def velocity_view(services: Services, filters: ProgramFilters, *, now: datetime) -> dict[str, Any]:
+    """Launched, completed, median duration and win rate per team per month (the fleet
+    view's definitions: ``fleet_charts``), and per team for the selected period beside the
+    period before it."""
+    rows, _, dates = fleet.load_rows(services, now=now)
+    rows = [
+        r
+        for r in rows
+        if (not filters.team or r.experiment.team == filters.team)
+        and (not filters.type or r.experiment.type == filters.type)
+    ]
+    days = VELOCITY_DAYS[filters.range]
+    since = now - timedelta(days=days)
+    before = since - (now - since)
+    teams = sorted({r.experiment.team or "(no team)" for r in rows})
+    months = _months_back(now, 6 if filters.range in ("90d", "180d", "all") else 12)
+    per_team = []
+    for team in teams:
+        mine = [r for r in rows if (r.experiment.team or "(no team)") == team]
+        launched = {m: 0 for m, _, _ in months}
+        completed = {m: 0 for m, _, _ in months}
+        for r in mine:
+            d = dates.get(r.key)
+            if d is None:
+                continue
+            if d.started is not None and f"{d.started:%Y-%m}" in launched:
+                launched[f"{d.started:%Y-%m}"] += 1
+            if d.stopped is not None and f"{d.stopped:%Y-%m}" in completed:
+                completed[f"{d.stopped:%Y-%m}"] += 1
+        monthly = []
+        for name, start, end in months:
+            kpis = fleet_charts._kpis(mine, dates, start=start, end=end)
+            monthly.append(
+                {"month": name, "launched": launched[name], "completed": completed[name]} | kpis
+            )
+        current = fleet_charts._kpis(mine, dates, start=since, end=now)
+        previous = fleet_charts._kpis(mine, dates, start=before, end=since)
+        per_team.append(
+            {
+                "team": team,
+                "months": monthly,
+                "current": current
+                | {"launched": _count(mine, dates, since, now, field="started")}
+                | {"completed": _count(mine, dates, since, now, field="stopped")},
+                "previous": previous
+                | {"launched": _count(mine, dates, before, since, field="started")}
+                | {"completed": _count(mine, dates, before, since, field="stopped")},
+            }
+        )
+    return {
+        "period_days": days,
+        "since": since.isoformat(),
+        "previous_since": before.isoformat(),
+        "win_band": list(fleet_charts.WIN_BAND),
+        "teams": per_team,
+    }
+
+
+def _count(
+    rows: list[Any], dates: dict[str, Any], start: datetime, end: datetime, *, field: str
+) -> int:
+    """How many of ``rows`` reached milestone ``field`` (started, stopped) in [start, end)."""
+    count = 0
+    for row in rows:
+        at = getattr(dates.get(row.key), field, None)
+        if at is not None and start <= at < end:
+            count += 1
+    return count
+
+
+def _filters(request: Request) -> ProgramFilters:
+    return parse_filters(dict(request.query_params))
+
+
+@router.get("/program")
+def program_home(request: Request) -> Response:
+    """``/program`` opens the impact view (filters kept)."""
+    query = request.url.query
+    return RedirectResponse("/program/impact" + (f"?{query}" if query else ""), status_code=303)
+
+
+@router.get("/program/{view}")
+def program_page(view: str, request: Request, services: ServicesDep) -> Response:
+    """One program view; ``?format=json`` its JSON twin."""
+    if view not in VIEW_NAMES:
+        raise NotFoundError(f"no program view {view[:40]!r}", details={"views": list(VIEW_NAMES)})
+    user, _ = viewer(request, services)
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    fmt = request.query_params.get("format", "html")
+    if fmt not in ("html", "json"):
+        raise ValidationError(
+            "format must be html or json",
+            details=[{"loc": ["query", "format"], "msg": "html or json"}],
+        )
+    filters = _filters(request)
+    now = datetime.now(UTC)
+    if view == "velocity":
+        data = {"view": "velocity", "filters": vars(filters) | {}} | velocity_view(
+            services, filters, now=now
+        )
+        figures = charts.velocity_figures(data)
+    else:
+        data = program_view(services=services, view=view, filters=filters, now=now)
+        figures = charts.figures(view, data)
+    with services.sessions() as session:
+        teams, types = store.teams_and_types(session=session)
+    context = {
+        "view": view,
+        "view_name": VIEW_NAMES[view],
+        "tabs": TABS,
+        "filters": filters,
+        "data": data,
+        "figures": figures,
+        "teams": teams,
+        "types": types,
+    }
+    return page(request, services, "program.html", context, twin=data)
