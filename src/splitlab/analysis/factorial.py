@@ -4,8 +4,10 @@ interactions and ANOVA table (``analyze_factorial``), each effect with its CI.
 The design comes from the variants' ``payload.factors`` (``splitlab.domain.factorial``; the
 control sets every factor low).  The per-variant n, Σy and Σy² are the ones the analysis
 itself fetches (``fetch_aggregates``, overall cell, no segments, covariates or daily
-series), so the cell means agree with the results table.  Metrics that are a per-unit mean
-(binary, count, sum) are decomposed; ratio and quantile metrics are listed with a reason.
+series), so the cell means agree with the results table's raw means.  Metrics that are a
+per-unit mean (binary, count, sum) are decomposed; ratio and quantile metrics are listed with
+a reason.  The effects are not CUPED- or covariate-adjusted, and their p-values are not
+corrected across terms or metrics (the table reports each term's own test, as anova_lm).
 """
 
 from __future__ import annotations
