@@ -242,3 +242,39 @@ def test_overlay_bad_value_is_422(vic: TestClient, value: str) -> None:
 
 def test_overlay_unknown_experiment_is_404(vic: TestClient) -> None:
     assert vic.get("/experiments/nope/ml").status_code == 404
+
+
+def test_cli_models_and_canary(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``splitlab models`` and ``splitlab canary`` read the same numbers as the pages."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from splitlab.cli import app
+
+    monkeypatch.setenv("SPLITLAB_HOME", str(demo.settings.home))
+    monkeypatch.setenv("SPLITLAB_DATABASE_URL", demo.settings.resolved_database_url())
+    for name in ("SPLITLAB_AUTH", "SPLITLAB_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    from_cli = {(e["experiment"], e["variant"]): e for e in json.loads(result.output)}
+    assert set(from_cli) == {
+        ("distilled-ranker", "baseline"), ("distilled-ranker", "distilled"),
+        ("support-prompt-steps", "current"), ("support-prompt-steps", "step_by_step"),
+        ("payments-4-2-canary", "stable"), ("payments-4-2-canary", "canary"),
+    }  # fmt: skip
+    snap = latest(services=demo, key="distilled-ranker")
+    assert from_cli["distilled-ranker", "distilled"]["quality"]["delta"] == (
+        snap.result("ml-quality", "distilled").abs_effect
+    )
+    text = runner.invoke(app, ["models", "--type", "prompt"]).output
+    assert "support-prompt-steps/current support-v3 · gpt-4o-mini" in text
+    assert "dominated by step_by_step" in text and "distilled" not in text
+    canary = runner.invoke(app, ["canary", "payments-4-2-canary"])
+    assert canary.exit_code == 0, canary.output
+    assert "engine: ROLLBACK" in canary.output and "— worse" in canary.output
+    assert "Automatic rollback" in canary.output
+    missing = runner.invoke(app, ["canary", "nope"])
+    assert missing.exit_code == 1 and "no experiment 'nope'" in missing.output
