@@ -149,3 +149,39 @@ def test_warm_reads_use_the_cache_and_a_new_snapshot_replaces_it(
     _store(stored, "llm-a", _payload("llm-a", quality_shift=0.02))
     fresh = {e.variant: e for e in lb.leaderboard(services=stored)}
     assert fresh["one-page"].measures["quality"].rel == pytest.approx(-0.03)
+
+
+def test_the_cache_is_per_store(stored: Services, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Snapshot ids repeat across app stores: another store's summary is never used."""
+    from splitlab.config import Settings
+    from splitlab.store.db import make_engine
+    from splitlab.store.migrate import upgrade
+
+    lb.leaderboard(services=stored)  # cache this store's summaries
+    home = tmp_path_factory.mktemp("other-store")
+    settings = stored.settings.model_copy(
+        update={"home": home, "database_url": f"sqlite:///{home / 'app.db'}"}
+    )
+    assert isinstance(settings, Settings)
+    engine = make_engine(settings.resolved_database_url())
+    upgrade(engine)
+    engine.dispose()
+    other = Services.open(settings)
+    try:
+        variants = [
+            {"key": "control", "weight": 0.5, "is_control": True, "payload": {"model": "a"}},
+            {"key": "one-page", "weight": 0.5, "payload": {"model": "b"}},
+        ]
+        make_experiment(other, "llm-b", to=Status.RUNNING, type="prompt", variants=variants)
+        payload = _payload("llm-b")
+        payload["units"] = payload["units"][:2]
+        payload["results"] = [r for r in payload["results"] if r["variant"] == "one-page"]
+        payload["daily"] = [r for r in payload["daily"] if r["variant"] == "one-page"]
+        assert _store(other, "llm-b", payload) == 1  # the same id as llm-a's first snapshot
+        entries = lb.leaderboard(services=other)
+        assert [(e.experiment, e.variant) for e in entries] == [
+            ("llm-b", "control"),
+            ("llm-b", "one-page"),
+        ]
+    finally:
+        other.close()

@@ -99,13 +99,16 @@ def _clean(value: Any) -> Any:
 class _Summary:
     """What one stored snapshot gives the leaderboard (kept per snapshot id)."""
 
+    experiment: str
+    """The snapshot's experiment (a cached summary is used only for that experiment)."""
     variants: tuple[str, ...]
     alpha: float
     parts: dict[str, dict[str, Measure]]
     """Part → variant → measure (cost from a metric; listed prices are added later)."""
 
 
-_CACHE: OrderedDict[int, _Summary | None] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, int], _Summary | None] = OrderedDict()
+"""Summaries by (app-store URL, snapshot id): ids are only unique within one store."""
 _LOCK = threading.Lock()
 _CACHE_SIZE = 20_000
 
@@ -199,7 +202,7 @@ def summarise(payload: dict[str, Any]) -> _Summary | None:
                 treatment_cell(row, metric, alpha), se, _spark(daily, key, v, False)
             )
         parts[part] = by_variant
-    return _Summary(variants=variants, alpha=alpha, parts=parts)
+    return _Summary(experiment=snapshot.experiment, variants=variants, alpha=alpha, parts=parts)
 
 
 def _price(value: float, control: float, *, is_control: bool) -> Measure:
@@ -298,17 +301,24 @@ def mark_frontier(entries: list[Entry], alpha: float) -> None:
 def _summaries(
     services: Services, experiments: list[FleetExperiment]
 ) -> dict[int, _Summary | None]:
-    ids = [e.snapshot_id for e in experiments if e.snapshot_id is not None]
+    store = services.settings.resolved_database_url()
+    wanted = {e.snapshot_id: e.key for e in experiments if e.snapshot_id is not None}
+    have: dict[int, _Summary | None] = {}
     with _LOCK:
-        have = {i: _CACHE[i] for i in ids if i in _CACHE}
-    missing = [i for i in ids if i not in have]
+        for i, key in wanted.items():
+            if (store, i) not in _CACHE:
+                continue
+            cached = _CACHE[(store, i)]
+            if cached is None or cached.experiment == key:  # None: unreadable, kept as such
+                have[i] = cached
+    missing = [i for i in wanted if i not in have]
     if missing:
         with services.sessions() as session:
             payloads = snapshot_payloads(session=session, ids=missing)
         made = {i: summarise(p) for i, p in payloads.items()}
         with _LOCK:
             for i, summary in made.items():
-                _CACHE[i] = summary
+                _CACHE[(store, i)] = summary
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
         have |= made
