@@ -169,3 +169,40 @@ def test_the_truth_of_the_joint_model_is_exact() -> None:
     assert np.isclose(
         truth["metrics"]["ix-conversion"]["overall"]["treatment"]["mean"], (0.12 + 0.165) / 2
     )
+
+
+def test_quantile_and_ratio_metrics_are_listed_not_tested(services: Services) -> None:
+    from splitlab.domain import MetricDefinition
+    from splitlab.simulate import load_scenario
+
+    base = load_scenario("interacting_experiments")
+    extra = [
+        MetricDefinition.model_validate(
+            {"key": "ix-order-p90", "kind": "quantile", "event": "purchase", "quantile": 0.9}
+        ),
+        MetricDefinition.model_validate(
+            {
+                "key": "ix-order-value",
+                "kind": "ratio",
+                "event": "purchase",
+                "denominator_event": "purchase",
+            }
+        ),
+    ]
+    metrics = {**base.experiment["metrics"], "secondary": ["ix-order-p90", "ix-order-value"]}
+    scenario = base.model_copy(
+        update={
+            "metrics": [*base.metrics, *extra],
+            "experiment": {**base.experiment, "metrics": metrics},
+        }
+    )
+    simulate_into(services, generate(scenario, units=2_000, start=START))
+    result = analyze_interactions(
+        services=services, key="interacting_experiments", other="interacting-banner"
+    )
+    reasons = {m.metric: m.reason for m in result.metrics}
+    assert reasons == {
+        "ix-conversion": "",
+        "ix-order-p90": "not_a_unit_mean",
+        "ix-order-value": "not_a_unit_mean",
+    }

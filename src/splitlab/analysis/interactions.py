@@ -7,7 +7,8 @@ analysis computes them (windows from the exposure to A, capping).  For each of A
 treatments and each of B's arms, A's effect within that arm; for each of B's treatments the
 interaction (A's effect there minus A's effect in B's control, an OLS interaction
 coefficient, classical SE); per metric, the omnibus F for "no interaction at all".
-Metrics that are not a per-unit mean (ratio, quantile) are listed with a reason.
+Metrics that are not a per-unit mean (ratio, quantile) are listed with a reason.  The
+effects are unadjusted (no CUPED or covariates) and their p-values uncorrected.
 """
 
 from __future__ import annotations

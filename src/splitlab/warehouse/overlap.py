@@ -16,7 +16,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-from splitlab.domain import MetricDefinition
+from splitlab.domain import MetricDefinition, MetricKind
 from splitlab.warehouse import queries
 from splitlab.warehouse.columns import UNITS, metric_columns
 
@@ -63,10 +63,13 @@ def cell_sums(
     per_unit: queries.UnitAggregates, metrics: Sequence[MetricDefinition], *, as_of: datetime
 ) -> ir.Table:
     """``variant, other, n`` and per metric ``sy{i}``, ``syy{i}`` (capped per-unit values, as
-    the analysis computes them) over the per-unit aggregates of :func:`shared_units`."""
+    the analysis computes them; none for a quantile metric) over the per-unit aggregates of
+    :func:`shared_units`."""
     values = queries.metric_values(per_unit, metrics, as_of=as_of)
     aggs: dict[str, ir.Scalar] = {UNITS: values.uid.count()}
-    for i in range(len(metrics)):
+    for i, metric in enumerate(metrics):
+        if metric.kind is MetricKind.QUANTILE:  # no per-unit value to sum
+            continue
         names = metric_columns(i)
         y = values[names.value]
         aggs[names.sum] = y.sum()
