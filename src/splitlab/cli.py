@@ -1078,6 +1078,11 @@ def simulate(
         f"experiment {data.key} {verb} {data.units:,} units over {data.days} days from "
         f"{data.start:%Y-%m-%d} (seed {data.seed})"
     )
+    if data.concurrent is not None:
+        typer.echo(
+            f"concurrent experiment {data.concurrent.key} on the same units: "
+            f"splitlab interactions {data.key} --with {data.concurrent.key}"
+        )
     for name, part in (("exposures", report.exposures), ("events", report.events)):
         typer.echo(
             f"{name}: accepted {part['accepted']:,}, duplicates {part['duplicates']:,}, "

@@ -24,6 +24,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         args = ["simulate", name, "--units", "8000", "--start", "2024-05-01"]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
+    assert (
+        "concurrent experiment interacting-banner on the same units: splitlab interactions "
+        "interacting_experiments --with interacting-banner" in result.output
+    )
     return tmp_path / "home"
 
 
