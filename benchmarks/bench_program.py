@@ -198,7 +198,8 @@ def build_leaderboard(services: Services, *, experiments: int, arms: int) -> dic
 
 
 # ---- program views
-# (another helper adds the cost-benefit, hypothesis tracker and impact timings here)
+# impact, hypothesis tracker, cost-benefit and velocity over ``--decided`` decided experiments:
+# ``bench_program_views.py`` builds them in the same stores and times them (``main`` below)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", type=int, default=200)
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--decided", type=int, default=1000, help="program views' experiments")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -252,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_line("GET /models?format=json (warm)", as_json, TARGET_MS))
             print(_line("GET /models HTML (warm)", as_html, TARGET_MS))
             # ---- program views: print their lines here
+            import bench_program_views as views
+
+            made = views.build_decided(services, total=args.decided)
+            print(f"  program views' data: {made['decided']} decided experiments")
+            print("\n".join(views.bench_views(services, repeats=args.repeats)))
         finally:
             services.close()
     return 0

@@ -173,6 +173,25 @@ def test_filters_are_checked_kept_and_escaped(vic: TestClient) -> None:
     assert moved.status_code == 303 and moved.headers["location"] == "/program/impact?team=web"
 
 
+def test_long_tables_are_paged_and_the_twin_keeps_every_row(
+    vic: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from splitlab.web import program as page
+
+    monkeypatch.setattr(page, "PER_PAGE", 4)
+    first = vic.get("/program/tracker", params={"team": "", "period": "month"}).text
+    assert first.count("<tr>") - 1 == 4  # the header row and four experiments
+    assert "Rows 1–4 of 6 (page 1 of 2" in first
+    assert 'href="/program/tracker?period=month&amp;page=2"' in first
+    second = vic.get("/program/tracker", params={"page": "2"}).text
+    assert "Rows 5–6 of 6" in second and "← Previous" in second
+    beyond = vic.get("/program/tracker", params={"page": "9"}).text
+    assert "Rows 5–6 of 6" in beyond  # past the end: the last page
+    twin = vic.get("/program/tracker", params={"page": "2", "format": "json"}).json()
+    assert len(twin["rows"]) == 6
+    assert vic.get("/program/tracker", params={"page": "0"}).status_code == 422
+
+
 def test_api_documents_and_checks_its_input(vic: TestClient, api_key: dict[str, str]) -> None:
     assert vic.get("/api/program/velocity", headers=api_key).status_code == 422
     wrong = vic.get("/api/program/impact", params={"benefit": "joy"}, headers=api_key)

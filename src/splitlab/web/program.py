@@ -34,6 +34,8 @@ TABS = (
     ("velocity", "Velocity"),
 )
 VIEW_NAMES = dict(TABS)
+PER_PAGE = 100
+"""Table rows per HTML page (the JSON twin keeps every row)."""
 VELOCITY_DAYS = {"90d": 90, "180d": 180, "365d": 365, "all": 90}
 """The velocity view's comparison period (``all`` compares the last 90 days)."""
 
@@ -125,6 +127,27 @@ def _filters(request: Request) -> ProgramFilters:
     return parse_filters(dict(request.query_params))
 
 
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ValidationError(
+            "page must be a whole number from 1",
+            details=[{"loc": ["query", "page"], "msg": "a whole number from 1"}],
+        )
+    return int(raw)
+
+
+def _listing(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the view's table, in the order the page lists them."""
+    if view == "tracker":
+        return list(data["rows"])
+    if view == "cost-benefit":
+        return sorted(data["points"], key=lambda p: (-p["cost"], p["key"]))
+    if view == "impact":
+        return list(reversed(data["changes"]))
+    return []
+
+
 @router.get("/program")
 def program_home(request: Request) -> Response:
     """``/program`` opens the impact view (filters kept)."""
@@ -147,6 +170,7 @@ def program_page(view: str, request: Request, services: ServicesDep) -> Response
             details=[{"loc": ["query", "format"], "msg": "html or json"}],
         )
     filters = _filters(request)
+    page_number = _page_number(request)
     now = datetime.now(UTC)
     if view == "velocity":
         data = {"view": "velocity", "filters": vars(filters) | {}} | velocity_view(
@@ -158,7 +182,15 @@ def program_page(view: str, request: Request, services: ServicesDep) -> Response
         figures = charts.figures(view, data)
     with services.sessions() as session:
         teams, types = store.teams_and_types(session=session)
+    listing = _listing(view, data)
+    pages = max(1, -(-len(listing) // PER_PAGE))
+    page_number = min(page_number, pages)
     context = {
+        "page_rows": listing[(page_number - 1) * PER_PAGE : page_number * PER_PAGE],
+        "page_number": page_number,
+        "pages": pages,
+        "listed": len(listing),
+        "per_page": PER_PAGE,
         "view": view,
         "view_name": VIEW_NAMES[view],
         "tabs": TABS,
