@@ -19,7 +19,7 @@ from splitlab.api.deps import Editor, Reader, ServicesDep
 from splitlab.decisions.policy import MAX_POLICY_CHARS, POLICY_NAME_PATTERN, Policy
 from splitlab.decisions.recommendation import Recommendation
 from splitlab.decisions.service import policy_view, recommend_experiment, store_policy
-from splitlab.errors import PayloadTooLargeError, PermissionDeniedError
+from splitlab.errors import PayloadTooLargeError, PermissionDeniedError, ValidationError
 
 router = APIRouter(tags=["decisions"])
 
@@ -49,7 +49,16 @@ class PolicyOut(BaseModel):
     resolved: Policy = Field(description="built-in → stored default → this document")
 
 
-@router.get("/api/experiments/{key}/recommendation")
+NOT_STARTED: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "The experiment has not started (draft, review or scheduled): nothing to "
+        "decide yet",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
+
+
+@router.get("/api/experiments/{key}/recommendation", responses=NOT_STARTED)
 async def recommendation(
     key: str,
     services: ServicesDep,
@@ -100,6 +109,11 @@ async def write_policy(
     body = await request.body()
     if len(body) > MAX_POLICY_CHARS * 4:
         raise PayloadTooLargeError(f"policy document over {MAX_POLICY_CHARS} characters")
+    if not body.strip():  # a lost body is not "reset to the defaults": that is an explicit {}
+        raise ValidationError(
+            "invalid policy: (document): the body is empty; send {} to store an empty overlay",
+            details=[{"loc": ["(document)"], "msg": "empty body"}],
+        )
 
     def store() -> PolicyOut:
         view = store_policy(services=services, name=name, document=body, actor=principal)

@@ -19,7 +19,12 @@ REPORT_RESPONSES: dict[int | str, dict[str, object]] = {
             media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
             for media in MEDIA_TYPES.values()
         },
-    }
+    },
+    409: {
+        "description": "The experiment has not started (nothing to report yet), or it is being "
+        "re-analysed as data arrives",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    },
 }
 """The documented answers (the error responses are added for every route by ``api.docs``)."""
 

@@ -38,6 +38,7 @@ from splitlab.decisions.guardrails import DECIDING_GUARDRAIL_CODES, guardrail_st
 from splitlab.decisions.policy import Policy
 from splitlab.decisions.recommendation import BusinessValue, Code, Reason, Recommendation, Stage
 from splitlab.decisions.stages import (
+    ENDED_STATUSES,
     REASONS,
     DecisionContext,
     Outcome,
@@ -334,19 +335,31 @@ def _maturity(run: Run) -> Outcome | None:
             evidence=evidence,
         )
         return None
+    ended = run.context.status in ENDED_STATUSES
+    more = (
+        f"it stopped short (about {remaining:,} more day(s) had it kept running)"
+        if ended
+        else f"about {remaining:,} more day(s) at the current rate"
+    )
     reason = run.add(
         Stage.MATURITY,
         "underpowered",
         f"{have:,.0f} of the {needed:,.0f} units per variant the plan needs for {primary.name}; "
-        f"about {remaining} more day(s) at the current rate.",
+        f"{more}.",
         metric=primary.key,
-        evidence=evidence,
+        evidence=evidence | {"ended": ended},
+    )
+    summary = (
+        f"Pending: under-powered, stopped at {have:,.0f} of the {needed:,.0f} units per variant "
+        f"the plan needs (about {remaining:,} more day(s) had it kept running)."
+        if ended
+        else f"Pending: under-powered, about {remaining:,} more day(s) to the planned sample."
     )
     return Outcome(
         Code.PENDING_UNDERPOWERED,
-        f"Pending: under-powered, about {remaining} more day(s) to the planned sample.",
+        summary,
         reason=reason,
-        evidence=evidence,
+        evidence=evidence | {"ended": ended},
     )
 
 
@@ -360,7 +373,9 @@ def _primary(run: Run) -> Outcome:
     for i in run.indices(primary.key):
         row = data.rows[i]
         kind, threshold = min_lift(policy, primary.key, row)
-        p = data.av_p[i] * max(len(run.indices(primary.key)), 1) if early else data.p_adjusted[i]
+        arms = max(len(run.indices(primary.key)), 1)
+        # early: the always-valid p, Bonferroni across the arms (capped at 1, as any p-value)
+        p = min(1.0, data.av_p[i] * arms) if early else data.p_adjusted[i]
         rel, absolute = data.rel_effect[i], data.abs_effect[i]
         good_rel, good_abs = primary.sign * rel, primary.sign * absolute
         lift = good_rel if kind == "relative" else good_abs
@@ -376,7 +391,7 @@ def _primary(run: Run) -> Outcome:
         }
         significant = bool(np.isfinite(p) and p < run.alpha)
         better, worse = significant and good_rel > 0, significant and good_rel < 0
-        ci = f"CI {data.rel_low[i]:+.2%} to {data.rel_high[i]:+.2%}, adjusted p = {_p(p)}"
+        ci = _interval_text(data, i, p, early=early)
         if run.snapshot.engine is Engine.BAYESIAN:  # chance to beat control, by direction
             chance, need = row.chance_to_win, policy.bayesian.chance_to_win
             better = chance is not None and chance >= need
@@ -384,7 +399,7 @@ def _primary(run: Run) -> Outcome:
             evidence["chance_to_win"] = chance
             evidence["expected_loss"] = row.risk_treatment
             ci = f"chance to win {_p(chance if chance is not None else math.nan)}"
-        head = f"{primary.name} for {row.variant}: {rel:+.2%} vs control ({ci})"
+        head = f"{primary.name} for {row.variant}: {rel:+.2%} vs {run.control} ({ci})"
         if better and lift >= threshold:
             winners.append((float(good_rel), i))
             code, text = "primary_significant_win", f"{head}, at least the minimum lift."
@@ -420,7 +435,7 @@ def _primary(run: Run) -> Outcome:
             )
         return Outcome(
             Code.SHIP_GLOBAL,
-            f"Ship {row.variant}: {primary.name} {data.rel_effect[best]:+.1%} vs control, "
+            f"Ship {row.variant}: {primary.name} {data.rel_effect[best]:+.1%} vs {run.control}, "
             "significant and at least the minimum lift.",
             variant=row.variant,
             reason=reason,
@@ -455,6 +470,23 @@ def _primary(run: Run) -> Outcome:
         reason=reason,
         evidence=reason.evidence,
     )
+
+
+def _interval_text(data: Any, i: int, p: float, *, early: bool) -> str:
+    """The interval and p-value that the verdict rests on, named for what they are: the
+    always-valid interval and p when deciding early; otherwise the fixed-horizon interval with
+    the raw p beside the family-adjusted one when they differ (a 95% interval that excludes 0
+    beside an adjusted p above alpha is the correction at work, not a contradiction)."""
+    if early:
+        return (
+            f"always-valid CI {data.av_rel_low[i]:+.2%} to {data.av_rel_high[i]:+.2%}, "
+            f"always-valid p = {_p(p)} across the arms"
+        )
+    text = f"CI {data.rel_low[i]:+.2%} to {data.rel_high[i]:+.2%}, "
+    raw = float(data.p_value[i])
+    if np.isfinite(raw) and np.isfinite(p) and _p(raw) != _p(p):
+        return text + f"p = {_p(raw)}, adjusted p = {_p(p)}"
+    return text + f"adjusted p = {_p(p)}"
 
 
 def _p(p: float) -> str:

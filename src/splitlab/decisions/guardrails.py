@@ -98,8 +98,25 @@ def guardrail_stage(run: Run) -> Outcome | None:
             evidence={"guardrails": [r.metric for r in holds]},
         )
     if (guardrails or policy.rules) and not deferred:
-        run.add(Stage.GUARDRAILS, "guardrails_ok", "Every guardrail is within its margin.")
+        _all_ok(run)
     return None
+
+
+def _all_ok(run: Run) -> None:
+    """``guardrails_ok``, saying how many guardrails have no estimate yet: "every guardrail
+    is within its margin" beside "no estimate yet" would contradict itself."""
+    judged = [r for r in run.reasons if r.stage is Stage.GUARDRAILS]
+    unknown = [r for r in judged if r.code == "guardrail_no_estimate"]
+    if not unknown:
+        run.add(Stage.GUARDRAILS, "guardrails_ok", "Every guardrail is within its margin.")
+    elif len(unknown) < len(judged):
+        run.add(
+            Stage.GUARDRAILS,
+            "guardrails_ok",
+            f"Every guardrail with an estimate is within its margin; {len(unknown)} "
+            "comparison(s) have no estimate yet.",
+            evidence={"no_estimate": len(unknown)},
+        )
 
 
 def _harm_low(info: MetricInfo, data: Comparisons, i: int) -> float:
@@ -157,8 +174,8 @@ def _guardrail_finding(run: Run, metric: MetricInfo, i: int) -> tuple[Reason, bo
         reason = run.add(
             Stage.GUARDRAILS,
             "guardrail_breach",
-            f"{metric.name} for {row.variant} is {show(est)} vs control ({ci}), significantly "
-            f"beyond its margin of {limit}"
+            f"{metric.name} for {row.variant} is {show(est)} vs {run.control} ({ci}), "
+            f"significantly beyond its margin of {limit}"
             + (" (confirmed by the always-valid interval)." if confirmed else "."),
             evidence=evidence | {"always_valid_confirmed": confirmed},
             **fields,
@@ -168,7 +185,7 @@ def _guardrail_finding(run: Run, metric: MetricInfo, i: int) -> tuple[Reason, bo
         reason = run.add(
             Stage.GUARDRAILS,
             "guardrail_beyond_margin",
-            f"{metric.name} for {row.variant} is {show(est)} vs control ({ci}), beyond its "
+            f"{metric.name} for {row.variant} is {show(est)} vs {run.control} ({ci}), beyond its "
             f"margin of {limit} (not yet significant).",
             evidence=evidence,
             **fields,
@@ -213,7 +230,7 @@ def _primary_harm_running(run: Run, primary: MetricInfo) -> Reason | None:
             Stage.GUARDRAILS,
             "primary_harm_running",
             f"The primary metric {primary.name} for {row.variant} is "
-            f"{data.rel_effect[i]:+.1%} vs control, significantly worse by its always-valid "
+            f"{data.rel_effect[i]:+.1%} vs {run.control}, significantly worse by its always-valid "
             f"interval ({data.av_rel_low[i]:+.1%} to {data.av_rel_high[i]:+.1%}) while the "
             "experiment runs.",
             metric=primary.key,

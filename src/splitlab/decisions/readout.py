@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from splitlab.analysis.snapshot import CheckName, ResultRow, Severity, Snapshot
-from splitlab.decisions.recommendation import Recommendation
+from splitlab.decisions.recommendation import Code, Recommendation, Stage
 from splitlab.domain import Correction, Direction, Engine, ExperimentSpec, MetricRole
 
 CORRECTION_NAMES = {
@@ -269,6 +269,12 @@ def _results_section(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Sectio
         sentence = effect_sentence(row, info, control=control, alpha=alpha, correction=correction)
         bullets.append(f"{role}: {sentence}")
     paragraphs = [intro]
+    critical = sorted({c.check.value for c in snapshot.health if c.severity is Severity.CRITICAL})
+    if critical:  # the numbers follow, but must not be read as results (landing-redirect)
+        paragraphs.append(
+            f"A critical health check failed ({', '.join(critical)}): the numbers below are "
+            "for diagnosis only and cannot be trusted as results until the cause is found."
+        )
     segment_lines = _segment_findings(
         snapshot, infos, alpha=alpha, control=control, correction=correction
     )
@@ -376,17 +382,31 @@ def _recommendation_section(recommendation: Recommendation) -> Section:
     )
 
 
-def _caveats(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Iterable[str]:
+def _caveats(
+    snapshot: Snapshot, infos: dict[str, MetricInfo], *, always_valid: bool = False
+) -> Iterable[str]:
+    """``always_valid``: the recommendation decided before the planned sample on the always-valid
+    interval (the peeking caveat then says the verdict does not rest on the fixed-horizon
+    numbers, instead of calling a significant result "not yet a result" beside it)."""
     alpha = alpha_of(snapshot)
     primary = [r for r in snapshot.overall() if infos[r.metric].role is MetricRole.PRIMARY]
     remaining = [r.days_remaining for r in primary if r.days_remaining]
     if snapshot.engine is Engine.FREQUENTIST:
         reached = (
-            f"the planned sample is not reached yet ({max(remaining)} more day(s) needed), so "
+            f"the planned sample is not reached yet ({max(remaining):,} more day(s) needed), so "
             "a significant result now is not yet a result"
             if remaining
             else "read them once, at the planned end"
         )
+        if always_valid:
+            reached = (
+                f"the planned sample is not reached yet ({max(remaining):,} more day(s) "
+                "needed), so the recommendation does not rest on them: it decides early on "
+                "the always-valid interval, which stays valid however often it is looked at"
+                if remaining
+                else f"{reached}; the recommendation rests on the always-valid interval, "
+                "which stays valid however often it is looked at"
+            )
         yield (
             "Peeking: these are fixed-horizon p-values and CIs, valid for one look at the "
             "planned sample size. Checking them day after day and stopping at the first "
@@ -455,11 +475,13 @@ def _caveats(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Iterable[str]:
         )
 
 
-def _caveats_section(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Section:
+def _caveats_section(
+    snapshot: Snapshot, infos: dict[str, MetricInfo], *, always_valid: bool = False
+) -> Section:
     return Section(
         key="caveats",
         title="Caveats",
-        bullets=tuple(_caveats(snapshot, infos)),
+        bullets=tuple(_caveats(snapshot, infos, always_valid=always_valid)),
     )
 
 
@@ -480,6 +502,17 @@ def build_readout(
             _results_section(snapshot, infos),
             _health_section(snapshot),
             _recommendation_section(recommendation),
-            _caveats_section(snapshot, infos),
+            _caveats_section(snapshot, infos, always_valid=_rests_on_always_valid(recommendation)),
         ),
     )
+
+
+def _rests_on_always_valid(recommendation: Recommendation) -> bool:
+    """Whether the recommendation rests on always-valid bounds: it decided before the planned
+    sample, or the guardrail stage rolls back a running experiment (it does so only on an
+    always-valid breach; a rollback by the primary stage rests on the fixed-horizon test)."""
+    reasons = recommendation.reasons
+    by_guardrails = recommendation.code is Code.ROLLBACK and not any(
+        r.stage is Stage.PRIMARY for r in reasons
+    )
+    return by_guardrails or any(r.code == "early_on_always_valid_bound" for r in reasons)

@@ -29,8 +29,9 @@ from splitlab.decisions.policy import (
     resolve,
 )
 from splitlab.decisions.recommendation import Recommendation
+from splitlab.decisions.stages import NOT_STARTED_STATUSES
 from splitlab.domain import Principal
-from splitlab.errors import ValidationError
+from splitlab.errors import ConflictError, ValidationError
 from splitlab.store.audit import write_audit
 from splitlab.store.experiments import get_experiment
 from splitlab.store.policies import get_policies, get_policy, policy_to_dict, put_policy
@@ -115,6 +116,18 @@ def check_policy_name(name: str) -> None:
         )
 
 
+def _started(*, services: Services, key: str) -> None:
+    """NotFoundError for an unknown key; ConflictError before the experiment has started."""
+    with services.sessions() as session:
+        status = get_experiment(session=session, key=key).status
+    if status in NOT_STARTED_STATUSES:
+        raise ConflictError(
+            f"experiment {key!r} is {status}: it has not started, so there is nothing to "
+            "decide yet",
+            details={"status": status},
+        )
+
+
 def _context(*, services: Services, key: str) -> DecisionContext:
     with services.sessions() as session:
         row = get_experiment(session=session, key=key)
@@ -182,7 +195,10 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
     it never was; ``refresh=True`` analyses new data first and re-runs the engine).
 
     Stores a new recommendation row and an audit entry only when the code, variant or
-    segments differ from the stored one; otherwise refreshes the stored row's numbers."""
+    segments differ from the stored one; otherwise refreshes the stored row's numbers.
+    ConflictError (409) for an experiment that has not started (draft, review, scheduled):
+    there is nothing to decide on, and nothing is analysed or stored."""
+    _started(services=services, key=key)
     snapshot = _snapshot(services=services, key=key, refresh=refresh)
     policy = resolve_policy(services=services, key=key)
     policy_hash = policy.policy_hash()

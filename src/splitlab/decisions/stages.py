@@ -80,6 +80,10 @@ REASONS: dict[str, str] = {
 
 Add = Callable[..., Reason]
 LIVE_STATUSES = frozenset({"running", "rolling_out"})
+ENDED_STATUSES = frozenset({"stopped", "readout", "shipped", "killed", "rolled_back"})
+"""Statuses in which no more units arrive: "more days at the current rate" no longer applies."""
+NOT_STARTED_STATUSES = frozenset({"draft", "review", "scheduled"})
+"""Statuses before the first unit: there is nothing to decide on yet."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class Run:
         self.primary = next((m for m in self.metrics.values() if m.role == "primary"), None)
         self.deferred: list[Reason] = []
         """Guardrail holds of a running experiment that wait for maturity."""
+        self.control = snapshot.units[0].variant if snapshot.units else "control"
+        """The control variant's key (units come control first), named in the messages: a
+        canary's control is ``stable``, not "control"."""
 
     def add(self, stage: Stage, code: str, message: str, **fields: Any) -> Reason:
         """Record one reason (``metric``, ``variant``, ``segment``, ``evidence`` as fields)."""
