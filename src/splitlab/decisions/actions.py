@@ -19,6 +19,7 @@ simultaneous decisions on one experiment the second sees what the first did.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from splitlab.errors import (
 from splitlab.store import decisions as repo
 from splitlab.store.experiments import get_experiment, spec_from_row, transition
 from splitlab.store.ramps import active_ramp, create_ramp, rollback_ramp
-from splitlab.store.recommendations import latest_recommendation
+from splitlab.store.recommendations import latest_recommendation, latest_snapshot_texts
 from splitlab.store.tables import DecisionRow, ExperimentRow, RecommendationRow
 
 if TYPE_CHECKING:
@@ -189,6 +190,39 @@ def _resolve_variant(
     return variant
 
 
+def observed_segments(*, session: Session, key: str) -> dict[str, set[str]]:
+    """The segment values the latest snapshot of ``key`` has results for, by segment name
+    (empty when it was never analysed)."""
+    found = latest_snapshot_texts(session=session, keys=[key]).get(key)
+    if found is None:
+        return {}
+    seen: dict[str, set[str]] = {}
+    for result in json.loads(found[1]).get("results") or []:
+        segment = result.get("segment") if isinstance(result, dict) else None
+        if isinstance(segment, dict) and "name" in segment:
+            seen.setdefault(str(segment["name"]), set()).add(str(segment.get("value")))
+    return seen
+
+
+def _check_segment_values(request: DecisionRequest, seen: Mapping[str, set[str]]) -> None:
+    """ValidationError for a segment named twice, or a value the latest results never saw
+    (shipping to ``country=XX`` would ship to nobody); names without results pass."""
+    named: set[tuple[str, str]] = set()
+    for i, segment in enumerate(request.segments or []):
+        pair = (segment.name, segment.value)
+        if pair in named:
+            raise problem(["segments", i], f"{segment.name}={segment.value} is named twice")
+        named.add(pair)
+        values = seen.get(segment.name)
+        if values and segment.value not in values:
+            shown = ", ".join(sorted(values)[:20])
+            raise problem(
+                ["segments", i, "value"],
+                f"{segment.value!r} is not a value of {segment.name!r} in the latest results "
+                f"(seen: {shown})",
+            )
+
+
 def check_approver(*, approver: Principal, author: str, comment: str) -> None:
     """Raise unless ``approver`` may approve a decision recorded by ``author``: the review
     rule of ``domain.review.check_reviewer`` applied to a decision — the reviewer or admin
@@ -318,6 +352,8 @@ def record_decision(
         if request.follows is not None:
             _check_follows(session, key, request.follows, recommendation)
         chosen = _resolve_variant(request, row, recommendation)
+        if request.segments:
+            _check_segment_values(request, observed_segments(session=session, key=key))
         segments_out = [s.model_dump() for s in request.segments] if request.segments else None
         why_override = disagreement(
             action=request.action,

@@ -290,6 +290,26 @@ def _raise(errors: list[dict[str, Any]], *, prefix: str = "") -> None:
     raise ValidationError(f"{prefix}invalid policy: {text}", details=details)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (plain PyYAML keeps the
+    last one silently, so ``maturity:`` written twice would drop the first section)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class names that problem
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {str(key)[:80]!r} appears twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_document(text_or_dict: str | bytes | dict[str, Any]) -> dict[str, Any]:
     """A policy document from YAML/JSON text (JSON is YAML) or a dict; ValidationError when it
     is not a mapping."""
@@ -305,13 +325,15 @@ def load_document(text_or_dict: str | bytes | dict[str, Any]) -> dict[str, Any]:
             details=[{"loc": ["(document)"], "msg": "too long"}],
         )
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = yaml.load(text, Loader=_UniqueKeyLoader) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or ""
+        why = f": {problem}" if "appears twice" in problem else ""
         raise ValidationError(
-            f"invalid policy: (document): not valid YAML or JSON{where}",
-            details=[{"loc": ["(document)"], "msg": f"not valid YAML{where}"}],
+            f"invalid policy: (document): not valid YAML or JSON{where}{why}",
+            details=[{"loc": ["(document)"], "msg": f"not valid YAML{where}{why}"}],
         ) from None
     if data is None:
         data = {}

@@ -92,12 +92,14 @@ class DecisionRequest(BaseModel):
         json_schema_extra={"maxItems": MAX_SEGMENTS},
     )
     ramp: RampPlan | None = Field(default=None, description="ship: a rollout plan")
+    # strict: JSON true is not 1 day, nor "3" three (a client sending them has a bug to see)
     days: int | None = Field(
-        default=None, ge=1, le=MAX_EXTEND_DAYS, description="extend: days to add"
+        default=None, ge=1, le=MAX_EXTEND_DAYS, strict=True, description="extend: days to add"
     )
     follows: int | None = Field(
         default=None,
         ge=1,
+        strict=True,
         le=MAX_INT32,
         description="the id of the recommendation the decision was made on (refused when a "
         "newer one exists)",

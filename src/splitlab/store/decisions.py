@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
-from splitlab.domain.limits import MAX_DATE
+from splitlab.domain.limits import MAX_DATE, MAX_INT32
 from splitlab.errors import ConflictError, NotFoundError
 from splitlab.store.audit import write_audit
 from splitlab.store.experiments import get_experiment
@@ -126,8 +126,15 @@ def get_decision(*, session: Session, key: str, decision_id: int) -> DecisionRow
     """Decision ``decision_id`` of experiment ``key``; ``NotFoundError`` when there is no such
     decision on that experiment (an id of another experiment's decision included)."""
     get_experiment(session=session, key=key)
-    decision = session.scalar(
-        select(DecisionRow).where(DecisionRow.id == decision_id, DecisionRow.experiment_key == key)
+    in_range = 1 <= decision_id <= MAX_INT32  # ids are 32-bit: a larger one names nothing
+    decision = (
+        session.scalar(
+            select(DecisionRow).where(
+                DecisionRow.id == decision_id, DecisionRow.experiment_key == key
+            )
+        )
+        if in_range
+        else None
     )
     if decision is None:
         raise NotFoundError(
