@@ -33,8 +33,9 @@ STANDALONE = {"stats"}
 
 DEVIATIONS: dict[str, set[str]] = {
     # the simulator also seeds the demo (store, analysis) and runs the end-to-end validity
-    # study (analysis, stats, config): an application over the services, not a lower lane
-    "simulate": {"analysis", "config", "services", "stats", "store"},
+    # study (analysis, stats, config): an application over the services, not a lower lane;
+    # the demo stores each analysed experiment's recommendation (decisions) for the fleet badges
+    "simulate": {"analysis", "config", "decisions", "services", "stats", "store"},
 }
 """Known departures from ``LANES``, each with its reason; nothing else may be added."""
 

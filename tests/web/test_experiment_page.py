@@ -150,7 +150,7 @@ def test_page_shows_header_results_on_one_axis_and_the_settings(
     assert "Primary" in html and "Secondary" in html
     # means with their n beneath, p-values adjusted, confidence level stated
     first = snapshot.result("mv-conversion", "treatment_a")
-    assert f"n = {first.control_n:.0f}" in html
+    assert f"n = {first.control_n:,.0f}" in html
     assert "95% intervals" in html and "adjusted by <strong>holm</strong>" in html
     # a recommendation banner, one
     assert html.count('class="reco ') == 1

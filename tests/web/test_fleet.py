@@ -129,7 +129,7 @@ def test_default_view_lists_the_active_experiments_with_their_next_action(
     canary = rows["payments-4-2-canary"]
     assert canary["lower_is_better"] is True
     assert canary["lift"] > 0 and canary["significance"] == "significant"
-    assert canary["badge"].startswith("running")  # no stored recommendation yet
+    assert canary["badge"] == "roll back"  # the demo stores each experiment's recommendation
     # cards: the active experiments, those needing action first
     cards = data["cards"]
     assert {c["key"] for c in cards} == set(statuses)

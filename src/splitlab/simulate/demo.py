@@ -90,6 +90,7 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         "growth",
         S.SHIPPED,
         160,
+        units=60_000,  # the scenario's size: at 8,000 its clear win read as under-powered
         notes=("Conversion +10% across all countries; shipping to 100%.",),
         reasons={"shipped": "clear win on conversion, revenue flat"},
         predicted_probability=0.7,
@@ -145,7 +146,7 @@ EXPERIMENTS: tuple[DemoExperiment, ...] = (
         "web",
         S.ROLLED_BACK,
         70,
-        units=30_000,
+        units=80_000,  # the scenario's size: at 30,000 a 3% loss is p = 0.014, no SRM finding
         notes=("SRM: treatment has 3% fewer units than expected. The redirect drops some users.",),
         reasons={"rolled_back": "sample ratio mismatch: results cannot be trusted"},
         predicted_probability=0.4,
@@ -520,3 +521,14 @@ def _analyze(services: Services, keys: list[str]) -> None:
             analyze(services=services, key=key)
         except WarehouseBusyError:  # a running server owns the warehouse: it analyses itself
             return
+    _recommend(services, keys)
+
+
+def _recommend(services: Services, keys: list[str]) -> None:
+    """Store the decision engine's recommendation for each analysed experiment, so the fleet
+    view's badges ("ship now", "roll back", …) and the decisions' links read from the start
+    (the engine runs on the snapshots just stored; nothing is analysed again)."""
+    from splitlab.decisions.service import recommend_experiment
+
+    for key in keys:
+        recommend_experiment(services=services, key=key)

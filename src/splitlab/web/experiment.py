@@ -9,6 +9,8 @@ the role again, so a forged post changes nothing (403).
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -266,6 +268,13 @@ def experiment_context(
             "units": [u.to_json() for u in snapshot.units],
             "watermark": snapshot.watermark.to_json(),
         },
+        # critical health findings: the results table says they cannot be trusted, so a
+        # coloured "better" row is not read on its own beside a failed SRM check
+        untrusted=[
+            c.check.value.replace("_", " ")
+            for c in snapshot.health
+            if c.severity.value == "critical"
+        ],
     )
     if results_only:
         return context
@@ -346,7 +355,16 @@ def _form_text(value: str | None, field: str, *, required: bool, limit: int = MA
         raise ValidationError(
             f"{field} is too long", details=[{"loc": [field], "msg": f"at most {limit} characters"}]
         )
+    if _CONTROL.search(text):  # as the API refuses them (domain.limits): nobody means to type one
+        raise ValidationError(
+            f"{field} must not contain NUL or other control characters",
+            details=[{"loc": [field], "msg": "no control characters"}],
+        )
     return text
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""Control characters a form's free text may not hold (tabs and line breaks are fine)."""
 
 
 @dataclass(frozen=True)
@@ -366,12 +384,17 @@ def _number(text: str | None, field: str, *, integer: bool = False) -> float | N
     if text is None or not text.strip():
         return None
     try:
-        return int(text) if integer else float(text)
+        number = int(text) if integer else float(text)
     except ValueError as exc:
         raise ValidationError(
             f"{field} must be {'a whole number' if integer else 'a number'}",
             details=[{"loc": [field], "msg": "an integer" if integer else "a number"}],
         ) from exc
+    if not math.isfinite(number):  # "nan" and "inf" parse as floats
+        raise ValidationError(
+            f"{field} must be a finite number", details=[{"loc": [field], "msg": "a number"}]
+        )
+    return number
 
 
 def _ramp(text: str | None, hold: str | None) -> list[dict[str, float]] | None:

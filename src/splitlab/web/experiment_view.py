@@ -62,6 +62,23 @@ def num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def signed(value: float | None) -> str:
+    """A signed number to one decimal (``+3.4``, ``-1.1``); a value that rounds to zero reads
+    ``0.0``, never ``-0.0``; an em dash for none."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = f"{value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
+
+
+def count(value: float | None) -> str:
+    """A count of units in full with thousands separators (``4,026``), as the rest of the page
+    writes them; an em dash for none."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.0f}"
+
+
 def pvalue(value: float | None) -> str:
     """A p-value as people read it: ``0.012``, ``< 0.001``."""
     if value is None or not math.isfinite(value):
@@ -119,11 +136,21 @@ def shared_axis(rows: list[ResultRow]) -> Axis:
     ticks = []
     value = first
     while value <= high + 1e-12:
-        digits = 0 if step * 100 >= 1 else 1
-        label = "0" if abs(value) < 1e-12 else pct(value, digits)
-        ticks.append((value, label))
+        ticks.append((value, tick_label(value)))
         value += step
     return Axis(low=low, high=high, ticks=ticks)
+
+
+def tick_label(value: float) -> str:
+    """An axis tick as a percentage with the decimals it needs: a tick at 2.5% reads
+    ``+2.5%`` (it read ``+2%``, beside ``+5%``), one at 5% reads ``+5%``."""
+    if abs(value) < 1e-12:
+        return "0"
+    percent = value * 100
+    for digits in (0, 1, 2):
+        if abs(round(percent, digits) - percent) < 1e-9:
+            return pct(value, digits)
+    return pct(value, 2)
 
 
 def significant(row: ResultRow, *, engine: Engine, alpha: float) -> bool | None:
@@ -185,8 +212,8 @@ def result_view(
         "cuped": row.cuped,
         "control_mean": num(row.control_mean),
         "treatment_mean": num(row.treatment_mean),
-        "control_n": num(row.control_n, 12),
-        "treatment_n": num(row.treatment_n, 12),
+        "control_n": count(row.control_n),
+        "treatment_n": count(row.treatment_n),
         "abs": f"{num(row.abs_effect)} [{num(row.abs_ci_low)}, {num(row.abs_ci_high)}]",
         "rel": pct(effect),
         "rel_ci": f"[{pct(row.rel_ci_low)}, {pct(row.rel_ci_high)}]",
@@ -303,12 +330,13 @@ def heatmap(snapshot: Snapshot, *, alpha: float) -> dict[str, Any]:
         strength = 0.0 if z is None or not math.isfinite(z) else min(abs(z) / 4.0, 1.0)
         rows.setdefault((r.segment.name, r.segment.value), {})[column] = {
             "z": None if z is None or not math.isfinite(z) else round(z, 2),
+            "z_text": signed(z),
             "tone": tone,
             "strength": round(0.12 + 0.88 * strength, 3),
             "significant": bool(sig),
             "rel": pct(r.rel_effect),
             "rel_ci": f"[{pct(r.rel_ci_low)}, {pct(r.rel_ci_high)}]",
-            "n": num((r.control_n or 0) + (r.treatment_n or 0), 12),
+            "n": count((r.control_n or 0) + (r.treatment_n or 0)),
         }
     multi = len({v for _, v in columns}) > 1
     return {

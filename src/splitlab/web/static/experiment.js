@@ -74,6 +74,27 @@
     }), CONFIG);
     var bayes = data.engine === "bayesian";
     var values = bayes ? s.win : s.p;
+    // p-values far below alpha (1e-57) stacked every fixed tick into one unreadable blob at the
+    // top: draw them down to a floor, on decade ticks spread over the range actually shown
+    var FLOOR = 1e-12, clipped = false;
+    if (!bayes) {
+      values = values.map(function (v) {
+        if (v === null || v === undefined) { return null; }
+        if (v < FLOOR) { clipped = true; return FLOOR; }
+        return v;
+      });
+    }
+    var positive = values.filter(function (v) { return v !== null && v > 0; });
+    var lowExp = Math.floor(Math.log10(Math.min.apply(null, positive.concat([data.alpha || 0.05, 0.01]))));
+    var every = Math.max(1, Math.ceil(-lowExp / 6));
+    var tickvals = [], ticktext = [];
+    var alphaExp = Math.log10(data.alpha || 0.05);
+    for (var e = 0; e >= lowExp; e -= every) {
+      if (e !== 0 && Math.abs(e - alphaExp) < 0.5 * every) { continue; }  // alpha's label there
+      tickvals.push(Math.pow(10, e));
+      ticktext.push(e === 0 ? "1" : (e >= -3 ? String(Math.pow(10, e).toFixed(-e)) : "1e" + e));
+    }
+    if (tickvals.indexOf(data.alpha) < 0 && data.alpha) { tickvals.push(data.alpha); ticktext.push(String(data.alpha)); }
     var shapes = bayes
       ? [0.95, 0.05].map(function (y) { return { type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { dash: "dash", color: BAD, width: 1 } }; })
       : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.alpha, y1: data.alpha, line: { dash: "dash", color: BAD, width: 1 } }];
@@ -83,10 +104,12 @@
     ], layout({
       yaxis: bayes ? { range: [0, 1], tickformat: ".0%", gridcolor: "#eef0f3" } : {
         type: "log", gridcolor: "#eef0f3", title: { text: "p (log scale)" },
-        tickvals: [1e-6, 1e-5, 1e-4, 0.001, 0.01, 0.05, 0.2, 1],
-        ticktext: ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.05", "0.2", "1"]
+        range: [lowExp - 0.3, 0.1], tickvals: tickvals, ticktext: ticktext
       },
-      shapes: shapes
+      shapes: shapes,
+      annotations: clipped ? [{ xref: "paper", yref: "paper", x: 1, y: 0.8, xanchor: "right",
+        yanchor: "top", showarrow: false, font: { size: 11, color: MUTED },
+        text: "p below 1e-12 drawn at 1e-12" }] : []
     }), CONFIG);
   }
 
