@@ -466,7 +466,8 @@ def metrics_list() -> None:
     services = _run(_services)
     with services.sessions() as session:
         for row in repo.list_metrics(session=session):
-            typer.echo(f"{row.key:<24} {row.kind:<9} {row.event:<20} {row.direction}")
+            source = row.event if row.source == "events" else f"units:{row.column}"
+            typer.echo(f"{row.key:<24} {row.kind:<9} {source:<20} {row.direction}")
 
 
 @users_app.command("create")
@@ -759,6 +760,57 @@ def import_exposures(
 ) -> None:
     """Import exposures (experimentKey, variantKey, userKey, occurredAt, props)."""
     _import("exposures", file, map_, preview, dry_run)
+
+
+@import_app.command("units")
+def import_units(
+    file: FileArgument,
+    map_: Annotated[
+        list[str],
+        typer.Option("--map", help="the unit id column: unit_id=COLUMN (default: unit_id)"),
+    ] = [],  # noqa: B006 - typer reads the default
+    preview: PreviewOption = False,
+    dry_run: DryRunOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Import a per-unit table (one row per unit, e.g. revenue_30d): every numeric column
+    becomes a unit value that metrics with source: units and column: NAME read; a column
+    imported again replaces the values of the units in the file."""
+    mapping: dict[str, str] = {}
+    for pair in map_:
+        for part in pair.split(","):
+            source, sep, target = part.partition("=")
+            if not sep or not source or not target:
+                raise typer.BadParameter(f"--map takes unit_id=COLUMN, not {part!r}")
+            mapping[source] = target
+    services = _run(_services)
+    try:
+        report = _run(
+            lambda: services.warehouse.import_units(
+                file,
+                mapping=mapping,
+                write=not (preview or dry_run),
+                preview_rows=10 if preview else 0,
+            )
+        )
+    finally:
+        services.close()
+    data = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(data, default=str, indent=2))
+    else:
+        typer.echo(f"{data['file']}: {data['rows']:,} rows")
+        typer.echo("columns: " + ", ".join(f"{c['name']} ({c['use']})" for c in data["columns"]))
+        for row in data["preview"]:
+            typer.echo("  " + json.dumps(row, default=str))
+        if data["written"]:
+            typer.echo(f"accepted {data['accepted']:,} units, {data['values']:,} values written")
+        typer.echo(f"rejected {data['rejected']:,}")
+        for reason in data["reasons"]:
+            examples = ", ".join(str(n) for n in reason["examples"])
+            typer.echo(f"  {reason['rows']:,} × {reason['reason']} (rows {examples})")
+    if report.rows and report.rejected >= report.rows:
+        _fail(SplitlabError(f"every row of {file} was rejected; nothing was imported"))
 
 
 @app.command("assign")

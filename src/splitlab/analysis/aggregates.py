@@ -80,6 +80,7 @@ def fetch_aggregates(
     conflicts: ibis.Table,
     plan: AnalysisPlan,
     as_of: datetime,
+    unit_values: ibis.Table | None = None,
 ) -> Aggregates:
     """Execute the sufficient-statistics query (and the quantile query, if any) on ``con``.
 
@@ -87,7 +88,8 @@ def fetch_aggregates(
     segment attributes) and their metric values are materialised as temporary tables, so the
     top segment values, the statistics and the quantile queries share one read of the JSON
     attributes and one join of events to units (an engine may otherwise re-evaluate the JSON
-    after the join, once per event)."""
+    after the join, once per event). ``unit_values`` is the unit table that ``source: units``
+    metrics read (joined to the units in the same per-unit table)."""
     timings: dict[str, float] = {}
     definitions = plan.definitions
     sources = [c.source for c in plan.covariates]
@@ -114,7 +116,12 @@ def fetch_aggregates(
             for k in range(len(plan.dimensions))
         ]
         per_unit = queries.unit_aggregates(
-            units, events, definitions, segments=labels, covariates=sources
+            units,
+            events,
+            definitions,
+            segments=labels,
+            covariates=sources,
+            unit_values=unit_values,
         )
         stored = scratch.store("values", per_unit.table)
         # only the distinct aggregates are stored; metric columns are expressions over them

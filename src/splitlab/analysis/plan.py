@@ -168,7 +168,7 @@ class AnalysisPlan:
                     "role": m.role.value,
                     "margin": m.margin,
                     **m.thresholds(),
-                    "definition": m.definition.model_dump(mode="json"),
+                    "definition": definition_settings(m.definition),
                 }
                 for m in self.metrics
             ],
@@ -204,6 +204,16 @@ class AnalysisPlan:
     def settings_hash(self) -> str:
         canonical = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def definition_settings(definition: MetricDefinition) -> dict[str, Any]:
+    """A metric definition's JSON in the settings: ``source`` and ``column`` only for a
+    ``source: units`` metric, so an events metric keeps the hash it had before they existed."""
+    data = definition.model_dump(mode="json")
+    if definition.source == "events":
+        data.pop("source", None)
+        data.pop("column", None)
+    return data
 
 
 def _check_names(spec: ExperimentSpec, metrics: list[PlannedMetric]) -> None:
@@ -291,7 +301,9 @@ def build_plan(
     wrong = [
         key
         for key in plan.event_quantiles
-        if key not in position or metrics[position[key]].definition.kind is not MetricKind.QUANTILE
+        if key not in position
+        or metrics[position[key]].definition.kind is not MetricKind.QUANTILE
+        or metrics[position[key]].definition.source == "units"
     ]
     if wrong:
         raise ValidationError(
@@ -345,6 +357,9 @@ def _plan_covariates(
                 problems.append((where, f"metric {covariate.metric!r} is not the experiment's"))
                 continue
             source_metric = metrics[position[covariate.metric]].definition
+            if source_metric.source == "units":
+                problems.append((where, f"metric {covariate.metric!r} has no pre-period (units)"))
+                continue
             if source_metric.kind not in ADJUSTABLE:
                 problems.append((where, f"metric {covariate.metric!r} is not binary, count or sum"))
                 continue

@@ -64,6 +64,7 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
         conflicts=warehouse.conflicts_table(),
         plan=plan,
         as_of=as_of,
+        unit_values=warehouse.unit_values_table(),
     )
     results, daily, families = compute_results(plan, aggregates)
     health = health_checks(plan, aggregates, results, families)

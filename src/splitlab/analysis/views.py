@@ -231,7 +231,12 @@ def variant_histograms(*, services: Services, key: str, bins: int = 30) -> list[
             variants=plan.variants,
             segments=(),
         )
-        per_unit = queries.unit_aggregates(units, warehouse.events_table(), plan.definitions)
+        per_unit = queries.unit_aggregates(
+            units,
+            warehouse.events_table(),
+            plan.definitions,
+            unit_values=warehouse.unit_values_table(),
+        )
         stored = scratch.store("values", per_unit.table)
         values = queries.metric_values(
             per_unit._replace(table=stored), plan.definitions, as_of=as_of

@@ -409,12 +409,53 @@ class Capping(Strict):
         return self
 
 
+UNIT_TABLE_KINDS = (MetricKind.BINARY, MetricKind.COUNT, MetricKind.SUM, MetricKind.QUANTILE)
+
+
+def _check_source(metric: MetricDefinition) -> None:
+    """An events metric names its event; a units metric names its column and has no event
+    fields, window or pre-period (a unit table has no timestamps)."""
+    if metric.source == "events":
+        if not metric.event:
+            raise ValueError("an events metric needs event")
+        if metric.column is not None:
+            raise ValueError("column is only for source units")
+        return
+    if metric.column is None:
+        raise ValueError("a units metric needs column (the unit table's column)")
+    if metric.kind not in UNIT_TABLE_KINDS:
+        raise ValueError("a units metric is binary, count, sum or quantile")
+    timed = {
+        "event": metric.event,
+        "filter": metric.filter,
+        "value_field": metric.value_field,
+        "denominator_event": metric.denominator_event,
+        "window_start_hours": metric.window_start_hours,
+        "window_hours": metric.window_hours,
+        "cuped_days": metric.cuped_days,
+    }
+    wrong = [name for name, value in timed.items() if value]
+    if wrong:
+        raise ValueError(f"a units metric has no {', '.join(wrong)} (the table has no events)")
+
+
 class MetricDefinition(Strict):
     key: Slug
     name: Name = ""
     description: LongText = ""
     kind: MetricKind
-    event: Name = Field(min_length=1)
+    event: Name = Field(
+        default="", description="the event counted (required unless source is units)"
+    )
+    source: str = Field(
+        default="events",
+        pattern="^(events|units)$",
+        description="events (default) or units: the per-unit value is the column of the unit "
+        "table (splitlab import units), joined to exposures by unit id",
+    )
+    column: PropertyName | None = Field(
+        default=None, description="source units: the unit table's column holding the value"
+    )
     filter: Annotated[dict[str, Any], FilterDocument] = Field(
         default_factory=dict,
         description="{property: value or [values]}: events whose properties match all of them",
@@ -433,6 +474,7 @@ class MetricDefinition(Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> MetricDefinition:
+        _check_source(self)
         if self.kind is MetricKind.RATIO and not self.denominator_event:
             raise ValueError("a ratio metric needs denominator_event")
         if self.kind is MetricKind.QUANTILE and self.quantile is None:

@@ -119,6 +119,9 @@ class MetricRow(Base):
     direction: Mapped[str] = mapped_column(String(20), default="increase")
     cuped_days: Mapped[int] = mapped_column(Integer, default=0)
     margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="events", server_default="events")
+    """events, or units: the value is ``column`` of the unit table (issue 16)."""
+    column: Mapped[str | None] = mapped_column(String(200), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     """The current version; every change of the definition is a new one (``metric_versions``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -239,6 +239,48 @@ class Warehouse:
         """Events, columns as ``schema.EVENT_COLUMNS`` (or the configured source)."""
         return self._table("events")
 
+    def unit_values_table(self) -> ibis.Table:
+        """The unit table (``unit_id, name, value, source, ingested_at``; or its source)."""
+        return self._table("unit_values")
+
+    def import_units(
+        self,
+        path: Path,
+        *,
+        mapping: dict[str, str] | None = None,
+        write: bool = True,
+        preview_rows: int = 0,
+    ) -> Any:
+        """Validate (and import) a per-unit table file; a ``unit_tables.UnitImportReport``."""
+        from splitlab.warehouse import unit_tables
+
+        if self.dialect == "duckdb":
+            return self._writer().run(
+                lambda backend: unit_tables.import_duckdb(
+                    cast("DuckDBBackend", backend).con,
+                    Path(path),
+                    mapping=mapping or {},
+                    write=write,
+                    preview_rows=preview_rows,
+                )
+            )
+        con = duckdb.connect()
+        try:
+            report = unit_tables.stage(
+                con, Path(path), mapping=mapping or {}, preview_rows=preview_rows
+            )
+            if write:
+                report.values = self._writer().run(
+                    lambda backend: unit_tables.write_postgres(
+                        cast(PostgresBackend, backend).con, con, report
+                    )
+                )
+                report.accepted = report.rows - report.rejected
+                report.written = True
+        finally:
+            con.close()
+        return report
+
     def conflicts_table(self) -> ibis.Table:
         """Units exposed to more than one variant (exclude them from analysis)."""
         return self._table("exposure_conflicts")
@@ -274,7 +316,25 @@ class Warehouse:
                 if row["last"] is not None:
                     newest.append(to_us(row["last"]))
         last = from_us(max(newest)) if newest else None
-        return Watermark(counts["exposures"], counts["events"], counts["exposure_conflicts"], last)
+        units = self._unit_values_stamp()
+        return Watermark(
+            counts["exposures"], counts["events"], counts["exposure_conflicts"], last, units
+        )
+
+    def _unit_values_stamp(self) -> str:
+        """``count:newest µs`` of the unit table (``warehouse.unit_tables``), "" when empty."""
+        if "unit_values" not in self.sources:
+            stamp = (
+                "epoch_us(max(ingested_at))"
+                if self.dialect == "duckdb"
+                else "(extract(epoch FROM max(ingested_at)) * 1000000)::BIGINT"
+            )
+            n, us = self.query(f"SELECT count(*), {stamp} FROM unit_values")[0]
+            return f"{n}:{us}" if n else ""
+        table = self.unit_values_table()
+        rows = table.aggregate(n=table.count(), last=table.ingested_at.max()).to_pyarrow()
+        n, last = rows.column("n")[0].as_py(), rows.column("last")[0].as_py()
+        return f"{n}:{to_us(last) if last is not None else 0}" if n else ""
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run read-only SQL on a reader connection (tests, tools, diagnostics)."""

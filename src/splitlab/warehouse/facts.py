@@ -88,7 +88,11 @@ class Watermark:
     events: int
     conflicts: int
     last_ingested_at: datetime | None
+    units: str = ""
+    """The unit table's rows and newest write (``count:us``), "" when it is empty: in the
+    cache key, not in ``last_ingested_at`` (which dates the events for metric windows)."""
 
     def cache_key(self) -> str:
         stamp = self.last_ingested_at.isoformat() if self.last_ingested_at else "-"
-        return f"{self.exposures}:{self.events}:{self.conflicts}:{stamp}"
+        key = f"{self.exposures}:{self.events}:{self.conflicts}:{stamp}"
+        return f"{key}:units={self.units}" if self.units else key

@@ -39,6 +39,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from splitlab.domain import Capping, MetricDefinition, MetricKind
+from splitlab.warehouse import unit_tables
 from splitlab.warehouse.columns import (
     UNITS,
     attribute_column,
@@ -364,6 +365,7 @@ def unit_aggregates(
     only: Sequence[int] | None = None,
     with_eventless_units: bool = True,
     covariates: Sequence[CovariateSource] = (),
+    unit_values: ir.Table | None = None,
 ) -> UnitAggregates:
     """Per-unit aggregates next to each unit's variant, day and segments (in the engine): each
     distinct aggregate once, however many metrics share it (materialise this table; the
@@ -377,8 +379,20 @@ def unit_aggregates(
     One pass: units LEFT JOIN their relevant events, grouped by unit (units without events
     keep one row of NULLs and get zeros).  A ``covariates[j]`` on a metric adds its
     pre-period aggregate (``c{j}`` in ``sources``); attribute covariates ride on the units.
+    A ``source: units`` metric reads its column of ``unit_values`` (``unit_tables``), joined
+    to the units before the events (no value for any unit when ``unit_values`` is None).
     """
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
+    from_table = unit_tables.table_columns([m for _, m in chosen])
+    unit_sources: dict[str, str] = {}
+    if from_table and unit_values is not None:
+        units = unit_tables.join_unit_columns(units, unit_values, from_table)
+        unit_sources = {
+            metric_columns(i).value: unit_tables.unit_column(from_table.index(m.column))
+            for i, m in chosen
+            if m.source == "units" and m.column
+        }
+    chosen = [(i, m) for i, m in chosen if m.source == "events"]
     # segment codes on the units side of the join: once per unit, not once per event
     texts = {attribute_column(k) for k in range(len(segments))}
     units = units.select(
@@ -424,7 +438,7 @@ def unit_aggregates(
         window = (-days * MICROS_PER_DAY, 0)
         sources[covariate_column(j)] = aggs.add(op, metric, metric.event, window)
     per_unit = joined.group_by("uid").agg(**{c: joined[c].max() for c in carried}, **aggs.exprs)
-    return UnitAggregates(per_unit, sources)
+    return UnitAggregates(per_unit, sources | unit_sources)
 
 
 def metric_values(
@@ -454,6 +468,11 @@ def metric_values(
     }
     for i, metric in chosen:
         names = metric_columns(i)
+        if metric.source == "units":
+            columns |= unit_tables.unit_metric_columns(
+                table, metric, sources.get(names.value), names
+            )
+            continue
         columns[names.events] = table[sources[names.events]]
         nulls = sources.get(names.nulls)
         columns[names.nulls] = table[nulls] if nulls else ibis.literal(0, type="int64")

@@ -4,6 +4,9 @@
 * ``exposure_conflicts`` — a unit seen again in another variant; analysis excludes the unit.
 * ``events`` — metric events, keyed by ``event_id``; not tied to one experiment
   (``experiment_key``/``variant_key`` keep what the client sent, for provenance only).
+* ``unit_values`` — per-unit outcomes and attributes without timestamps (``revenue_30d``
+  of a unit), one row per (unit, column name), not tied to an experiment; a new import of a
+  column replaces its value (``warehouse.unit_tables``).
 
 Every row carries ``source`` (api, import, simulator, …) and ``ingested_at`` (commit time),
 which is what the data watermark is made of.
@@ -53,6 +56,14 @@ CREATE TABLE IF NOT EXISTS events (
     variant_key {text},
     source {text} NOT NULL,
     ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unit_values (
+    unit_id {text} NOT NULL,
+    name {text} NOT NULL,
+    value {double} NOT NULL,
+    source {text} NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (unit_id, name)
 );
 CREATE TABLE IF NOT EXISTS warehouse_meta (
     name {text} PRIMARY KEY,

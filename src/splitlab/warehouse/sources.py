@@ -1,7 +1,8 @@
 """Read-only sources: existing tables mapped onto the exposures/events schema, no copying.
 
 A source is configured per warehouse table (``exposures``, ``events``,
-``exposure_conflicts``), e.g. in a JSON or YAML file named by ``SPLITLAB_WAREHOUSE_SOURCES``::
+``exposure_conflicts``, ``unit_values`` — long: one row per unit and column name), e.g. in
+a JSON or YAML file named by ``SPLITLAB_WAREHOUSE_SOURCES``::
 
     events:
       kind: parquet                 # parquet | table | ibis
@@ -72,11 +73,19 @@ TYPES: dict[str, dict[str, dt.DataType]] = {
         "source": dt.string,
         "ingested_at": dt.Timestamp(timezone="UTC"),
     },
+    "unit_values": {
+        "unit_id": dt.string,
+        "name": dt.string,
+        "value": dt.float64,
+        "source": dt.string,
+        "ingested_at": dt.Timestamp(timezone="UTC"),
+    },
 }
 REQUIRED = {
     "exposures": ("experiment_key", "variant_key", "unit_id", "exposed_at"),
     "events": ("unit_id", "event_name", "occurred_at"),
     "exposure_conflicts": ("experiment_key", "unit_id"),
+    "unit_values": ("unit_id", "name", "value"),
 }
 
 

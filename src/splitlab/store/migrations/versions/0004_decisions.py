@@ -114,9 +114,18 @@ def upgrade() -> None:
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("predicted_probability", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("costs", sa.JSON(), nullable=True))
+    # per-unit tables (issue 16): a metric read from the unit table's column
+    with op.batch_alter_table("metrics", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("source", sa.String(length=16), server_default="events", nullable=False)
+        )
+        batch_op.add_column(sa.Column("column", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("metrics", schema=None) as batch_op:
+        batch_op.drop_column("column")
+        batch_op.drop_column("source")
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.drop_column("costs")
         batch_op.drop_column("predicted_probability")

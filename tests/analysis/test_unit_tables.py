@@ -1,0 +1,284 @@
+"""Per-unit tables (``source: units`` metrics): a file with one row per unit is imported into
+``unit_values`` and its columns back metrics, joined to the exposures by unit id in the same
+analysis pass as the event metrics — checked against scipy/statsmodels on the per-unit values
+built here from the file, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.proportion import proportions_ztest
+
+from splitlab.analysis import build_plan, run_analysis
+from splitlab.analysis.snapshot import Snapshot
+from splitlab.domain import ExperimentSpec, MetricDefinition
+from splitlab.errors import ValidationError
+from splitlab.warehouse import Warehouse
+from tests.analysis.builders import METRICS, START, Dataset, generate, per_unit
+
+CAP = 180.0
+UNIT_METRICS = [
+    MetricDefinition.model_validate(
+        {
+            "key": "revenue_30d",
+            "kind": "sum",
+            "source": "units",
+            "column": "revenue_30d",
+            "capping": {"type": "absolute", "value": CAP},
+        }
+    ),
+    MetricDefinition.model_validate(
+        {"key": "converted_7d", "kind": "binary", "source": "units", "column": "conversions_7d"}
+    ),
+    MetricDefinition.model_validate(
+        {"key": "orders_7d", "kind": "count", "source": "units", "column": "conversions_7d"}
+    ),
+    MetricDefinition.model_validate(
+        {
+            "key": "revenue_median",
+            "kind": "quantile",
+            "quantile": 0.5,
+            "source": "units",
+            "column": "revenue_30d",
+        }
+    ),
+]
+DEFINITIONS = {m.key: m for m in [*METRICS, *UNIT_METRICS]}
+
+
+def _spec(secondary: list[str]) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(
+        {
+            "key": "checkout",
+            "variants": [
+                {"key": "control", "weight": 0.5, "is_control": True},
+                {"key": "b", "weight": 0.5},
+            ],
+            "metrics": {"primary": "converted", "secondary": secondary},
+            "plan": {"segments": ["country"]},
+            "start_at": START.isoformat(),
+        }
+    )
+
+
+def _unit_file(dataset: Dataset, path: Path) -> dict[str, tuple[float | None, float | None]]:
+    """A unit table for most of the experiment's units plus strangers: revenue_30d (some
+    missing), conversions_7d and a text column (skipped). Returns unit → (revenue, conv)."""
+    rng = np.random.default_rng(4)
+    rows: dict[str, tuple[float | None, float | None]] = {}
+    for k, unit in enumerate(dataset.units):
+        if k % 11 == 0:
+            continue  # no row: both values missing
+        lift = 6.0 if unit.variant == "b" else 0.0
+        revenue = None if k % 7 == 0 else round(float(rng.gamma(1.2, 40.0)) + lift, 4)
+        conv = float(rng.poisson(0.6 if unit.variant == "b" else 0.5))
+        rows[unit.unit_id] = (revenue, conv)
+    for k in range(50):
+        rows[f"stranger-{k}"] = (1000.0, 5.0)  # never exposed: must not count
+    table = pa.table(
+        {
+            "user_id": list(rows),
+            "revenue_30d": [r for r, _ in rows.values()],
+            "conversions_7d": [int(c) if c is not None else None for _, c in rows.values()],
+            "plan_name": ["pro"] * len(rows),
+        }
+    )
+    if path.suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+    return rows
+
+
+@pytest.fixture(params=["csv", "parquet"])
+def analysed(
+    warehouse: Warehouse, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[Dataset, dict[str, Any], Snapshot]:
+    dataset = generate(seed=12, n_units=700)
+    dataset.write(warehouse, "checkout")
+    path = tmp_path / f"users.{request.param}"
+    rows = _unit_file(dataset, path)
+    report = warehouse.import_units(path, mapping={"unit_id": "user_id"})
+    assert report.rejected == 0 and report.written
+    assert report.accepted == len(rows)
+    assert report.values == sum((r is not None) + (c is not None) for r, c in rows.values())
+    assert [c["use"] for c in report.columns] == ["unit_id", "value", "value", "skipped"]
+    keys = [m.key for m in UNIT_METRICS]
+    plan = build_plan(_spec(["orders", *keys]), DEFINITIONS)
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    return dataset, rows, snapshot
+
+
+def _arms(
+    dataset: Dataset, rows: dict[str, Any], pick: int, transform: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    out = {}
+    for variant in ("control", "b"):
+        values = []
+        for unit in dataset.included():
+            if unit.variant != variant:
+                continue
+            value = rows.get(unit.unit_id, (None, None))[pick]
+            values.append(transform(value))
+        out[variant] = np.array(values, float)
+    return out["control"], out["b"]
+
+
+def test_sum_column_matches_welch_on_the_capped_values(
+    analysed: tuple[Dataset, dict[str, Any], Snapshot],
+) -> None:
+    dataset, rows, snapshot = analysed
+    y_c, y_t = _arms(dataset, rows, 0, lambda v: min(v or 0.0, CAP))
+    entry = snapshot.result("revenue_30d", "b").to_json()
+    welch = scipy_stats.ttest_ind(y_t, y_c, equal_var=False)
+    assert entry["control_mean"] == pytest.approx(y_c.mean(), rel=1e-12)
+    assert entry["treatment_mean"] == pytest.approx(y_t.mean(), rel=1e-12)
+    assert entry["abs_effect"] == pytest.approx(y_t.mean() - y_c.mean(), rel=1e-10)
+    assert entry["statistic"] == pytest.approx(welch.statistic, rel=1e-9)
+    assert entry["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+    units = {v.variant: v.n for v in snapshot.units}
+    assert units == {"control": y_c.size, "b": y_t.size}  # strangers never counted
+
+
+def test_binary_and_count_columns(analysed: tuple[Dataset, dict[str, Any], Snapshot]) -> None:
+    dataset, rows, snapshot = analysed
+    y_c, y_t = _arms(dataset, rows, 1, lambda v: 1.0 if (v or 0) > 0 else 0.0)
+    entry = snapshot.result("converted_7d", "b").to_json()
+    z, p = proportions_ztest([y_t.sum(), y_c.sum()], [y_t.size, y_c.size])
+    assert entry["statistic"] == pytest.approx(z, rel=1e-9)
+    assert entry["p_value"] == pytest.approx(p, rel=1e-9)
+    c_c, c_t = _arms(dataset, rows, 1, lambda v: v or 0.0)
+    counts = snapshot.result("orders_7d", "b").to_json()
+    assert counts["p_value"] == pytest.approx(
+        scipy_stats.ttest_ind(c_t, c_c, equal_var=False).pvalue, rel=1e-9
+    )
+
+
+def test_quantile_column_leaves_missing_units_out(
+    analysed: tuple[Dataset, dict[str, Any], Snapshot],
+) -> None:
+    dataset, rows, snapshot = analysed
+    entry = snapshot.result("revenue_median", "b").to_json()
+    present = {
+        variant: np.array(
+            [
+                rows[u.unit_id][0]
+                for u in dataset.included()
+                if u.variant == variant and rows.get(u.unit_id, (None,))[0] is not None
+            ]
+        )
+        for variant in ("control", "b")
+    }
+    assert entry["control_mean"] == pytest.approx(np.quantile(present["control"], 0.5))
+    assert entry["treatment_mean"] == pytest.approx(np.quantile(present["b"], 0.5))
+
+
+def test_event_metrics_unchanged_in_the_same_pass(
+    warehouse: Warehouse, analysed: tuple[Dataset, dict[str, Any], Snapshot]
+) -> None:
+    dataset, _rows, snapshot = analysed
+    alone = run_analysis(
+        warehouse=warehouse,
+        plan=build_plan(_spec(["orders"]), DEFINITIONS),
+        watermark=warehouse.watermark(),
+    )
+    for key in ("converted", "orders"):
+        assert snapshot.result(key, "b").to_json()["p_value"] == pytest.approx(
+            alone.result(key, "b").to_json()["p_value"], rel=1e-12
+        )
+    values = per_unit(dataset, DEFINITIONS["converted"])
+    converted = sum(values[u.unit_id][0] or 0 for u in dataset.included() if u.variant == "b")
+    n_b = sum(1 for u in dataset.included() if u.variant == "b")
+    entry = snapshot.result("converted", "b").to_json()
+    assert entry["treatment_mean"] == pytest.approx(converted / n_b, rel=1e-12)
+    # segment rows exist for the unit metrics too (segments ride on the same units)
+    assert any(r.segment is not None and r.metric == "revenue_30d" for r in snapshot.results)
+
+
+def test_a_reimport_replaces_values_and_invalidates_the_cache_key(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("unit_id,score\nu1,1.5\nu2,2\n")
+    before = warehouse.watermark().cache_key()
+    warehouse.import_units(path)
+    middle = warehouse.watermark()
+    assert middle.cache_key() != before
+    path.write_text("unit_id,score\nu1,7\n")
+    warehouse.import_units(path)
+    stored = sorted(warehouse.query("SELECT unit_id, name, value FROM unit_values"))
+    assert stored == [("u1", "score", 7.0), ("u2", "score", 2.0)]
+    assert warehouse.watermark().cache_key() != middle.cache_key()
+    assert warehouse.watermark().last_ingested_at == middle.last_ingested_at  # events' time
+
+
+def test_hostile_rows_are_rejected_with_reasons(warehouse: Warehouse, tmp_path: Path) -> None:
+    path = tmp_path / "bad.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "uid": ["ok", "", "dup", "dup", "x" * 300, "tab\tin", "big", "nan"],
+                "v": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1e300, float("nan")],
+            }
+        ),
+        path,
+    )
+    report = warehouse.import_units(path, mapping={"uid": "unit_id"})
+    reasons = {r["reason"].split(":")[0] + ":" + str(r["examples"]) for r in report.reasons}
+    assert report.rows == 8 and report.rejected == 6, report.reasons
+    assert "unit_id:[2]" in reasons  # blank id
+    assert "unit_id:[4]" in reasons  # the second 'dup'
+    assert "v:[7]" in reasons and "v:[8]" in reasons
+    stored = sorted(warehouse.query("SELECT unit_id, value FROM unit_values"))
+    assert stored == [("dup", 3.0), ("ok", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("content", "mapping", "message"),
+    [
+        ("unit_id,country\nu1,de\n", {}, "numeric column"),
+        ("user,v\nu1,1\n", {}, "no column 'unit_id'"),
+        ("user,v\nu1,1\n", {"v": "score"}, "maps only its unit id"),
+        ('unit_id,"bad name!"\nu1,1\n', {}, "property names"),
+    ],
+)
+def test_refused_files(
+    warehouse: Warehouse, tmp_path: Path, content: str, mapping: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text(content)
+    with pytest.raises(ValidationError, match=message):
+        warehouse.import_units(path, mapping=mapping)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"key": "m", "kind": "sum", "source": "units"},
+        {"key": "m", "kind": "ratio", "source": "units", "column": "c", "denominator_event": "e"},
+        {"key": "m", "kind": "sum", "source": "units", "column": "c", "event": "purchase"},
+        {"key": "m", "kind": "sum", "source": "units", "column": "c", "window_hours": 24},
+        {"key": "m", "kind": "sum", "event": "purchase", "column": "c"},
+        {"key": "m", "kind": "sum"},
+    ],
+)
+def test_definition_rules(payload: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"units metric|events metric|column is only"):
+        MetricDefinition.model_validate(payload)
+
+
+def test_events_metrics_keep_their_settings_hash() -> None:
+    plan = build_plan(_spec(["orders"]), DEFINITIONS)
+    for entry in plan.settings()["metrics"]:
+        assert "source" not in entry["definition"] and "column" not in entry["definition"]
+    units = build_plan(_spec(["revenue_30d"]), DEFINITIONS).settings()["metrics"][1]
+    assert units["definition"]["source"] == "units"
+    assert units["definition"]["column"] == "revenue_30d"
