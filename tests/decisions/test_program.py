@@ -270,7 +270,10 @@ def test_tracker_matches_and_brier_scores() -> None:
     assert [(p["period"], p["n"]) for p in cal["over_time"]] == [("2026-Q1", 2), ("2026-Q2", 2)]
     assert cal["over_time"][0]["brier"] == pytest.approx((0.04 + 0.49) / 2)
     assert sum(b["n"] for b in cal["bins"]) == 4
-    assert data["matches"] == {"called": 2, "surprise": 2, "no_forecast": 1}
+    assert data["matches"] == {"called": 2, "surprise": 2, "coin_flip": 0, "no_forecast": 1}
+    assert match(item("g", predicted_probability=0.5, verdict="won")) == "coin_flip"
+    assert match(item("h", predicted_probability=0.5, verdict="lost")) == "coin_flip"
+    assert match(item("i", predicted_probability=0.51, verdict="lost")) == "surprise"
     monthly = tracker(items, period="month")["calibration"]["over_time"]
     assert [p["period"] for p in monthly] == ["2026-01", "2026-02", "2026-04", "2026-05"]
     empty = tracker([item("g")])["calibration"]

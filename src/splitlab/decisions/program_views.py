@@ -102,16 +102,21 @@ def _period(at: datetime, period: str) -> str:
     return f"{at.year:04d}-Q{(at.month - 1) // 3 + 1}"
 
 
+MATCHES = ("called", "surprise", "coin_flip", "no_forecast")
+
+
 def match(item: ProgramItem) -> str:
-    """Prediction against the verdict: ``called`` (a win forecast at ≥ 50% and it won, or
-    below 50% and it did not), ``surprise``, ``no_forecast`` or ``no_result``."""
+    """Prediction against the verdict: ``called`` (a win forecast above 50% and it won, or
+    below 50% and it did not), ``surprise``, ``coin_flip`` (exactly 50%: no call, though
+    the Brier score still counts it), ``no_forecast`` or ``no_result``."""
     if item.verdict == "no_result":
         return "no_result"
-    if item.predicted_probability is None:
+    chance = item.predicted_probability
+    if chance is None:
         return "no_forecast"
-    return (
-        "called" if (item.predicted_probability >= 0.5) == (item.verdict == "won") else "surprise"
-    )
+    if chance == 0.5:
+        return "coin_flip"
+    return "called" if (chance > 0.5) == (item.verdict == "won") else "surprise"
 
 
 def tracker(items: list[ProgramItem], *, period: str = "quarter") -> dict[str, Any]:
@@ -169,7 +174,7 @@ def tracker(items: list[ProgramItem], *, period: str = "quarter") -> dict[str, A
                 "mean_forecast": round(float(np.mean([i.predicted_probability for i in group])), 6),
             }
         )
-    counts = {m: sum(r["match"] == m for r in rows) for m in ("called", "surprise", "no_forecast")}
+    counts = {m: sum(r["match"] == m for r in rows) for m in MATCHES}
     return {
         "rows": rows,
         "matches": counts,

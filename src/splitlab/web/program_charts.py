@@ -199,7 +199,8 @@ def reliability(data: dict[str, Any]) -> dict[str, Any]:
             "legend": {"x": 0.02, "y": 0.98, "bgcolor": "rgba(255,255,255,0.8)"},
             "xaxis": {
                 "title": {"text": "stated chance to win"},
-                "range": [0, 1],
+                "range": [-0.02, 1.02],
+                "dtick": 0.2,
                 "tickformat": ".0%",
             },
             "yaxis": {
