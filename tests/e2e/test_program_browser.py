@@ -95,7 +95,9 @@ def test_the_tracker_reads_predictions_against_outcomes(
     first = data["rows"][0]
     assert first["name"] in rows.nth(0).inner_text()
     badges = page.locator("table.tracker .badge").all_inner_texts()
-    assert any("called" in b for b in badges) and any("surprise" in b for b in badges)
+    assert sum("called" in b for b in badges) == data["matches"]["called"] >= 1
+    assert sum("surprise" in b for b in badges) == data["matches"]["surprise"]
+    assert sum("no call" in b for b in badges) == data["matches"]["coin_flip"]
     brier = page.locator(".kpis div", has_text="Brier score").inner_text()
     assert f"{data['calibration']['brier']:.3f}" in brier
     # learnings open on demand
