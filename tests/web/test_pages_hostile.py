@@ -151,3 +151,5 @@ def test_a_critical_health_finding_is_said_above_the_results(services: Services)
         assert "Do not read these results" in page and "(srm)" in page
         fragment = ada.get(f"/experiments/{KEY}", params={"fragment": "results"}).text
         assert "Do not read these results" in fragment
+        for junk in ("junk", "results2", "<b>"):  # only the one fragment there is
+            _error(ada.get(f"/experiments/{KEY}", params={"fragment": junk}), 422)

@@ -320,7 +320,7 @@ def experiment_page(
     key: str,
     segment: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
     value: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
-    fragment: Annotated[str | None, Query(max_length=20)] = None,
+    fragment: Annotated[str | None, Query(max_length=20, pattern="^results$")] = None,
 ) -> Response:
     """The experiment page (``?format=json``: its JSON twin; ``?fragment=results``: only the
     results section, for the running page's refresh)."""
