@@ -21,7 +21,7 @@ from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
 from splitlab.stats.event_quantile import clustered_quantile_ranks
-from splitlab.warehouse import queries
+from splitlab.warehouse import queries, triggers
 from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
 from splitlab.warehouse.scratch import ScratchTables
 
@@ -104,6 +104,10 @@ def fetch_aggregates(
             segments=plan.dimensions,
             numeric=numeric,
         )
+        if plan.trigger is not None:  # the triggered population, from each first trigger
+            units = scratch.store(
+                "triggered", triggers.triggered_units(units, events, plan.trigger)
+            )
         labels = [
             [
                 str(v)

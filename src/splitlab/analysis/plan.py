@@ -26,6 +26,7 @@ from splitlab.domain import (
     Threshold,
     ThresholdScale,
 )
+from splitlab.domain.experiments import Trigger
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
 from splitlab.warehouse.queries import CovariateSource
@@ -108,6 +109,8 @@ class AnalysisPlan:
     crossed: tuple[tuple[str, str], ...] = ()
     event_quantiles: frozenset[int] = frozenset()
     """Positions of the quantile metrics taken over all events (``plan.event_quantiles``)."""
+    trigger: Trigger | None = None
+    """The activation condition (``plan.trigger``): analyse triggered units only."""
     daily: bool = True
     """Whether to compute the cumulative daily series (and the checks that read it); off only
     for callers that want the overall and segment results alone (the peer benchmark)."""
@@ -193,6 +196,8 @@ class AnalysisPlan:
             ]
         if self.crossed:
             settings["crossed"] = [list(pair) for pair in self.crossed]
+        if self.trigger is not None:
+            settings["trigger"] = self.trigger.model_dump(mode="json")
         if self.covariates:
             settings["covariates"] = [
                 c.spec.model_dump(mode="json")
@@ -333,6 +338,7 @@ def build_plan(
         covariates=covariates,
         crossed=tuple((a, b) for a, b in plan.crossed),
         event_quantiles=frozenset(position[key] for key in plan.event_quantiles),
+        trigger=plan.trigger,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
@@ -13,6 +13,7 @@ from splitlab.analysis.aggregates import fetch_aggregates
 from splitlab.analysis.compute import compute_results, heterogeneity, omnibus
 from splitlab.analysis.health import health_checks
 from splitlab.analysis.plan import AnalysisPlan, build_plan
+from splitlab.analysis.population import assigned_population
 from splitlab.analysis.snapshot import DataWatermark, Snapshot, VariantUnits
 from splitlab.domain import MetricDefinition
 from splitlab.domain.lifecycle import LIVE
@@ -57,15 +58,13 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
     started = time.perf_counter()
     con = warehouse.ibis_connection()  # its session zone is UTC, so days are UTC days
     as_of = watermark.last_ingested_at or datetime.now(UTC)
-    aggregates = fetch_aggregates(
-        con,
-        exposures=warehouse.exposures_table(),
-        events=warehouse.events_table(),
-        conflicts=warehouse.conflicts_table(),
-        plan=plan,
-        as_of=as_of,
-        unit_values=warehouse.unit_values_table(),
-    )
+    tables = {
+        "exposures": warehouse.exposures_table(),
+        "events": warehouse.events_table(),
+        "conflicts": warehouse.conflicts_table(),
+        "unit_values": warehouse.unit_values_table(),
+    }
+    aggregates = fetch_aggregates(con, plan=plan, as_of=as_of, **tables)
     results, daily, families = compute_results(plan, aggregates)
     health = health_checks(plan, aggregates, results, families)
     n = aggregates.n[0]
@@ -94,8 +93,15 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
         omnibus=tuple(omnibus_tests),
         health=tuple(health),
     )
+    update: dict[str, Any] = {}
+    if plan.trigger is not None:  # the assigned population beside the triggered one
+        update["population"] = assigned_population(
+            con=con, tables=tables, plan=plan, as_of=as_of, triggered=aggregates
+        )
     # absent unless there are segments (the JSON form leaves unset optional fields out)
-    return snapshot.model_copy(update={"heterogeneity": tuple(spread)}) if spread else snapshot
+    if spread:
+        update["heterogeneity"] = tuple(spread)
+    return snapshot.model_copy(update=update) if update else snapshot
 
 
 def _stored(row: SnapshotRow) -> Snapshot | None:

@@ -284,6 +284,35 @@ class VariantUnits(SnapshotModel):
     """Units excluded because they were also exposed to another variant."""
 
 
+class PopulationUnits(SnapshotModel):
+    """One variant's units in the assigned and in the triggered population."""
+
+    variant: str
+    assigned: int
+    """Units analysed without the trigger (every exposed unit, from its exposure)."""
+    triggered: int
+    """Of those, units that reached the trigger (the population of ``results``)."""
+
+
+class Population(SnapshotModel):
+    """With ``plan.trigger`` only: the snapshot's results, units, daily series and health
+    checks are the triggered population's; this keeps the assigned population beside it."""
+
+    kind: str = "triggered"
+    """The population of the snapshot's results (always "triggered" when present)."""
+    trigger: dict[str, Any]
+    """The activation condition: event, filter, within_hours."""
+    units: tuple[PopulationUnits, ...]
+    """Per variant, control first."""
+    srm_p_triggered: float | None
+    """Sample-ratio test on the triggered units against the weights."""
+    srm_p_assigned: float | None
+    """The same test on the assigned units."""
+    assigned_results: tuple[ResultRow, ...]
+    """Overall rows of the assigned population (every exposed unit counted from its
+    exposure): ``results`` as they would be without the trigger, for comparison."""
+
+
 class DataWatermark(SnapshotModel):
     """The warehouse data the snapshot was computed from (its cache key)."""
 
@@ -339,6 +368,8 @@ class Snapshot(SnapshotModel):
     across the segment's cells."""
     health: tuple[HealthCheck, ...]
     """Every health check, in a stable order."""
+    population: Population | None = None
+    """With a trigger only: the assigned population beside the triggered one."""
     snapshot_id: int | None = None
     """Served snapshots only: the stored snapshot's id."""
     cached: bool | None = None

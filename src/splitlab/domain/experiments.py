@@ -223,6 +223,19 @@ class Covariate(Strict):
         return self
 
 
+class Trigger(Strict):
+    """An activation condition: only units with a matching ``event`` at or after their
+    exposure (within ``within_hours`` of it, when set) are analysed, each from its first such
+    event (metric windows and pre-periods start there). GrowthBook's activation metric."""
+
+    event: Name = Field(min_length=1)
+    filter: Annotated[dict[str, Any], FilterDocument] = Field(
+        default_factory=dict,
+        description="{property: value or [values]}: trigger events whose properties match",
+    )
+    within_hours: float | None = Field(default=None, gt=0, le=MAX_WINDOW_HOURS)
+
+
 class Plan(Strict):
     engine: Engine = Engine.FREQUENTIST
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
@@ -276,6 +289,11 @@ class Plan(Strict):
         json_schema_extra={"maxItems": MAX_METRICS},
         description="quantile metrics taken over all events (p95 of all requests) with the "
         "clustered delta-method SE, instead of over each unit's mean value",
+    )
+    trigger: Trigger | None = Field(
+        default=None,
+        description="activation condition: analyse only units that reached this event, from "
+        "that moment (the assigned population's overall results come alongside)",
     )
     binary_test: BinaryTest = Field(
         default=BinaryTest.Z,
