@@ -220,3 +220,16 @@ def test_without_a_trigger_nothing_changes(warehouse: Warehouse) -> None:
 def test_bad_triggers_are_refused(trigger: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         _spec(trigger or {"filter": {}})
+
+
+def test_the_readout_names_the_population(analysed: tuple[Data, Snapshot]) -> None:
+    from splitlab.analysis.render import render_markdown, render_table
+
+    _data, snapshot = analysed
+    assert snapshot.population is not None
+    units = snapshot.population.units
+    text = render_table(snapshot)
+    assert "Triggered population (reached 'checkout_started'" in text
+    assert f"control {units[0].triggered:,} of {units[0].assigned:,}" in text
+    assert "assigned population, converted b: effect" in text
+    assert "Triggered population" in render_markdown(snapshot)

@@ -102,8 +102,28 @@ CUPED_NOTE = (
 )
 
 
+def _population(snapshot: Snapshot) -> list[str]:
+    """With a trigger: whose results these are, and the assigned population beside them."""
+    population = snapshot.population
+    if population is None:
+        return []
+    counts = ", ".join(f"{u.variant} {u.triggered:,} of {u.assigned:,}" for u in population.units)
+    lines = [
+        f"Triggered population (reached {population.trigger.get('event')!r} after exposure, "
+        f"counted from then): {counts} assigned units; SRM p {_num(population.srm_p_triggered)} "
+        f"triggered, {_num(population.srm_p_assigned)} assigned."
+    ]
+    for r in population.assigned_results:
+        lines.append(
+            f"  assigned population, {r.metric} {r.variant}: effect {_num(r.abs_effect)} "
+            f"[{_num(r.abs_ci_low)}, {_num(r.abs_ci_high)}], p {_num(r.p_value)}"
+        )
+    return lines
+
+
 def _notes(snapshot: Snapshot) -> list[str]:
-    return [CUPED_NOTE] if any(r.cuped for r in snapshot.results) else []
+    cuped = [CUPED_NOTE] if any(r.cuped for r in snapshot.results) else []
+    return cuped + _population(snapshot)
 
 
 HEADLINE_CHECKS = (CheckName.BAYESIAN_HORIZON,)
