@@ -11,6 +11,7 @@ clear 4xx in the error shape and changes nothing, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from splitlab.decisions.actions import approve_decision
 from splitlab.domain import Principal, Role
 from splitlab.errors import NotFoundError
 from splitlab.services import Services
+from splitlab.store.policies import get_policy
 from splitlab.store.snapshots import save_snapshot
 from tests.api.helpers import METRIC, create_running, experiment_body
 
@@ -167,3 +169,36 @@ def test_decisions_refuse_lax_types_repeated_or_unseen_segments_and_huge_ids(
         url, json=ship | {"segments": [{"name": "country", "value": "DE"}]}, headers=admin
     )
     assert targeted.status_code == 201, targeted.text  # a value the results saw is accepted
+
+
+def test_simultaneous_policy_writes_each_get_their_own_version(services: Services) -> None:
+    # 32 simultaneous PUTs of one policy ended at version 20: each read the version and wrote
+    # it + 1, so writes were lost from the count and audited with stale "before" documents
+    from concurrent.futures import ThreadPoolExecutor
+
+    from splitlab.decisions.service import store_policy
+    from splitlab.store.audit import list_audit
+
+    admin = Principal(username="alice", role=Role.ADMIN)
+
+    def write(i: int) -> None:
+        store_policy(
+            services=services,
+            name="team-growth",
+            document=f"maturity: {{min_days: {i + 1}}}",
+            actor=admin,
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(24)))
+    with services.sessions() as session:
+        entries = sorted(
+            list_audit(session=session, entity="policy", entity_key="team-growth", limit=100),
+            key=lambda e: e.id,
+        )
+        stored = get_policy(session=session, name="team-growth")
+        assert stored is not None and stored.version == 24
+    assert [e.reason for e in entries] == [f"policy team-growth version {v}" for v in range(1, 25)]
+    assert [e.action for e in entries] == ["create"] + ["update"] * 23
+    for previous, entry in itertools.pairwise(entries):
+        assert entry.changes["before"] == previous.changes["after"]  # nothing written unseen

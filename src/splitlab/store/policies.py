@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from splitlab.domain import Principal
@@ -38,17 +40,31 @@ def put_policy(
     *, session: Session, name: str, document: dict[str, Any], actor: Principal
 ) -> PolicyRow:
     """Create or replace stored policy ``name`` (the caller validated ``document``); audited
-    with the previous and new documents."""
+    with the previous and new documents.
+
+    Concurrent writers of one name are serialised: the row is created if missing (an insert
+    that ignores a conflict, version 0 until filled in) and locked (a no-op update: PostgreSQL's
+    row lock, SQLite's write lock) before it is read, so each write reads the one before it —
+    32 simultaneous PUTs gave version 20 and audited stale "before" documents, and two first
+    writes on PostgreSQL could collide on the primary key."""
+    table = cast(Table, PolicyRow.__table__)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    connection = session.connection()
+    connection.execute(
+        insert(table)
+        .values(name=name, document={}, version=0, updated_by=actor.username)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    connection.execute(update(table).where(table.c.name == name).values(version=table.c.version))
     row = session.get(PolicyRow, name)
-    before = dict(row.document) if row is not None else None
-    if row is None:
-        row = PolicyRow(name=name, document=document, version=1, updated_by=actor.username)
-        session.add(row)
-    else:
-        row.document = document
-        row.version = row.version + 1
-        row.updated_by = actor.username
-        row.updated_at = datetime.now(UTC)
+    assert row is not None  # inserted or present above, and locked
+    session.refresh(row)  # a row this session loaded before the lock may be stale
+    before = dict(row.document) if row.version > 0 else None
+    row.document = document
+    row.version = row.version + 1
+    row.updated_by = actor.username
+    row.updated_at = datetime.now(UTC)
     session.flush()
     write_audit(
         session=session,
