@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from splitlab.analysis import build_plan, run_analysis
 from splitlab.analysis.snapshot import Snapshot
-from splitlab.domain import ExperimentSpec, MetricDefinition
+from splitlab.domain import Covariate, ExperimentSpec, MetricDefinition
 from splitlab.errors import ValidationError
 from splitlab.warehouse import Warehouse
 from tests.analysis.builders import METRICS, START, Dataset, generate, per_unit
@@ -67,6 +67,13 @@ def _spec(secondary: list[str]) -> ExperimentSpec:
     )
 
 
+def _hist(unit: str, revenue: float | None) -> float | None:
+    """A pre-period covariate correlated with revenue_30d (missing for some units)."""
+    if unit.endswith("3"):
+        return None
+    return round((revenue or 0.0) * 0.6 + sum(map(ord, unit)) % 17, 3)
+
+
 def _unit_file(dataset: Dataset, path: Path) -> dict[str, tuple[float | None, float | None]]:
     """A unit table for most of the experiment's units plus strangers: revenue_30d (some
     missing), conversions_7d and a text column (skipped). Returns unit → (revenue, conv)."""
@@ -87,6 +94,7 @@ def _unit_file(dataset: Dataset, path: Path) -> dict[str, tuple[float | None, fl
             "revenue_30d": [r for r, _ in rows.values()],
             "conversions_7d": [int(c) if c is not None else None for _, c in rows.values()],
             "plan_name": ["pro"] * len(rows),
+            "hist_28d": [_hist(u, r) for u, (r, _) in rows.items()],
         }
     )
     if path.suffix == ".csv":
@@ -109,8 +117,10 @@ def analysed(
     report = warehouse.import_units(path, mapping={"unit_id": "user_id"})
     assert report.rejected == 0 and report.written
     assert report.accepted == len(rows)
-    assert report.values == sum((r is not None) + (c is not None) for r, c in rows.values())
-    assert [c["use"] for c in report.columns] == ["unit_id", "value", "value", "skipped"]
+    assert report.values == sum(
+        (r is not None) + (c is not None) + (_hist(u, r) is not None) for u, (r, c) in rows.items()
+    )
+    assert [c["use"] for c in report.columns] == ["unit_id", "value", "value", "skipped", "value"]
     keys = [m.key for m in UNIT_METRICS]
     plan = build_plan(_spec(["orders", *keys]), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
@@ -282,3 +292,33 @@ def test_events_metrics_keep_their_settings_hash() -> None:
     units = build_plan(_spec(["revenue_30d"]), DEFINITIONS).settings()["metrics"][1]
     assert units["definition"]["source"] == "units"
     assert units["definition"]["column"] == "revenue_30d"
+
+
+def test_a_unit_table_column_as_covariate(
+    warehouse: Warehouse, analysed: tuple[Dataset, dict[str, Any], Snapshot]
+) -> None:
+    """plan.covariates [{column: hist_28d}] adjusts revenue_30d by regression: the effect,
+    SE and p of statsmodels OLS of y on 1 + treatment + the centred covariate (missing 0)."""
+    import statsmodels.api as sm
+
+    dataset, rows, _snapshot = analysed
+    spec = _spec(["revenue_30d"]).model_copy(deep=True)
+    spec.plan.covariates = [
+        Covariate.model_validate({"name": "hist", "column": "hist_28d", "metrics": ["revenue_30d"]})
+    ]
+    plan = build_plan(spec, DEFINITIONS)
+    assert plan.settings()["covariates"][0]["column"] == "hist_28d"
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    entry = snapshot.result("revenue_30d", "b").to_json()
+    y, t, z = [], [], []
+    for unit in dataset.included():
+        revenue, _ = rows.get(unit.unit_id, (None, None))
+        y.append(min(revenue or 0.0, CAP))
+        t.append(1.0 if unit.variant == "b" else 0.0)
+        z.append(_hist(unit.unit_id, revenue) or 0.0 if unit.unit_id in rows else 0.0)
+    y_, t_, z_ = np.array(y), np.array(t), np.array(z)
+    fit = sm.OLS(y_, np.column_stack([np.ones(y_.size), t_, z_ - z_.mean()])).fit()
+    assert entry["abs_effect"] == pytest.approx(fit.params[1], rel=1e-9)
+    assert entry["p_value"] == pytest.approx(fit.pvalues[1], rel=1e-9)
+    assert entry["covariates"] == ["hist"]
+    assert entry["variance_reduction"] > 0.1

@@ -200,7 +200,9 @@ class AnalysisPlan:
             settings["trigger"] = self.trigger.model_dump(mode="json")
         if self.covariates:
             settings["covariates"] = [
-                c.spec.model_dump(mode="json")
+                c.spec.model_dump(
+                    mode="json", exclude={"column"} if c.spec.column is None else None
+                )
                 | {"adjusts": [self.metrics[i].key for i in c.metrics]}
                 for c in self.covariates
             ]
@@ -386,6 +388,7 @@ def _plan_covariates(
             metric=source_metric,
             days=covariate.days,
             capping=covariate.capping,
+            column=covariate.column,
         )
         out.append(PlannedCovariate(covariate, source, tuple(chosen)))
     if problems:

@@ -203,13 +203,16 @@ CrossedPair = Annotated[list[PropertyName], Field(min_length=2, max_length=2)]
 class Covariate(Strict):
     """A named covariate for regression adjustment (multivariate CUPED): a numeric exposure
     attribute (``attribute``, e.g. ``historical_revenue_28d``) or another metric's value over
-    the ``days`` before exposure (``metric``); missing or non-numeric values count as 0.
+    the ``days`` before exposure (``metric``), or a column of the unit table (``column``, e.g.
+    ``historical_revenue_28d`` from ``splitlab import units``); missing or non-numeric values
+    count as 0.
     ``capping`` caps it by its own rule; ``metrics`` names the metrics it adjusts (default:
     every binary, count and sum metric of the experiment)."""
 
     name: Slug
     attribute: PropertyName | None = None
     metric: Slug | None = None
+    column: PropertyName | None = None
     days: int = Field(default=14, ge=1, le=365)
     capping: Capping | None = None
     metrics: Annotated[list[Slug], max_items(MAX_METRICS)] = Field(
@@ -218,8 +221,8 @@ class Covariate(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Covariate:
-        if (self.attribute is None) == (self.metric is None):
-            raise ValueError("a covariate has exactly one of attribute or metric")
+        if sum(x is not None for x in (self.attribute, self.metric, self.column)) != 1:
+            raise ValueError("a covariate has exactly one of attribute, metric or column")
         return self
 
 

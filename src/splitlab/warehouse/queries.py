@@ -136,13 +136,14 @@ def _numeric_attribute(units: ir.Table, name: str) -> ir.FloatingValue:
 
 class CovariateSource(NamedTuple):
     """A named covariate as the query builders need it: a numeric exposure ``attribute``, or
-    ``metric``'s per-unit value (count, sum or 0/1) over the ``days`` before exposure; capped
-    by ``capping``."""
+    ``metric``'s per-unit value (count, sum or 0/1) over the ``days`` before exposure, or a
+    ``column`` of the unit table (``unit_tables``); capped by ``capping``."""
 
     attribute: str | None
     metric: MetricDefinition | None
     days: int
     capping: Capping | None
+    column: str | None = None
 
 
 def _attribute(units: ir.Table, name: str) -> ir.StringValue:
@@ -384,6 +385,7 @@ def unit_aggregates(
     """
     chosen = [(i, m) for i, m in enumerate(metrics) if only is None or i in only]
     from_table = unit_tables.table_columns([m for _, m in chosen])
+    from_table += [c.column for c in covariates if c.column and c.column not in from_table]
     unit_sources: dict[str, str] = {}
     if from_table and unit_values is not None:
         units = unit_tables.join_unit_columns(units, unit_values, from_table)
@@ -391,6 +393,11 @@ def unit_aggregates(
             metric_columns(i).value: unit_tables.unit_column(from_table.index(m.column))
             for i, m in chosen
             if m.source == "units" and m.column
+        }
+        unit_sources |= {
+            covariate_column(j): unit_tables.unit_column(from_table.index(c.column))
+            for j, c in enumerate(covariates)
+            if c.column
         }
     chosen = [(i, m) for i, m in chosen if m.source == "events"]
     # segment codes on the units side of the join: once per unit, not once per event
@@ -491,7 +498,10 @@ def metric_values(
         else:
             columns[names.immature] = ibis.literal(0, type="int64")
     for j, covariate in enumerate(covariates):
-        if covariate.metric is None:
+        if covariate.column is not None:  # the unit table's column (NULL: not joined)
+            found = sources.get(covariate_column(j))
+            raw = table[found] if found else ibis.null("float64")
+        elif covariate.metric is None:
             raw = table[numeric_attribute_column(j)]
         else:
             raw = table[sources[covariate_column(j)]]
