@@ -158,6 +158,9 @@ def test_overlay_reads_the_snapshot() -> None:
     assert latency.value == pytest.approx(130.0) and latency.good is True
     assert treat.figures is not None
     assert treat.figures.savings_pct == pytest.approx(40.0)
+    # a measured cost: the savings carry the cost effect's interval, negated
+    assert treat.figures.savings_pct_ci == pytest.approx((38.0, 42.0))
+    assert treat.figures.savings_ci == pytest.approx((0.002 * 0.38, 0.002 * 0.42))
 
 
 def test_listed_prices_win_over_a_cost_metric() -> None:
@@ -170,6 +173,7 @@ def test_listed_prices_win_over_a_cost_metric() -> None:
     assert treat.cost_source == "payload" and treat.cost is not None
     assert treat.cost.value == 0.001 and treat.cost.delta == pytest.approx(-0.002)
     assert treat.figures is not None and treat.figures.roi_basis == "savings+quality"
+    assert treat.figures.savings_ci is None  # listed prices are exact
     # ((0.7722 − 0.78) × 0.5 + 0.002) / 0.001
     assert treat.figures.roi_pct == pytest.approx((-0.0078 * 0.5 + 0.002) / 0.001 * 100)
     assert treat.to_json()["cost"]["exact"] is True

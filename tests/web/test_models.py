@@ -224,6 +224,8 @@ def test_overlay(demo: Services, vic: TestClient) -> None:
         and figures["roi_basis"] == "savings"
     )
     assert distilled["cost"]["exact"] is False and base["figures"] is None
+    assert cost.abs_ci_low is not None and cost.abs_ci_high is not None
+    assert figures["savings_ci"] == [-cost.abs_ci_high, -cost.abs_ci_low]
     valued = twin(vic, "/experiments/distilled-ranker/ml", value="0.01")["variants"][1]["figures"]
     assert valued["roi_basis"] == "savings+quality"
     assert valued["roi_pct"] == pytest.approx(((q1 - q0) * 0.01 + c0 - c1) / c1 * 100)

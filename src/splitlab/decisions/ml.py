@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from splitlab.analysis.snapshot import ResultRow, Snapshot
@@ -231,6 +231,12 @@ class CostFigures:
     roi_basis: str
     """``savings`` (cost saved only), ``savings+quality`` (with the quality change's value)
     or ``""`` when there is no ROI."""
+    savings_ci: tuple[float | None, float | None] | None = None
+    """A measured cost only: the savings per request's interval — the cost effect's CI
+    negated (a listed price is exact and has none)."""
+    savings_pct_ci: tuple[float | None, float | None] | None = None
+    """A measured cost only: the savings %'s interval — the relative cost effect's CI
+    negated, × 100."""
 
 
 def _ok(*values: float | None) -> bool:
@@ -275,6 +281,16 @@ def cost_figures(
                 (variant_quality / variant_cost) / (control_quality / control_cost) - 1.0
             ) * 100.0
     return CostFigures(savings, savings_pct, per_million, efficiency, roi, basis)
+
+
+def _negated(
+    low: float | None, high: float | None, scale: float
+) -> tuple[float | None, float | None] | None:
+    """The interval of −x (scaled) from x's interval; None when either end is missing."""
+    if not _ok(low, high):
+        return None
+    assert low is not None and high is not None
+    return (-high * scale, -low * scale)
 
 
 def payload_number(payload: Any, name: str) -> float | None:
@@ -440,11 +456,19 @@ def overlay(
             value = payload_number(item.payload, VALUE_FIELD) or payload_number(
                 base.payload, VALUE_FIELD
             )
-        item.figures = cost_figures(
+        figures = cost_figures(
             control_cost=base.cost.value if base.cost else None,
             variant_cost=item.cost.value if item.cost else None,
             control_quality=base.quality.value if base.quality else None,
             variant_quality=item.quality.value if item.quality else None,
             value_per_quality_unit=value,
         )
+        cost_cell = item.cost
+        if item.cost_source == "metric" and cost_cell is not None:
+            figures = replace(
+                figures,
+                savings_ci=_negated(cost_cell.ci_low, cost_cell.ci_high, 1.0),
+                savings_pct_ci=_negated(cost_cell.rel_low, cost_cell.rel_high, 100.0),
+            )
+        item.figures = figures
     return roles, out
