@@ -451,6 +451,27 @@ def test_program_views_over_stored_rows(services: Services) -> None:
     assert valued["missing_costs"] == ["p-kill"]
     with pytest.raises(ValidationError):
         program_view(services=services, view="velocity", filters=ProgramFilters(), now=now)
+    # a newer snapshot is a new id: read at once, never hidden by the cached result
+    newer = [
+        {
+            "variant": "treatment",
+            "rel_effect": 0.05,
+            "rel_ci_low": 0.02,
+            "rel_ci_high": 0.08,
+            "p_value": 0.001,
+        }
+    ]
+    with services.sessions.begin() as session:
+        save_snapshot(
+            session=session,
+            key="p-flat",
+            settings_hash="h2",
+            watermark="w2",
+            payload=payload(newer) | {"daily": [{"day": "2026-01-01"}]},
+            duration_ms=1.0,
+        )
+    again = {i.key: i for i in load_items(services=services, filters=ProgramFilters(), now=now)}
+    assert again["p-flat"].verdict == "won" and again["p-flat"].good_lift == 0.05
 
 
 def test_costs_and_probability_are_part_of_the_spec(services: Services) -> None:

@@ -28,6 +28,7 @@ Definitions (the pages and ``docs`` say the same):
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -40,9 +41,8 @@ from urllib.parse import urlencode
 from scipy import special
 
 from splitlab.errors import ValidationError
-from splitlab.store import fleet as fleet_store
 from splitlab.store import program as store
-from splitlab.store.recommendations import latest_recommendations
+from splitlab.store.recommendations import latest_recommendations, latest_snapshot_texts
 
 if TYPE_CHECKING:
     from splitlab.services import Services
@@ -197,26 +197,28 @@ class ResultCache:
         self._items: OrderedDict[tuple[str, int], PrimaryResult] = OrderedDict()
         self._lock = threading.Lock()
 
-    def read(self, services: Services, ids: list[int]) -> dict[int, PrimaryResult]:
-        """The results of these snapshots, reading only the payloads not held yet."""
+    def read(self, services: Services, newest: Mapping[str, int]) -> dict[str, PrimaryResult]:
+        """The primary results of the experiments in ``newest`` (key → newest snapshot id), by
+        key; the payloads not held yet are read without their daily series (the database
+        drops it: half of a snapshot) — a snapshot stored since counts under its own id."""
         store_name = str(services.settings.resolved_database_url())
-        found: dict[int, PrimaryResult] = {}
+        found: dict[str, PrimaryResult] = {}
         missing = []
         with self._lock:
-            for snapshot_id in ids:
+            for key, snapshot_id in newest.items():
                 result = self._items.get((store_name, snapshot_id))
                 if result is None:
-                    missing.append(snapshot_id)
+                    missing.append(key)
                 else:
                     self._items.move_to_end((store_name, snapshot_id))
-                    found[snapshot_id] = result
+                    found[key] = result
         if missing:
             with services.sessions() as session:
-                payloads = fleet_store.snapshot_payloads(session=session, ids=missing)
+                texts = latest_snapshot_texts(session=session, keys=missing)
             with self._lock:
-                for snapshot_id, payload in payloads.items():
-                    result = primary_result(payload)
-                    found[snapshot_id] = self._items[(store_name, snapshot_id)] = result
+                for key, (snapshot_id, text) in texts.items():
+                    result = primary_result(json.loads(text))
+                    found[key] = self._items[(store_name, snapshot_id)] = result
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
         return found
@@ -355,7 +357,9 @@ def load_items(*, services: Services, filters: ProgramFilters, now: datetime) ->
             for key, row in latest_recommendations(session=session, keys=keys).items()
         }
     since = filters.since(now)
-    results = RESULTS.read(services, [e.snapshot_id for e in experiments if e.snapshot_id])
+    results = RESULTS.read(
+        services, {e.key: e.snapshot_id for e in experiments if e.snapshot_id is not None}
+    )
     items = []
     for e in experiments:
         when = dates.get(e.key, store.Milestones(None, None, None))
@@ -379,7 +383,7 @@ def load_items(*, services: Services, filters: ProgramFilters, now: datetime) ->
         )
         code, payload = recs.get(e.key, (None, {}))
         item.recommendation = code
-        result = results.get(e.snapshot_id) if e.snapshot_id else None
+        result = results.get(e.key)
         if result is not None:
             wanted = [item.decision.variant if item.decision else None, payload.get("variant")]
             arm = _choose(result, wanted)
