@@ -202,3 +202,50 @@ def test_simultaneous_policy_writes_each_get_their_own_version(services: Service
     assert [e.action for e in entries] == ["create"] + ["update"] * 23
     for previous, entry in itertools.pairwise(entries):
         assert entry.changes["before"] == previous.changes["after"]  # nothing written unseen
+
+
+def test_simultaneous_recommendations_record_a_change_once(
+    client: TestClient,
+    services: Services,
+    admin: dict[str, str],
+    reviewer: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # callers that all read the old recommendation before any of them wrote each stored the
+    # change and audited it (and so sent its webhook) once per caller
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from splitlab.analysis.service import analyze
+    from splitlab.decisions import service
+    from splitlab.decisions.recommendation import Code
+    from splitlab.store.audit import list_audit
+    from tests.decisions.decision_helpers import recommend as store_recommendation
+
+    create_running(client, admin, reviewer)
+    analyze(services=services, key=KEY)
+    store_recommendation(services, KEY, Code.SHIP_GLOBAL, variant="one-page")
+    callers = 4
+    everyone_read = threading.Barrier(callers, timeout=30)
+    engine = service.recommend
+
+    def after_all_read(*args: Any, **kwargs: Any) -> Any:
+        everyone_read.wait()  # every caller has read SHIP_GLOBAL as the stored one
+        return engine(*args, **kwargs)
+
+    monkeypatch.setattr(service, "recommend", after_all_read)
+    with ThreadPoolExecutor(callers) as pool:
+        codes = list(
+            pool.map(
+                lambda _: service.recommend_experiment(services=services, key=KEY).code,
+                range(callers),
+            )
+        )
+    assert codes == [Code.KEEP_RUNNING] * callers
+    with services.sessions() as session:
+        changes = [
+            e
+            for e in list_audit(session=session, entity="experiment", entity_key=KEY)
+            if e.action == "recommendation"
+        ]
+    assert len(changes) == 1 and changes[0].reason.startswith("SHIP_GLOBAL → KEEP_RUNNING")

@@ -33,6 +33,7 @@ from splitlab.decisions.stages import NOT_STARTED_STATUSES
 from splitlab.domain import Principal
 from splitlab.errors import ConflictError, ValidationError
 from splitlab.store.audit import write_audit
+from splitlab.store.decisions import lock_experiment
 from splitlab.store.experiments import get_experiment
 from splitlab.store.policies import get_policies, get_policy, policy_to_dict, put_policy
 from splitlab.store.recommendations import (
@@ -216,8 +217,14 @@ def recommend_experiment(*, services: Services, key: str, refresh: bool = False)
     ):
         return previous
     recommendation = recommend(snapshot, policy=policy, context=context)
-    changed = previous is None or _identity(previous) != _identity(recommendation)
     with services.sessions.begin() as session:
+        # simultaneous callers (page views, the scheduler) take turns here and each compares
+        # with what the one before stored: a change is recorded and audited (and its webhook
+        # sent) once, not once per caller that read the old row
+        lock_experiment(session=session, key=key)
+        row = latest_recommendation(session=session, key=key)
+        previous = _read(row.payload) if row is not None else None
+        changed = previous is None or _identity(previous) != _identity(recommendation)
         if not changed and row is not None:
             update_recommendation(
                 session=session,
