@@ -25,7 +25,7 @@ from splitlab.decisions.program import (
 )
 from splitlab.decisions.program_views import cost_benefit, impact, match, program_view, tracker
 from splitlab.domain import ExperimentPatch, Principal, Role, Status
-from splitlab.errors import ValidationError
+from splitlab.errors import ConflictError, ValidationError
 from splitlab.services import Services
 from splitlab.simulate import demo
 from splitlab.stats.shrinkage import shrunk_total
@@ -491,6 +491,25 @@ def test_costs_and_probability_are_part_of_the_spec(services: Services) -> None:
         data = repo.experiment_to_dict(row)
     assert data["predicted_probability"] == 0.35
     assert data["costs"] == {"engineering": 1200.5, "run_per_day": None, "currency": ""}
+    # costs are bookkeeping: recorded in any state, even after the decision; nothing else is
+    shipped = demo.DemoExperiment("p-done", "global_positive", "growth", Status.SHIPPED, 40)
+    done = demo._plan(shipped, datetime.now(UTC))
+    demo._until_data(services, done)
+    demo._after_data(services, done)
+    late = {"costs": {"engineering": 42_000.0, "run_per_day": 75.0, "currency": "EUR"}}
+    with services.sessions.begin() as session:
+        row = repo.update_experiment(
+            session=session, key="p-done", actor=actor, patch=ExperimentPatch.model_validate(late)
+        )
+        assert repo.experiment_to_dict(row)["costs"] == late["costs"] and row.status == "shipped"
+    for refused in ({"name": "renamed"}, late | {"predicted_probability": 0.9}):
+        with pytest.raises(ConflictError), services.sessions.begin() as session:
+            repo.update_experiment(
+                session=session,
+                key="p-done",
+                actor=actor,
+                patch=ExperimentPatch.model_validate(refused),
+            )
     for bad in (
         {"predicted_probability": 1.5},
         {"costs": {"engineering": -1}},

@@ -38,6 +38,10 @@ AWAITING_START = frozenset({S.REVIEW, S.SCHEDULED})
 EDITABLE_WHEN_LIVE = frozenset({"coverage", "variants"})
 """What a scheduled or live experiment may still change: its coverage and its variants'
 weights (nothing else of a variant)."""
+EDITABLE_ALWAYS = frozenset({"costs"})
+"""Bookkeeping that changes nothing about what is tested, on whom or how it is read: its
+costs, known only as the work is done, may be recorded in any state (the audit log keeps
+every change)."""
 
 STARTING = frozenset({S.SCHEDULED, S.RUNNING})
 """Targets that need an approved, complete configuration (the draft guards run again)."""
@@ -91,7 +95,11 @@ def check_edit(
 ) -> None:
     """Raise unless an edit of ``fields`` turning ``before`` into ``after`` may happen in
     ``status``: drafts and experiments in review take any change; scheduled and live ones
-    only ``EDITABLE_WHEN_LIVE`` (their weights still summing to 1); ended ones nothing."""
+    only ``EDITABLE_WHEN_LIVE`` (their weights still summing to 1); ended ones nothing —
+    except ``EDITABLE_ALWAYS``, which any state takes."""
+    changed = {name for name in fields if getattr(before, name) != getattr(after, name)}
+    if changed and changed <= EDITABLE_ALWAYS:
+        return
     if status in ENDED:
         raise ConflictError(
             f"experiment {key!r} is {status}: its configuration can no longer change",
@@ -102,7 +110,8 @@ def check_edit(
     names = sorted(
         name
         for name in fields
-        if name not in EDITABLE_WHEN_LIVE and getattr(before, name) != getattr(after, name)
+        if name not in EDITABLE_WHEN_LIVE | EDITABLE_ALWAYS
+        and getattr(before, name) != getattr(after, name)
     )
     if not _only_weights_changed(before, after):
         names.append("variants")
