@@ -909,20 +909,47 @@ def analyze(
         bool, typer.Option("--refresh", help="recompute even if data and settings are unchanged")
     ] = False,
     format: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
+    breakdown: Annotated[
+        str | None,
+        typer.Option(
+            "--breakdown",
+            help="exploratory: break results down by one or two exposure attributes now "
+            "(country,device); never stored as the experiment's snapshot",
+        ),
+    ] = None,
 ) -> None:
     """Analyse an experiment (or reuse its snapshot) and print the results."""
     from splitlab.analysis import analyze as run_analysis
+    from splitlab.analysis.breakdown import breakdown as adhoc_breakdown
+    from splitlab.analysis.breakdown import parse_dimensions
     from splitlab.analysis.render import render_markdown, render_table
 
     if format not in ("table", "json", "markdown"):
         _fail(SplitlabError(f"--format must be table, json or markdown, not {format!r}"))
     from splitlab.warehouse import WarehouseBusyError
 
+    dimensions = _run(lambda: parse_dimensions(breakdown)) if breakdown is not None else None
     services = _run(_services)
     try:
-        snapshot = run_analysis(services=services, key=key, refresh=refresh)
+        if dimensions:
+            snapshot = adhoc_breakdown(services=services, key=key, dimensions=dimensions)
+        else:
+            snapshot = run_analysis(services=services, key=key, refresh=refresh)
     except WarehouseBusyError:  # a running server owns the DuckDB file: ask it instead
-        snapshot = _run(lambda: _analyze_via_server(services.settings, key, refresh=refresh))
+        if dimensions:
+            from splitlab.analysis.snapshot import Snapshot
+
+            snapshot = Snapshot.from_json(
+                _run(
+                    lambda: _get_via_server(
+                        services.settings,
+                        f"/api/experiments/{key}/results",
+                        {"breakdown": ",".join(dimensions)},
+                    )
+                )
+            )
+        else:
+            snapshot = _run(lambda: _analyze_via_server(services.settings, key, refresh=refresh))
     except SplitlabError as error:
         _fail(error)
     finally:

@@ -109,6 +109,14 @@ def test_import_units_and_read_results(home: Path, tmp_path: Path) -> None:
     )
     assert snapshot["settings"]["metrics"][1]["definition"]["source"] == "units"
 
+    # an exploratory breakdown from the CLI (exposures without attributes: one "(none)" cell)
+    adhoc = runner.invoke(app, ["analyze", "checkout", "--breakdown", "country"])
+    assert adhoc.exit_code == 0, adhoc.output
+    assert "EXPLORATORY breakdown by country" in adhoc.output
+    assert "country=(none)" in adhoc.output or "(none)" in adhoc.output
+    bad = runner.invoke(app, ["analyze", "checkout", "--breakdown", "a,b,c"])
+    assert bad.exit_code == 1 and "breakdown" in bad.output
+
 
 def test_import_units_refuses_a_file_without_numbers(home: Path, tmp_path: Path) -> None:
     users = tmp_path / "users.csv"

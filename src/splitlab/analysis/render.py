@@ -132,7 +132,15 @@ how every number in the table may be read."""
 
 
 def _headlines(snapshot: Snapshot) -> list[str]:
-    return [
+    exploratory = (
+        [
+            f"EXPLORATORY breakdown by {', '.join(snapshot.breakdown.dimensions)}: "
+            f"{snapshot.breakdown.note}"
+        ]
+        if snapshot.breakdown is not None
+        else []
+    )
+    return exploratory + [
         f"WARNING: {c.message}"
         for c in snapshot.health
         if c.check in HEADLINE_CHECKS and c.severity is not Severity.INFO

@@ -313,6 +313,17 @@ class Population(SnapshotModel):
     exposure): ``results`` as they would be without the trigger, for comparison."""
 
 
+class Breakdown(SnapshotModel):
+    """An ad-hoc breakdown (``?breakdown=``): segments chosen after the fact."""
+
+    dimensions: tuple[str, ...]
+    """The exposure attributes broken down by (two add their crossed cells)."""
+    exploratory: bool = True
+    """Always true: not pre-registered, so not a finding."""
+    note: str
+    """How to read it, for people."""
+
+
 class DataWatermark(SnapshotModel):
     """The warehouse data the snapshot was computed from (its cache key)."""
 
@@ -370,6 +381,8 @@ class Snapshot(SnapshotModel):
     """Every health check, in a stable order."""
     population: Population | None = None
     """With a trigger only: the assigned population beside the triggered one."""
+    breakdown: Breakdown | None = None
+    """Ad-hoc breakdowns only (never stored): which attributes, labelled exploratory."""
     snapshot_id: int | None = None
     """Served snapshots only: the stored snapshot's id."""
     cached: bool | None = None

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from splitlab.analysis import analyze, latest, select_view
+from splitlab.analysis.breakdown import breakdown as adhoc_breakdown
+from splitlab.analysis.breakdown import parse_dimensions
 from splitlab.analysis.snapshot import Snapshot
 from splitlab.api.deps import Editor, Reader, ServicesDep
 
@@ -32,11 +34,25 @@ def results(
         default=None, description="a segment name: its per-value results instead of overall"
     ),
     daily: bool = Query(default=False, description="include the cumulative daily series"),
+    breakdown: str | None = Query(
+        default=None,
+        max_length=250,
+        description="one or two exposure attributes, comma-separated (country,device): an "
+        "exploratory breakdown computed now from the warehouse (cached while the data is "
+        "unchanged, never stored), with every cell's rows unless segment names one",
+    ),
 ) -> Snapshot:
-    """The latest snapshot (404 until the experiment has been analysed once).
+    """The latest snapshot (404 until the experiment has been analysed once); with
+    ``breakdown``, an ad-hoc exploratory breakdown instead (422 for a bad attribute list).
 
     For a CUPED metric, ``control_mean``/``treatment_mean`` (with ``control_n``/``treatment_n``)
     are the raw per-arm means; ``control_mean_adjusted``/``treatment_mean_adjusted`` are the
     pre-period-adjusted means that the effects, CIs and p-values compare.
     """
+    if breakdown is not None:
+        dimensions = parse_dimensions(breakdown)
+        adhoc = adhoc_breakdown(services=services, key=key, dimensions=dimensions)
+        if segment is None:
+            return adhoc
+        return select_view(adhoc, segment=segment, daily=False)
     return select_view(latest(services=services, key=key), segment=segment, daily=daily)

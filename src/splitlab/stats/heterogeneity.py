@@ -46,6 +46,10 @@ def heterogeneity(
     effect or variance is not finite, or whose variance is not positive, are left out."""
     theta = np.moveaxis(as_float(effects), axis, -1)
     var = np.moveaxis(as_float(variances), axis, -1)
+    if theta.shape[-1] < 2:  # one cell (a segment with one value): pad, nothing to compare
+        pad = [(0, 0)] * (theta.ndim - 1) + [(0, 2 - theta.shape[-1])]
+        theta = np.pad(theta, pad, constant_values=np.nan)
+        var = np.pad(var, pad, constant_values=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         usable = np.isfinite(theta) & np.isfinite(var) & (var > 0)
         weight = np.where(usable, 1.0 / np.where(usable, var, 1.0), 0.0)
