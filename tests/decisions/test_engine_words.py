@@ -49,6 +49,11 @@ def test_an_early_decision_on_three_arms_never_reads_a_p_value_above_one() -> No
         assert 0.0 <= reason.evidence["p_value_adjusted"] <= 1.0
     loser = next(r for r in primary if r.variant == "treatment_b")
     assert loser.evidence["p_value_adjusted"] == 1.0
+    assert {r.evidence["p_kind"] for r in primary} == {"always_valid_bonferroni"}
+    late = _decide(
+        snapshot(metrics=[metric("conv")], rows=[row("conv", rel=0.1, ci=(0.05, 0.15), p=1e-4)])
+    )
+    assert late.reasons[-1].evidence["p_kind"] == "fixed_horizon_adjusted"
 
 
 def test_an_interval_excluding_zero_beside_an_adjusted_p_above_alpha_shows_the_raw_p_too() -> None:

@@ -386,6 +386,8 @@ def _primary(run: Run) -> Outcome:
             "rel_ci": [finite(data.rel_low[i]), finite(data.rel_high[i])],
             "p_value": finite(data.p_value[i]),
             "p_value_adjusted": finite(p),
+            # which p that is: early, the always-valid p × the arms (not the table's Holm p)
+            "p_kind": "always_valid_bonferroni" if early else "fixed_horizon_adjusted",
             "alpha": run.alpha,
             "min_lift": {"kind": kind, "value": threshold},
         }
