@@ -304,6 +304,29 @@ def _daily_relative_effects(agg: Aggregates, i: int) -> tuple[FloatArray, FloatA
     return np.arange(len(days), dtype=float), effect, var
 
 
+def _trend_message(variant: str, metric: str, slope: float, p: float, *, later_larger: bool) -> str:
+    """What a trend across exposure cohorts means.  A cohort is measured from its first
+    exposure until now, so early cohorts are seen longest: a larger effect in later cohorts
+    says the effect fades with time since exposure (novelty); a smaller one is either the
+    effect wearing off over calendar time or growing as users adapt (primacy)."""
+    seen = (
+        f"The effect of {variant} on {metric!r} differs by exposure cohort: units exposed "
+        f"{'later' if later_larger else 'earlier'} show a larger effect ({slope:+.2%} per day of "
+        f"first exposure, p = {_p(p)}). "
+    )
+    if later_larger:
+        return seen + (
+            "Units exposed early have been measured longest, so the effect likely fades with "
+            "time since exposure (a novelty effect): the lasting effect may be smaller than the "
+            "overall estimate; wait for it to settle before deciding."
+        )
+    return seen + (
+        "Either the effect is wearing off over calendar time (novelty fading in the "
+        "population) or it grows as users adapt (primacy); look at the effect by days since "
+        "exposure before deciding."
+    )
+
+
 def trend_checks(
     plan: AnalysisPlan, agg: Aggregates, results: list[ResultRow]
 ) -> list[HealthCheck]:
@@ -319,21 +342,13 @@ def trend_checks(
             slope, p = float(trend.slope[t]), float(trend.p_value[t])
             row = overall.get((metric.key, variant))
             effect = row.rel_effect if row is not None and row.rel_effect is not None else 0.0
-            shrinking = slope * effect < 0
-            kind = "novelty" if shrinking else "primacy"
             trending = p < TREND_P
             out.append(
                 _check(
                     CheckName.NOVELTY,
                     WARNING if trending else INFO,
                     p,
-                    f"The daily effect of {variant} on {metric.key!r} trends by {slope:+.2%} per "
-                    f"day (p = {_p(p)}): a {kind} effect — "
-                    + (
-                        "the early lift fades; wait for it to settle before deciding."
-                        if shrinking
-                        else "users take time to adapt; the long-run effect may be larger."
-                    )
+                    _trend_message(variant, metric.key, slope, p, later_larger=slope * effect > 0)
                     if trending
                     else f"The daily effect of {variant} on {metric.key!r} is stable over time.",
                     metric=metric.key,
