@@ -304,15 +304,20 @@ def _daily_relative_effects(agg: Aggregates, i: int) -> tuple[FloatArray, FloatA
     return np.arange(len(days), dtype=float), effect, var
 
 
+FADING = "units exposed later show a larger effect"
+"""The phrase of a novelty warning whose effect fades with time since exposure (the decision
+engine holds a running experiment on it)."""
+
+
 def _trend_message(variant: str, metric: str, slope: float, p: float, *, later_larger: bool) -> str:
     """What a trend across exposure cohorts means.  A cohort is measured from its first
     exposure until now, so early cohorts are seen longest: a larger effect in later cohorts
     says the effect fades with time since exposure (novelty); a smaller one is either the
     effect wearing off over calendar time or growing as users adapt (primacy)."""
     seen = (
-        f"The effect of {variant} on {metric!r} differs by exposure cohort: units exposed "
-        f"{'later' if later_larger else 'earlier'} show a larger effect ({slope:+.2%} per day of "
-        f"first exposure, p = {_p(p)}). "
+        f"The effect of {variant} on {metric!r} differs by exposure cohort: "
+        + (FADING if later_larger else "units exposed earlier show a larger effect")
+        + f" ({slope:+.2%} per day of first exposure, p = {_p(p)}). "
     )
     if later_larger:
         return seen + (

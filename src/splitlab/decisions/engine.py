@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from splitlab.analysis.snapshot import CheckName, Severity, Snapshot
+from splitlab.analysis.health import FADING
+from splitlab.analysis.snapshot import CheckName, HealthCheck, Severity, Snapshot
 from splitlab.decisions.evidence import finite
 from splitlab.decisions.guardrails import DECIDING_GUARDRAIL_CODES, guardrail_stage, harmed
 from splitlab.decisions.policy import Policy
@@ -214,6 +215,21 @@ def _primary_or_segments(run: Run) -> Outcome:
     return outcome
 
 
+def _fading_primary(run: Run) -> HealthCheck | None:
+    """The primary metric's novelty warning when it says the effect fades (later cohorts
+    show the larger effect), else None."""
+    if run.primary is None:
+        return None
+    for check in run.snapshot.checks(CheckName.NOVELTY):
+        if (
+            check.metric == run.primary.key
+            and check.severity is not Severity.INFO
+            and FADING in check.message
+        ):
+            return check
+    return None
+
+
 def _maturity(run: Run) -> Outcome | None:
     policy, snapshot = run.policy.maturity, run.snapshot
     smallest = min((u.n for u in snapshot.units), default=0)
@@ -284,6 +300,23 @@ def _maturity(run: Run) -> Outcome | None:
                     reason=reason,
                     evidence=reason.evidence,
                 )
+    fading = _fading_primary(run) if policy.hold_on_novelty and run.context.running else None
+    if fading is not None:
+        reason = run.add(
+            Stage.MATURITY,
+            "novelty_settling",
+            fading.message,
+            metric=fading.metric,
+            variant=fading.variant,
+            evidence={"trend_p": fading.value},
+        )
+        return Outcome(
+            Code.KEEP_RUNNING,
+            f"Keep running: the effect on {fading.metric} is still fading (novelty); the "
+            "overall estimate overstates the lasting effect.",
+            reason=reason,
+            evidence=reason.evidence,
+        )
     if snapshot.engine is Engine.BAYESIAN:
         return bayesian_gate(run.snapshot, run.overall, run.primary, run.policy, run.add)
     primary = run.primary

@@ -115,6 +115,10 @@ class MaturityPolicy(PolicyModel):
     require_planned_sample: bool = True
     """Short of the plan's required sample (``n_required``) without a decisive result →
     PENDING_UNDERPOWERED with the projected days."""
+    hold_on_novelty: bool = True
+    """While running, a fading effect on the primary metric (the novelty warning: later
+    cohorts show a larger effect) → KEEP_RUNNING until it settles: the overall estimate
+    overstates the lasting effect."""
 
 
 def _check_lift(value: float | str) -> float | str:

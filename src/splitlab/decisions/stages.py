@@ -25,6 +25,8 @@ from splitlab.decisions.policy import Policy
 from splitlab.decisions.recommendation import BusinessValue, Code, Reason, Stage
 
 REASONS: dict[str, str] = {
+    "novelty_settling": "While running, the primary metric's effect is still fading "
+    "(novelty): keep running until it settles.",
     # trust
     "trust_ok": "No critical health finding: the results can be trusted.",
     "srm_critical": "Sample ratio mismatch: the split does not match the configured weights.",
