@@ -783,19 +783,27 @@ def import_units(
             if not sep or not source or not target:
                 raise typer.BadParameter(f"--map takes unit_id=COLUMN, not {part!r}")
             mapping[source] = target
+    from splitlab.warehouse import WarehouseBusyError
+
     services = _run(_services)
+    data: dict[str, Any]
     try:
-        report = _run(
-            lambda: services.warehouse.import_units(
-                file,
-                mapping=mapping,
-                write=not (preview or dry_run),
-                preview_rows=10 if preview else 0,
+        data = services.warehouse.import_units(
+            file,
+            mapping=mapping,
+            write=not (preview or dry_run),
+            preview_rows=10 if preview else 0,
+        ).to_dict()
+    except WarehouseBusyError:  # a running server owns the DuckDB file: upload it there
+        data = _run(
+            lambda: _import_units_via_server(
+                services.settings, file, mapping, preview=preview, dry_run=dry_run
             )
         )
+    except SplitlabError as error:
+        _fail(error)
     finally:
         services.close()
-    data = report.to_dict()
     if as_json:
         typer.echo(json.dumps(data, default=str, indent=2))
     else:
@@ -809,8 +817,35 @@ def import_units(
         for reason in data["reasons"]:
             examples = ", ".join(str(n) for n in reason["examples"])
             typer.echo(f"  {reason['rows']:,} × {reason['reason']} (rows {examples})")
-    if report.rows and report.rejected >= report.rows:
+    if data["rows"] and data["rejected"] >= data["rows"]:
         _fail(SplitlabError(f"every row of {file} was rejected; nothing was imported"))
+
+
+def _import_units_via_server(
+    settings: Settings, file: Path, mapping: dict[str, str], *, preview: bool, dry_run: bool
+) -> dict[str, Any]:
+    """``POST /api/import/units`` on the running server that owns the DuckDB file."""
+    import httpx
+
+    from splitlab.server_address import refused, server_client, unreachable
+
+    doing = "the warehouse file is in use by another process; importing through the server"
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("map", f"{a}:{b}") for a, b in mapping.items()
+    ]
+    params += [("preview", str(preview).lower()), ("dry_run", str(dry_run).lower())]
+    http, address = server_client(settings, timeout=300)
+    try:
+        with http, file.open("rb") as body:
+            response = http.post(
+                "/api/import/units", files={"file": (file.name, body)}, params=params
+            )
+    except httpx.HTTPError as exc:
+        raise unreachable(address, exc, doing=doing) from exc
+    if response.status_code != 200:
+        raise refused(response, doing=doing, scope="ingest")
+    result: dict[str, Any] = response.json()
+    return result
 
 
 @app.command("assign")

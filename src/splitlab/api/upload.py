@@ -92,7 +92,8 @@ async def _save_upload(request: Request, fmt: str | None, folder: Path) -> Path:
 
 @router.post(
     "/api/import/{kind}",
-    summary="Import exposures or events from a CSV, Parquet or JSON Lines file",
+    summary="Import exposures, events or a per-unit table (units) from a CSV, Parquet or "
+    "JSON Lines file",
     openapi_extra={
         "requestBody": {
             "content": {
@@ -123,12 +124,16 @@ async def import_file(
 ) -> dict[str, Any]:
     """Validate (and unless ``preview``/``dry_run``, write) an uploaded file; the report has
     ``rows, accepted, duplicates, conflicts, rejected, reasons[{reason, rows, examples}],
-    columns, preview, written``. Needs an API key with scope ingest or admin."""
+    columns, preview, written``. ``units`` imports a per-unit table (``splitlab import units``;
+    ``map=user_id:unit_id`` names its unit id column) and reports ``rows, accepted, values,
+    rejected, reasons, columns[{name, type, use}], preview, written``. Needs an API key with
+    scope ingest or admin."""
     services: Services = request.app.state.services
     await ingestor(request, services)
-    if kind not in KINDS:
+    if kind not in (*KINDS, "units"):
         raise ValidationError(
-            f"kind: use one of {', '.join(KINDS)}", details=[{"loc": ["kind"], "msg": "unknown"}]
+            f"kind: use one of {', '.join(KINDS)}, units",
+            details=[{"loc": ["kind"], "msg": "unknown"}],
         )
     mapping = parse_mapping(renames)
     with tempfile.TemporaryDirectory(prefix="splitlab-upload-") as folder:
@@ -137,6 +142,13 @@ async def import_file(
         def run() -> Any:
             with services.sessions() as session:
                 experiments = experiment_summaries(session=session)
+            if kind == "units":  # a per-unit table (warehouse.unit_tables)
+                return services.warehouse.import_units(
+                    path,
+                    mapping=mapping,
+                    write=not (preview or dry_run),
+                    preview_rows=PREVIEW_ROWS if preview else 0,
+                )
             try:
                 return services.warehouse.import_file(
                     path,

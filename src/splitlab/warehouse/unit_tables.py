@@ -123,11 +123,18 @@ def stage(
     (``row_number, unit_id, v0 … vK, err``); the report names the value columns in order."""
     report = UnitImportReport(file=str(path))
     source, numbering = reader_sql(path)
-    described = [
-        (str(r[0]), str(r[1]))
-        for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        if r[0] != "file_row_number"
-    ]
+    try:
+        described = [
+            (str(r[0]), str(r[1]))
+            for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            if r[0] != "file_row_number"
+        ]
+    except duckdb.Error as exc:  # not a file of that format, or not readable
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ValidationError(
+            f"file: cannot be read as {path.suffix.lstrip('.') or 'a table'}: {first}",
+            details=[{"loc": ["file"], "msg": "unreadable"}],
+        ) from exc
     names = [n for n, _ in described]
     id_column = unit_id_column(names, mapping)
     problems = []
