@@ -19,6 +19,7 @@ from tests.web.test_experiment_page import USERS, csrf_of, logged_in
 
 KEY = "feed-redesign"
 CANARY = "payments-4-2-canary"
+SHIPPING = "checkout-redesign-abc"
 
 
 def _seed(services: Services, keys: tuple[str, ...]) -> None:
@@ -46,17 +47,19 @@ def _error(response: Any, status: int) -> dict[str, Any]:
 def test_the_demo_stores_a_recommendation_so_the_fleet_badges_say_what_to_do(
     services: Services,
 ) -> None:
-    _seed(services, (KEY, CANARY))
-    stored = latest_recommendations(services=services, keys=[KEY, CANARY])
+    _seed(services, (SHIPPING, KEY, CANARY))
+    stored = latest_recommendations(services=services, keys=[SHIPPING, KEY, CANARY])
     assert {k: r.code.value for k, r in stored.items()} == {
-        KEY: "SHIP_GLOBAL",
+        SHIPPING: "SHIP_GLOBAL",  # decisive on its always-valid interval
+        KEY: "KEEP_RUNNING",  # a novelty lift still fading
         CANARY: "ROLLBACK",
     }
     with logged_in(services, "ada") as ada:
         fleet = ada.get("/", params={"format": "json", "range": "all", "status": "all"})
         assert fleet.status_code == 200, fleet.text
         badges = {e["key"]: e["badge"] for e in fleet.json()["experiments"]}
-    assert badges[KEY] == "ship now" and badges[CANARY] == "roll back", badges
+    assert badges[SHIPPING] == "ship now" and badges[CANARY] == "roll back", badges
+    assert badges[KEY].startswith("running"), badges
 
 
 def test_forms_with_control_characters_non_finite_numbers_or_huge_ids_change_nothing(
