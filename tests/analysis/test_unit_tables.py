@@ -322,3 +322,20 @@ def test_a_unit_table_column_as_covariate(
     assert entry["p_value"] == pytest.approx(fit.pvalues[1], rel=1e-9)
     assert entry["covariates"] == ["hist"]
     assert entry["variance_reduction"] > 0.1
+
+
+def test_the_sizing_baseline_reads_the_unit_table(
+    warehouse: Warehouse, analysed: tuple[Dataset, dict[str, Any], Snapshot]
+) -> None:
+    """The wizard's baseline of a units metric: the capped column's mean over the units
+    active in the window (every unit here), missing values 0."""
+    from splitlab.analysis.baseline import _compute
+
+    dataset, rows, _snapshot = analysed
+    found = _compute(warehouse, DEFINITIONS["revenue_30d"], 3650)
+    assert found is not None
+    ids = {u.unit_id for u in dataset.units}
+    values = np.array([min(rows.get(u, (None, None))[0] or 0.0, CAP) for u in ids])
+    assert found.units == len(ids)
+    assert found.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert found.variance == pytest.approx(values.var(ddof=1), rel=1e-9)

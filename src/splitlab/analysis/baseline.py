@@ -126,7 +126,9 @@ def _compute(
         units = scratch.store(
             "recent_units", recent_units(exposures, events, since=since, until=until)
         )
-        per_unit = queries.unit_aggregates(units, events, [definition])
+        per_unit = queries.unit_aggregates(
+            units, events, [definition], unit_values=warehouse.unit_values_table()
+        )
         stored = scratch.store("recent_values", per_unit.table)
         values = queries.metric_values(
             per_unit._replace(table=stored), [definition], as_of=until + timedelta(microseconds=1)

@@ -235,6 +235,7 @@ def analyze_factorial(*, services: Services, key: str) -> FactorialResult:
         conflicts=warehouse.conflicts_table(),
         plan=plan,
         as_of=as_of,
+        unit_values=warehouse.unit_values_table(),
     )
     overall = aggregates.indices("overall")[0]
     columns = {name: values[overall] for name, values in aggregates.columns.items()}

@@ -213,7 +213,9 @@ def analyze_interactions(*, services: Services, key: str, other: str) -> Interac
                 other_variants=other_plan.variants,
             ),
         )
-        per_unit = queries.unit_aggregates(units, events, definitions)
+        per_unit = queries.unit_aggregates(
+            units, events, definitions, unit_values=warehouse.unit_values_table()
+        )
         stored = scratch.store("values", per_unit.table)
         sums = con.to_pyarrow(
             overlap.cell_sums(per_unit._replace(table=stored), definitions, as_of=as_of)
