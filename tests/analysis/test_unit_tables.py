@@ -339,3 +339,13 @@ def test_the_sizing_baseline_reads_the_unit_table(
     assert found.units == len(ids)
     assert found.mean == pytest.approx(values.mean(), rel=1e-12)
     assert found.variance == pytest.approx(values.var(ddof=1), rel=1e-9)
+
+
+def test_a_units_metric_without_its_column_is_a_no_data_warning(warehouse: Warehouse) -> None:
+    dataset = generate(seed=2, n_units=200)
+    dataset.write(warehouse, "checkout")
+    plan = build_plan(_spec(["revenue_30d"]), DEFINITIONS)
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    found = [c for c in snapshot.checks("no_data") if c.metric == "revenue_30d"]
+    assert found and "column 'revenue_30d' of the unit table" in found[0].message
+    assert snapshot.result("revenue_30d", "b").to_json()["reason"]  # nothing to compare

@@ -181,16 +181,17 @@ def data_checks(plan: AnalysisPlan, agg: Aggregates) -> list[HealthCheck]:
         events = float(agg.column(names.events)[0].sum())
         nulls = float(agg.column(names.nulls)[0].sum())
         if units and events == 0:
-            out.append(
-                _check(
-                    CheckName.NO_DATA,
-                    WARNING,
-                    0,
-                    f"No {metric.event!r} events match metric {metric.key!r} in any unit's "
-                    "window: check the event name and filter.",
-                    metric=metric.key,
-                )
+            message = (
+                f"No {metric.event!r} events match metric {metric.key!r} in any unit's "
+                "window: check the event name and filter."
             )
+            if metric.source == "units":
+                message = (
+                    f"No analysed unit has a value in column {metric.column!r} of the unit "
+                    f"table for metric {metric.key!r}: import it (splitlab import units) or "
+                    "check the column name and the unit ids."
+                )
+            out.append(_check(CheckName.NO_DATA, WARNING, 0, message, metric=metric.key))
         needs_value = metric.kind in (MetricKind.SUM, MetricKind.RATIO, MetricKind.QUANTILE)
         if needs_value and events:
             rate = nulls / events
