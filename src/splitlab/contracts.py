@@ -123,7 +123,8 @@ def export_contract(*, session: Session, key: str) -> str:
     document: dict[str, Any] = {}
     if metrics:
         document["metrics"] = [
-            {"key": m.key, "kind": m.kind.value, "event": m.event}
+            {"key": m.key, "kind": m.kind.value}
+            | ({"event": m.event} if m.source == "events" else {})
             | m.model_dump(mode="json", exclude_defaults=True)
             for m in metrics
         ]

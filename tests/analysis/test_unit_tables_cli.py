@@ -93,6 +93,14 @@ def test_import_units_and_read_results(home: Path, tmp_path: Path) -> None:
 
     listed = runner.invoke(app, ["metrics", "list"])
     assert "units:revenue_30d" in listed.output
+    exported = runner.invoke(app, ["export", "checkout"])
+    assert exported.exit_code == 0, exported.output
+    assert "source: units" in exported.output and "column: revenue_30d" in exported.output
+    assert "event: ''" not in exported.output
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(exported.output)
+    applied = runner.invoke(app, ["apply", "-f", str(contract)])
+    assert applied.exit_code == 0, applied.output  # the YAML contract round-trips
 
     with TestClient(create_app(Settings())) as http:
         ok(http.post("/api/experiments/checkout/analyze"))
