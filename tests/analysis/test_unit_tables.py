@@ -20,6 +20,7 @@ from splitlab.analysis.snapshot import Snapshot
 from splitlab.domain import Covariate, ExperimentSpec, MetricDefinition
 from splitlab.errors import ValidationError
 from splitlab.warehouse import Warehouse
+from splitlab.warehouse.schema import DUCKDB_DDL
 from tests.analysis.builders import METRICS, START, Dataset, generate, per_unit
 
 CAP = 180.0
@@ -349,3 +350,22 @@ def test_a_units_metric_without_its_column_is_a_no_data_warning(warehouse: Wareh
     found = [c for c in snapshot.checks("no_data") if c.metric == "revenue_30d"]
     assert found and "column 'revenue_30d' of the unit table" in found[0].message
     assert snapshot.result("revenue_30d", "b").to_json()["reason"]  # nothing to compare
+
+
+def test_a_read_only_warehouse_without_the_unit_table(tmp_path: Path) -> None:
+    """A DuckDB file made before unit_values existed, opened read-only (no schema upgrade):
+    the watermark and the unit table read as empty instead of failing every analysis."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(DUCKDB_DDL)
+    con.execute("DROP TABLE unit_values")
+    con.close()
+    old = Warehouse.open(f"duckdb:///{path}", read_only=True)
+    try:
+        assert old.watermark().units == ""
+        table = old.unit_values_table()
+        assert table.count().to_pyarrow().as_py() == 0
+    finally:
+        old.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import duckdb
 import ibis
 from ibis.backends import BaseBackend
+from psycopg import errors as psycopg_errors
 
 from splitlab import ids
 from splitlab.errors import ConfigurationError, SplitlabError
@@ -25,6 +26,7 @@ from splitlab.ids import EXPOSURE
 from splitlab.warehouse.facts import Fact, ItemResult, Kind, Watermark
 from splitlab.warehouse.postgres import PostgresBackend, conninfo
 from splitlab.warehouse.schema import CONFLICT_COLUMNS, EVENT_COLUMNS, EXPOSURE_COLUMNS
+from splitlab.warehouse.sources import TYPES as SOURCE_TYPES
 from splitlab.warehouse.sources import SourceConnections, SourceMapping, mapped_table
 from splitlab.warehouse.validation import from_us, now_us, to_us
 from splitlab.warehouse.writer import Backend, GroupCommitWriter, restore_gc, tune_gc_for_ingestion
@@ -45,6 +47,11 @@ class WarehouseBusyError(SplitlabError):
 
     status = 503
     code = "warehouse_busy"
+
+
+def mapped_types(table: str) -> ibis.Schema:
+    """The Ibis schema of warehouse table ``table`` (as sources map it)."""
+    return ibis.schema(SOURCE_TYPES[table])
 
 
 def _duckdb_path(url: str) -> str:
@@ -240,8 +247,14 @@ class Warehouse:
         return self._table("events")
 
     def unit_values_table(self) -> ibis.Table:
-        """The unit table (``unit_id, name, value, source, ingested_at``; or its source)."""
-        return self._table("unit_values")
+        """The unit table (``unit_id, name, value, source, ingested_at``; or its source); an
+        empty one for a warehouse without it (a read-only file made before it existed)."""
+        try:
+            return self._table("unit_values")
+        except Exception:  # Ibis raises its own or the driver's "no such table"
+            if "unit_values" in self.sources:
+                raise
+            return ibis.memtable(mapped_types("unit_values").to_pyarrow().empty_table())
 
     def import_units(
         self,
@@ -329,7 +342,10 @@ class Warehouse:
                 if self.dialect == "duckdb"
                 else "(extract(epoch FROM max(ingested_at)) * 1000000)::BIGINT"
             )
-            n, us = self.query(f"SELECT count(*), {stamp} FROM unit_values")[0]
+            try:
+                n, us = self.query(f"SELECT count(*), {stamp} FROM unit_values")[0]
+            except (duckdb.CatalogException, psycopg_errors.UndefinedTable):
+                return ""  # a read-only warehouse made before the unit table existed
             return f"{n}:{us}" if n else ""
         table = self.unit_values_table()
         rows = table.aggregate(n=table.count(), last=table.ingested_at.max()).to_pyarrow()
