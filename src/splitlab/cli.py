@@ -812,7 +812,10 @@ def import_units(
         for row in data["preview"]:
             typer.echo("  " + json.dumps(row, default=str))
         if data["written"]:
-            typer.echo(f"accepted {data['accepted']:,} units, {data['values']:,} values written")
+            typer.echo(
+                f"accepted {data['accepted']:,} units, {data['values']:,} values written"
+                + (f", {data['attributes']:,} text attributes" if data.get("attributes") else "")
+            )
         typer.echo(f"rejected {data['rejected']:,}")
         for reason in data["reasons"]:
             examples = ", ".join(str(n) for n in reason["examples"])

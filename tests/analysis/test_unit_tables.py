@@ -68,6 +68,11 @@ def _spec(secondary: list[str]) -> ExperimentSpec:
     )
 
 
+def _plan_name(k: int) -> str | None:
+    """The unit table's text attribute of the k-th row (missing for some)."""
+    return None if k % 10 == 0 else ("pro" if k % 3 == 0 else "free")
+
+
 def _hist(unit: str, revenue: float | None) -> float | None:
     """A pre-period covariate correlated with revenue_30d (missing for some units)."""
     if unit.endswith("3"):
@@ -94,7 +99,7 @@ def _unit_file(dataset: Dataset, path: Path) -> dict[str, tuple[float | None, fl
             "user_id": list(rows),
             "revenue_30d": [r for r, _ in rows.values()],
             "conversions_7d": [int(c) if c is not None else None for _, c in rows.values()],
-            "plan_name": ["pro"] * len(rows),
+            "plan_name": [_plan_name(k) for k in range(len(rows))],
             "hist_28d": [_hist(u, r) for u, (r, _) in rows.items()],
         }
     )
@@ -121,7 +126,13 @@ def analysed(
     assert report.values == sum(
         (r is not None) + (c is not None) + (_hist(u, r) is not None) for u, (r, c) in rows.items()
     )
-    assert [c["use"] for c in report.columns] == ["unit_id", "value", "value", "skipped", "value"]
+    assert [c["use"] for c in report.columns] == [
+        "unit_id",
+        "value",
+        "value",
+        "attribute",
+        "value",
+    ]
     keys = [m.key for m in UNIT_METRICS]
     plan = build_plan(_spec(["orders", *keys]), DEFINITIONS)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
@@ -255,7 +266,7 @@ def test_hostile_rows_are_rejected_with_reasons(warehouse: Warehouse, tmp_path: 
 @pytest.mark.parametrize(
     ("content", "mapping", "message"),
     [
-        ("unit_id,country\nu1,de\n", {}, "numeric column"),
+        ("unit_id\nu1\n", {}, "numeric or text column"),
         ("user,v\nu1,1\n", {}, "no column 'unit_id'"),
         ("user,v\nu1,1\n", {"v": "score"}, "maps only its unit id"),
         ('unit_id,"bad name!"\nu1,1\n', {}, "property names"),
@@ -369,3 +380,63 @@ def test_a_read_only_warehouse_without_the_unit_table(tmp_path: Path) -> None:
         assert table.count().to_pyarrow().as_py() == 0
     finally:
         old.close()
+
+
+def test_unit_table_text_attribute_as_segment(
+    warehouse: Warehouse, analysed: tuple[Dataset, dict[str, Any], Snapshot]
+) -> None:
+    """plan.unit_segments [plan_name]: rows per value of the unit table's text column
+    ("(none)" without one), each cell's Welch test as scipy's on its units."""
+    dataset, rows, _snapshot = analysed
+    spec = _spec(["revenue_30d"]).model_copy(deep=True)
+    spec.plan.segments = []
+    spec.plan.unit_segments = ["plan_name"]
+    plan = build_plan(spec, DEFINITIONS)
+    assert plan.settings()["unit_segments"] == ["plan_name"]
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=warehouse.watermark())
+    label = {unit: _plan_name(k) or "(none)" for k, unit in enumerate(rows)}
+    cells = [
+        r.to_json()
+        for r in snapshot.results
+        if r.segment is not None and r.metric == "revenue_30d" and r.variant == "b"
+    ]
+    assert {c["segment"]["value"] for c in cells} == {"pro", "free", "(none)"}
+    for cell in cells:
+        arms = {
+            arm: np.array(
+                [
+                    min(rows.get(u.unit_id, (None, None))[0] or 0.0, CAP)
+                    for u in dataset.included()
+                    if u.variant == arm
+                    and label.get(u.unit_id, "(none)") == cell["segment"]["value"]
+                ]
+            )
+            for arm in ("control", "b")
+        }
+        welch = scipy_stats.ttest_ind(arms["b"], arms["control"], equal_var=False)
+        assert cell["treatment_n"] == arms["b"].size
+        assert cell["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+
+
+def test_unit_segments_may_not_repeat_an_exposure_segment() -> None:
+    spec = _spec(["revenue_30d"]).model_copy(deep=True)
+    spec.plan.unit_segments = ["country"]  # also an exposure segment in _spec
+    with pytest.raises(ValidationError, match="unit_segments"):
+        build_plan(spec, DEFINITIONS)
+
+
+def test_hostile_text_attributes_are_rejected(warehouse: Warehouse, tmp_path: Path) -> None:
+    path = tmp_path / "attrs.parquet"
+    pq.write_table(
+        pa.table({"unit_id": ["a", "b", "c", "d"], "tier": ["gold", "x" * 201, "a\x07b", "  "]}),
+        path,
+    )
+    report = warehouse.import_units(path)
+    assert report.rejected == 2, report.reasons
+    assert {r["reason"] for r in report.reasons} == {
+        "tier: at most 200 characters",
+        "tier: must not contain control characters",
+    }
+    stored = sorted(warehouse.query("SELECT unit_id, text FROM unit_attributes"))
+    assert stored == [("a", "gold")]  # a blank value is a missing one
+    assert report.attributes == 1

@@ -26,7 +26,7 @@ def test_units_upload_validates_and_writes(
     assert preview.status_code == 200, preview.text
     report = preview.json()
     assert report["kind"] == "units" and not report["written"]
-    assert [c["use"] for c in report["columns"]] == ["unit_id", "value", "skipped"]
+    assert [c["use"] for c in report["columns"]] == ["unit_id", "value", "attribute"]
     assert report["rows"] == 4 and report["rejected"] == 2
     assert services.warehouse.query("SELECT count(*) FROM unit_values")[0][0] == 0
     written = client.post(
@@ -37,9 +37,12 @@ def test_units_upload_validates_and_writes(
     )
     assert written.status_code == 200, written.text
     assert written.json()["accepted"] == 2 and written.json()["values"] == 1
+    assert written.json()["attributes"] == 2
     assert written.json()["file"] == "upload.csv"
     stored = services.warehouse.query("SELECT unit_id, name, value FROM unit_values")
     assert stored == [("u1", "revenue_30d", 10.5)]
+    texts = sorted(services.warehouse.query("SELECT unit_id, name, text FROM unit_attributes"))
+    assert texts == [("u1", "country", "de"), ("u2", "country", "fr")]
 
 
 def test_units_upload_refusals(client: TestClient, ingest: dict) -> None:
@@ -52,11 +55,11 @@ def test_units_upload_refusals(client: TestClient, ingest: dict) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["code"]
     no_numbers = client.post(
         "/api/import/units",
-        content=b"unit_id,country\nu1,de\n",
+        content=b"unit_id\nu1\n",
         params={"format": "csv"},
         headers=ingest,
     )
     assert no_numbers.status_code == 422
-    assert "numeric column" in no_numbers.json()["error"]["message"]
+    assert "numeric or text column" in no_numbers.json()["error"]["message"]
     unknown = client.post("/api/import/nope", content=b"a\n", headers=ingest)
     assert unknown.status_code == 422 and "units" in unknown.json()["error"]["message"]

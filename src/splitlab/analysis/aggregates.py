@@ -21,7 +21,7 @@ from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
 from splitlab.stats.event_quantile import clustered_quantile_ranks
-from splitlab.warehouse import queries, triggers
+from splitlab.warehouse import queries, triggers, unit_tables
 from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
 from splitlab.warehouse.scratch import ScratchTables
 
@@ -81,6 +81,7 @@ def fetch_aggregates(
     plan: AnalysisPlan,
     as_of: datetime,
     unit_values: ibis.Table | None = None,
+    unit_attributes: ibis.Table | None = None,
 ) -> Aggregates:
     """Execute the sufficient-statistics query (and the quantile query, if any) on ``con``.
 
@@ -89,7 +90,8 @@ def fetch_aggregates(
     top segment values, the statistics and the quantile queries share one read of the JSON
     attributes and one join of events to units (an engine may otherwise re-evaluate the JSON
     after the join, once per event). ``unit_values`` is the unit table that ``source: units``
-    metrics read (joined to the units in the same per-unit table)."""
+    metrics read (joined to the units in the same per-unit table); ``unit_attributes`` the
+    text attributes that ``plan.unit_segments`` read."""
     timings: dict[str, float] = {}
     definitions = plan.definitions
     sources = [c.source for c in plan.covariates]
@@ -104,6 +106,15 @@ def fetch_aggregates(
             segments=plan.dimensions,
             numeric=numeric,
         )
+        if plan.unit_segments and unit_attributes is not None:  # segments from the unit table
+            columns = {
+                attribute_column(k): name
+                for k, name in enumerate(plan.dimensions)
+                if name in plan.unit_segments
+            }
+            units = scratch.store(
+                "unit_attrs", unit_tables.join_unit_attributes(units, unit_attributes, columns)
+            )
         if plan.trigger is not None:  # the triggered population, from each first trigger
             units = scratch.store(
                 "triggered", triggers.triggered_units(units, events, plan.trigger)

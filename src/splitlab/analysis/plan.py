@@ -111,6 +111,9 @@ class AnalysisPlan:
     """Positions of the quantile metrics taken over all events (``plan.event_quantiles``)."""
     trigger: Trigger | None = None
     """The activation condition (``plan.trigger``): analyse triggered units only."""
+    unit_segments: tuple[str, ...] = ()
+    """The segments (at the end of ``segments``) read from the unit table's text attributes
+    instead of the exposure attributes (``plan.unit_segments``)."""
     daily: bool = True
     """Whether to compute the cumulative daily series (and the checks that read it); off only
     for callers that want the overall and segment results alone (the peer benchmark)."""
@@ -198,6 +201,8 @@ class AnalysisPlan:
             settings["crossed"] = [list(pair) for pair in self.crossed]
         if self.trigger is not None:
             settings["trigger"] = self.trigger.model_dump(mode="json")
+        if self.unit_segments:
+            settings["unit_segments"] = list(self.unit_segments)
         if self.covariates:
             settings["covariates"] = [
                 c.spec.model_dump(
@@ -303,6 +308,13 @@ def build_plan(
         else:  # the metric's own margin: a relative fraction
             add(guard.key, MetricRole.GUARDRAIL, definition.margin if definition else None)
     _check_names(spec, metrics)
+    both = sorted(set(plan.unit_segments) & set(plan.segments))
+    if both or len(set(plan.unit_segments)) != len(plan.unit_segments):
+        raise ValidationError(
+            f"experiment {spec.key!r}: plan.unit_segments repeats a name or names an exposure "
+            f"segment too: {', '.join(both) or 'a repeated name'}",
+            details=[{"loc": ["plan", "unit_segments"], "msg": "repeated name"}],
+        )
     covariates = _plan_covariates(spec, metrics)
     position = {m.key: i for i, m in enumerate(metrics)}
     wrong = [
@@ -331,7 +343,7 @@ def build_plan(
         power=plan.power,
         mde=plan.mde,
         correction=plan.correction,
-        segments=tuple(plan.segments),
+        segments=tuple(plan.segments) + tuple(plan.unit_segments),
         max_days=plan.max_days,
         start_at=spec.start_at,
         top_n=top_n,
@@ -341,6 +353,7 @@ def build_plan(
         crossed=tuple((a, b) for a, b in plan.crossed),
         event_quantiles=frozenset(position[key] for key in plan.event_quantiles),
         trigger=plan.trigger,
+        unit_segments=tuple(plan.unit_segments),
     )
 
 

@@ -63,6 +63,7 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
         "events": warehouse.events_table(),
         "conflicts": warehouse.conflicts_table(),
         "unit_values": warehouse.unit_values_table(),
+        "unit_attributes": warehouse.unit_attributes_table(),
     }
     aggregates = fetch_aggregates(con, plan=plan, as_of=as_of, **tables)
     results, daily, families = compute_results(plan, aggregates)

@@ -250,6 +250,12 @@ class Plan(Strict):
         json_schema_extra={"maxItems": MAX_SEGMENTS},
         description="exposure attributes to break results down by",
     )
+    unit_segments: Annotated[list[PropertyName], max_items(MAX_SEGMENTS)] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_SEGMENTS},
+        description="text attributes of the unit table (splitlab import units) to break "
+        "results down by, as segments are exposure attributes",
+    )
     crossed: Annotated[list[CrossedPair], max_items(MAX_CROSSED)] = Field(
         default_factory=list,
         json_schema_extra={"maxItems": MAX_CROSSED},

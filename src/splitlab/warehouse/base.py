@@ -335,22 +335,46 @@ class Warehouse:
         )
 
     def _unit_values_stamp(self) -> str:
-        """``count:newest µs`` of the unit table (``warehouse.unit_tables``), "" when empty."""
+        """``count:newest µs`` of the unit table (``warehouse.unit_tables``; its text
+        attributes after a ``/`` when there are any), "" when empty."""
+        attributes = self._native_stamp("unit_attributes")
         if "unit_values" not in self.sources:
-            stamp = (
-                "epoch_us(max(ingested_at))"
-                if self.dialect == "duckdb"
-                else "(extract(epoch FROM max(ingested_at)) * 1000000)::BIGINT"
-            )
-            try:
-                n, us = self.query(f"SELECT count(*), {stamp} FROM unit_values")[0]
-            except (duckdb.CatalogException, psycopg_errors.UndefinedTable):
-                return ""  # a read-only warehouse made before the unit table existed
-            return f"{n}:{us}" if n else ""
+            values = self._native_stamp("unit_values")
+            return f"{values}/{attributes}" if attributes else values
         table = self.unit_values_table()
         rows = table.aggregate(n=table.count(), last=table.ingested_at.max()).to_pyarrow()
         n, last = rows.column("n")[0].as_py(), rows.column("last")[0].as_py()
-        return f"{n}:{to_us(last) if last is not None else 0}" if n else ""
+        values = f"{n}:{to_us(last) if last is not None else 0}" if n else ""
+        return f"{values}/{attributes}" if attributes else values
+
+    def _native_stamp(self, table: str) -> str:
+        """``count:newest µs`` of a native per-unit table, "" when empty or missing."""
+        stamp = (
+            "epoch_us(max(ingested_at))"
+            if self.dialect == "duckdb"
+            else "(extract(epoch FROM max(ingested_at)) * 1000000)::BIGINT"
+        )
+        try:
+            n, us = self.query(f"SELECT count(*), {stamp} FROM {table}")[0]
+        except (duckdb.CatalogException, psycopg_errors.UndefinedTable):
+            return ""  # a read-only warehouse made before the table existed
+        return f"{n}:{us}" if n else ""
+
+    def unit_attributes_table(self) -> ibis.Table:
+        """Text attributes of units (``unit_id, name, text, …``); empty when missing."""
+        try:
+            return self.ibis_connection().table("unit_attributes")
+        except Exception:  # a read-only warehouse made before it existed
+            schema = ibis.schema(
+                {
+                    "unit_id": "string",
+                    "name": "string",
+                    "text": "string",
+                    "source": "string",
+                    "ingested_at": "timestamp('UTC')",
+                }
+            )
+            return ibis.memtable(schema.to_pyarrow().empty_table())
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run read-only SQL on a reader connection (tests, tools, diagnostics)."""

@@ -6,7 +6,8 @@
   (``experiment_key``/``variant_key`` keep what the client sent, for provenance only).
 * ``unit_values`` — per-unit outcomes and attributes without timestamps (``revenue_30d``
   of a unit), one row per (unit, column name), not tied to an experiment; a new import of a
-  column replaces its value (``warehouse.unit_tables``).
+  column replaces its value (``warehouse.unit_tables``); ``unit_attributes`` the same for
+  text columns (``plan_name`` of a unit), which ``plan.unit_segments`` break results down by.
 
 Every row carries ``source`` (api, import, simulator, …) and ``ingested_at`` (commit time),
 which is what the data watermark is made of.
@@ -61,6 +62,14 @@ CREATE TABLE IF NOT EXISTS unit_values (
     unit_id {text} NOT NULL,
     name {text} NOT NULL,
     value {double} NOT NULL,
+    source {text} NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (unit_id, name)
+);
+CREATE TABLE IF NOT EXISTS unit_attributes (
+    unit_id {text} NOT NULL,
+    name {text} NOT NULL,
+    text {text} NOT NULL,
     source {text} NOT NULL,
     ingested_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (unit_id, name)

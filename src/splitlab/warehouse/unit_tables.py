@@ -11,7 +11,9 @@ Validation follows the event importer (``importer``, ``rules_sql``): DuckDB read
 and checks every row in SQL — the unit id by the same rules as ``userKey`` (present, a string
 or integer, at most its length, no control characters), every value finite and within the
 same range as an event's value, and a unit id at most once per file (the first row counts).
-Columns of other types (text, dates) are skipped and reported. A column imported again
+Text columns go to ``unit_attributes`` (at most 200 characters, no control characters; the
+segments of ``plan.unit_segments``); columns of other types (dates, nested) are skipped and
+reported. A column imported again
 replaces the stored values of the units in the file; units the file lacks keep theirs.
 """
 
@@ -29,7 +31,7 @@ import ibis.expr.types as ir
 from splitlab.domain.limits import property_name_problem
 from splitlab.errors import ValidationError
 from splitlab.warehouse.importer import reader_sql
-from splitlab.warehouse.rules import RULES, Check
+from splitlab.warehouse.rules import CONTROL_SQL, RULES, Check
 from splitlab.warehouse.rules_sql import (
     NUMERIC,
     _key_source,
@@ -42,7 +44,10 @@ UNIT_ID = "unit_id"
 MAX_UNIT_COLUMNS = 200
 """Value columns one import may carry."""
 USED = "value"
+ATTRIBUTE = "attribute"
 SKIPPED = "skipped"
+MAX_ATTRIBUTE_LENGTH = 200
+"""Characters of one text attribute value (a segment label)."""
 _KEY_CHECKS = (Check.REQUIRED, Check.TYPE, Check.MAX_LENGTH, Check.NO_CONTROL)
 _VALUE_LIMIT = next(r.limit for r in RULES if r.field == "value" and r.check is Check.RANGE)
 UPSERT = (
@@ -51,6 +56,11 @@ UPSERT = (
     "source = excluded.source, ingested_at = excluded.ingested_at"
 )
 STAGE_COLUMNS = "unit_id TEXT, name TEXT, value DOUBLE PRECISION"
+UPSERT_TEXT = (
+    "INSERT INTO unit_attributes (unit_id, name, text, source, ingested_at) {rows} "
+    "ON CONFLICT (unit_id, name) DO UPDATE SET text = excluded.text, "
+    "source = excluded.source, ingested_at = excluded.ingested_at"
+)
 
 
 @dataclass
@@ -63,6 +73,8 @@ class UnitImportReport:
     """Valid rows (units) written."""
     values: int = 0
     """Non-missing values written (replacing stored ones of the same unit and column)."""
+    attributes: int = 0
+    """Non-missing text attributes written (``unit_attributes``)."""
     rejected: int = 0
     reasons: list[dict[str, Any]] = field(default_factory=list)
     columns: list[dict[str, str]] = field(default_factory=list)
@@ -73,6 +85,10 @@ class UnitImportReport:
     @property
     def value_columns(self) -> list[str]:
         return [c["name"] for c in self.columns if c["use"] == USED]
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        return [c["name"] for c in self.columns if c["use"] == ATTRIBUTE]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (CLI ``--json`` and the API)."""
@@ -140,7 +156,9 @@ def stage(
     problems = []
     for name, kind in described:
         use = UNIT_ID if name == id_column else (USED if _numeric_type(kind) else SKIPPED)
-        if use == USED and (problem := property_name_problem(name)):
+        if use == SKIPPED and kind.upper() == "VARCHAR":
+            use = ATTRIBUTE
+        if use in (USED, ATTRIBUTE) and (problem := property_name_problem(name)):
             problems.append((name, problem))
         report.columns.append({"name": name, "type": kind, "use": use})
     if problems:
@@ -149,17 +167,20 @@ def stage(
             + "; ".join(f"{n[:50]!r} {p}" for n, p in problems),
             details=[{"loc": ["file", n[:50]], "msg": p} for n, p in problems],
         )
-    values = report.value_columns
-    if not values:
+    values, texts = report.value_columns, report.attribute_columns
+    if not values and not texts:
         raise ValidationError(
-            "file: a unit table needs at least one numeric column besides the unit id",
-            details=[{"loc": ["file"], "msg": "no numeric column"}],
+            "file: a unit table needs at least one numeric or text column besides the unit id",
+            details=[{"loc": ["file"], "msg": "no value column"}],
         )
-    if len(values) > MAX_UNIT_COLUMNS:
-        raise ValidationError(f"file: at most {MAX_UNIT_COLUMNS} numeric columns per import")
+    if len(values) + len(texts) > MAX_UNIT_COLUMNS:
+        raise ValidationError(f"file: at most {MAX_UNIT_COLUMNS} value columns per import")
     types = dict(described)
     key, wrong = _key_source(id_column, types[id_column].upper())
-    typed = ", ".join(f"CAST({_q(n)} AS DOUBLE) AS v{j}" for j, n in enumerate(values))
+    typed = ", ".join(
+        [f"CAST({_q(n)} AS DOUBLE) AS v{j}" for j, n in enumerate(values)]
+        + [f"{_trimmed(_q(n))} AS s{j}" for j, n in enumerate(texts)]
+    )
     rules = [r for r in RULES if r.field == "userKey" and r.check in _KEY_CHECKS]
     key_checks = " ".join(
         f"WHEN {_predicate(r)} THEN {_lit(f'{UNIT_ID}: {r.message}')}" for r in rules
@@ -169,6 +190,12 @@ def stage(
         f"WHEN abs(t.v{j}) > {_VALUE_LIMIT} "
         f"THEN {_lit(f'{n}: must be at most {_VALUE_LIMIT:g} in absolute value')}"
         for j, n in enumerate(values)
+    ) + " ".join(
+        f"WHEN length(t.s{j}) > {MAX_ATTRIBUTE_LENGTH} "
+        f"THEN {_lit(f'{n}: at most {MAX_ATTRIBUTE_LENGTH} characters')} "
+        f"WHEN regexp_matches(t.s{j}, '{CONTROL_SQL}') "
+        f"THEN {_lit(f'{n}: must not contain control characters')}"
+        for j, n in enumerate(texts)
     )
     repeated = "row_number() OVER (PARTITION BY t.unit_id ORDER BY t.row_number) > 1"
     con.execute(
@@ -180,7 +207,7 @@ def stage(
         )
         SELECT t.* EXCLUDE (unit_id_wrong), COALESCE(
             CASE {key_checks} END,
-            CASE {value_checks} END,
+            {f"CASE {value_checks} END," if value_checks else ""}
             CASE WHEN t.unit_id IS NOT NULL AND {repeated}
                  THEN 'unit_id: repeated in the file (its first row counts)' END) AS err
         FROM read t"""
@@ -194,7 +221,10 @@ def stage(
     ).fetchall()
     report.reasons = [{"reason": r[0], "rows": r[1], "examples": r[2]} for r in reasons]
     if preview_rows:
-        shown = ", ".join(f"v{j} AS {_q(n)}" for j, n in enumerate(values))
+        shown = ", ".join(
+            [f"v{j} AS {_q(n)}" for j, n in enumerate(values)]
+            + [f"s{j} AS {_q(n)}" for j, n in enumerate(texts)]
+        )
         cursor = con.execute(
             f"SELECT row_number, unit_id, {shown}, err FROM splitlab_units_checked "
             f"ORDER BY row_number LIMIT {int(preview_rows)}"
@@ -204,11 +234,12 @@ def stage(
     return report
 
 
-def long_rows_sql(values: Sequence[str]) -> str:
-    """SQL of the valid staged rows as ``unit_id, name, value`` (missing values left out)."""
+def long_rows_sql(values: Sequence[str], prefix: str = "v") -> str:
+    """SQL of the valid staged rows as ``unit_id, name, value`` (missing values left out);
+    ``prefix`` "s" for the text attributes."""
     parts = [
-        f"SELECT unit_id, {_lit(n)} AS name, v{j} AS value FROM splitlab_units_checked "
-        f"WHERE err IS NULL AND v{j} IS NOT NULL"
+        f"SELECT unit_id, {_lit(n)} AS name, {prefix}{j} AS value FROM splitlab_units_checked "
+        f"WHERE err IS NULL AND {prefix}{j} IS NOT NULL"
         for j, n in enumerate(values)
     ]
     return " UNION ALL ".join(parts)
@@ -218,16 +249,28 @@ def write_duckdb(con: duckdb.DuckDBPyConnection, report: UnitImportReport) -> No
     """Upsert the staged values into the DuckDB warehouse's ``unit_values`` (caller's
     transaction)."""
     ingested = now_us()
-    rows = (
-        f"SELECT unit_id, name, value, 'import', make_timestamptz({ingested}) "
-        f"FROM ({long_rows_sql(report.value_columns)})"
-    )
-    report.values = int(con.execute(UPSERT.format(rows=rows)).fetchall()[0][0])
+    if report.value_columns:
+        rows = (
+            f"SELECT unit_id, name, value, 'import', make_timestamptz({ingested}) "
+            f"FROM ({long_rows_sql(report.value_columns)})"
+        )
+        report.values = int(con.execute(UPSERT.format(rows=rows)).fetchall()[0][0])
+    if report.attribute_columns:
+        rows = (
+            f"SELECT unit_id, name, value, 'import', make_timestamptz({ingested}) "
+            f"FROM ({long_rows_sql(report.attribute_columns, 's')})"
+        )
+        report.attributes = int(con.execute(UPSERT_TEXT.format(rows=rows)).fetchall()[0][0])
     report.accepted = report.rows - report.rejected
     report.written = True
 
 
 POSTGRES_UPSERT = UPSERT.format(
+    rows="SELECT DISTINCT ON (unit_id, name) unit_id, name, value, 'import', "
+    "to_timestamp(%(ingested)s / 1e6) FROM unit_stage"
+)
+STAGE_TEXT_COLUMNS = "unit_id TEXT, name TEXT, value TEXT"
+POSTGRES_UPSERT_TEXT = UPSERT_TEXT.format(
     rows="SELECT DISTINCT ON (unit_id, name) unit_id, name, value, 'import', "
     "to_timestamp(%(ingested)s / 1e6) FROM unit_stage"
 )
@@ -268,23 +311,36 @@ def import_duckdb(
 
 
 def write_postgres(pg: Any, con: duckdb.DuckDBPyConnection, report: UnitImportReport) -> int:
-    """Stream the values staged in DuckDB ``con`` into PostgreSQL ``pg`` (a psycopg
-    connection, caller's transaction) with ``COPY``, then upsert them; the values written."""
+    """Stream the values (and text attributes) staged in DuckDB ``con`` into PostgreSQL ``pg``
+    (a psycopg connection, caller's transaction) with ``COPY``, then upsert them; the values
+    written (``report.attributes`` is set to the attributes written)."""
     import io
 
     import pyarrow.csv as pacsv
 
-    reader = con.sql(long_rows_sql(report.value_columns)).to_arrow_reader(200_000)
     options = pacsv.WriteOptions(include_header=False)
+    ingested = {"ingested": now_us()}
+    written = {USED: 0, ATTRIBUTE: 0}
+    plans = [
+        (USED, report.value_columns, "v", STAGE_COLUMNS, POSTGRES_UPSERT),
+        (ATTRIBUTE, report.attribute_columns, "s", STAGE_TEXT_COLUMNS, POSTGRES_UPSERT_TEXT),
+    ]
     with pg.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE unit_stage ({STAGE_COLUMNS}) ON COMMIT DROP")
-        with cur.copy("COPY unit_stage FROM STDIN (FORMAT csv)") as copy:
-            for batch in reader:
-                sink = io.BytesIO()
-                pacsv.write_csv(batch, sink, options)
-                copy.write(sink.getbuffer())
-        cur.execute(POSTGRES_UPSERT, {"ingested": now_us()})
-        return int(cur.rowcount)
+        for use, columns, prefix, layout, upsert in plans:
+            if not columns:
+                continue
+            reader = con.sql(long_rows_sql(columns, prefix)).to_arrow_reader(200_000)
+            cur.execute("DROP TABLE IF EXISTS unit_stage")
+            cur.execute(f"CREATE TEMP TABLE unit_stage ({layout}) ON COMMIT DROP")
+            with cur.copy("COPY unit_stage FROM STDIN (FORMAT csv)") as copy:
+                for batch in reader:
+                    sink = io.BytesIO()
+                    pacsv.write_csv(batch, sink, options)
+                    copy.write(sink.getbuffer())
+            cur.execute(upsert, ingested)
+            written[use] = int(cur.rowcount)
+    report.attributes = written[ATTRIBUTE]
+    return written[USED]
 
 
 def table_columns(metrics: Sequence[Any]) -> list[str]:
@@ -321,3 +377,32 @@ def unit_metric_columns(
     else:
         out[names.value] = raw.fill_null(0.0)
     return out
+
+
+def join_unit_attributes(
+    units: ir.Table, unit_attributes: ir.Table, columns: Mapping[str, str]
+) -> ir.Table:
+    """``units`` with each text column in ``columns`` (``attr{k}`` → a unit-table attribute
+    name) replaced by the unit's value of that attribute in ``unit_attributes`` ("(none)"
+    when it has none): segments read from the unit table, joined by unit id."""
+    names = list(columns.values())
+    wanted = unit_attributes.filter(unit_attributes.name.isin(names))
+    wide = wanted.group_by(attr_unit=wanted.unit_id).agg(
+        **{
+            f"unit_{column}": wanted.text.max(where=wanted.name == name)
+            for column, name in columns.items()
+        }
+    )
+    joined = units.left_join(wide, units.unit_id == wide.attr_unit)
+    return joined.select(
+        **{
+            name: (
+                joined[f"unit_{name}"].fill_null(MISSING_TEXT) if name in columns else joined[name]
+            )
+            for name in units.columns
+        }
+    )
+
+
+MISSING_TEXT = "(none)"
+"""As ``queries.MISSING``: the segment value of a unit without the attribute."""
