@@ -311,13 +311,6 @@ class Plan(Strict):
     )
 
 
-class ExperimentSpec(Strict):
-    """The editable configuration of an experiment (everything but status and timestamps)."""
-
-    key: Slug
-    name: Name = ""
-    hypothesis: LongText = ""
-    predicted_outcome: LongText = ""
 MAX_COST = 1e12
 
 
@@ -331,13 +324,13 @@ class Costs(Strict):
     currency: ShortText = ""
 
 
-    type: ExperimentType = ExperimentType.FEATURE
-    team: ShortText = ""
-    owner: ShortText = ""
-    tags: Annotated[list[ShortText], max_items(MAX_TAGS)] = Field(
-        default_factory=list, json_schema_extra={"maxItems": MAX_TAGS}
-    )
-    variants: Annotated[list[Variant], max_items(MAX_VARIANTS)] = Field(
+class ExperimentSpec(Strict):
+    """The editable configuration of an experiment (everything but status and timestamps)."""
+
+    key: Slug
+    name: Name = ""
+    hypothesis: LongText = ""
+    predicted_outcome: LongText = ""
     predicted_probability: float | None = Field(
         default=None,
         ge=0,
@@ -346,6 +339,13 @@ class Costs(Strict):
         "wins (significantly, in its good direction); scored by the hypothesis tracker",
     )
     costs: Costs | None = None
+    type: ExperimentType = ExperimentType.FEATURE
+    team: ShortText = ""
+    owner: ShortText = ""
+    tags: Annotated[list[ShortText], max_items(MAX_TAGS)] = Field(
+        default_factory=list, json_schema_extra={"maxItems": MAX_TAGS}
+    )
+    variants: Annotated[list[Variant], max_items(MAX_VARIANTS)] = Field(
         default_factory=list, json_schema_extra={"maxItems": MAX_VARIANTS}
     )
     coverage: float = Field(default=1.0, ge=0, le=1)
@@ -389,6 +389,8 @@ class ExperimentPatch(Strict):
     name: Name | None = None
     hypothesis: LongText | None = None
     predicted_outcome: LongText | None = None
+    predicted_probability: float | None = Field(default=None, ge=0, le=1)
+    costs: Costs | None = None
     type: ExperimentType | None = None
     team: ShortText | None = None
     owner: ShortText | None = None
@@ -399,8 +401,6 @@ class ExperimentPatch(Strict):
         default=None, json_schema_extra={"maxItems": MAX_VARIANTS}
     )
     coverage: float | None = Field(default=None, ge=0, le=1)
-    predicted_probability: float | None = Field(default=None, ge=0, le=1)
-    costs: Costs | None = None
     seed: ShortText | None = None
     hash_version: int | None = Field(default=None, ge=1, le=2)
     namespace: Namespace | None = None
