@@ -33,7 +33,8 @@ def test_login_list_logout(
     page.fill("input[name=password]", "open-sesame-1")
     page.click("button[type=submit]")
     page.wait_for_url(server + "/")
-    assert page.locator("table.list").inner_text().count("hero-banner") == 1
+    page.goto(server + "/?status=all&range=all")  # the fleet shows active experiments by default
+    assert page.locator("table.fleet-list").inner_text().count("hero-banner") == 1
     assert "Hero banner copy" in page.content()
     page.screenshot(path=str(tmp_path / "experiments.png"))
     (cookie,) = [c for c in page.context.cookies() if c["name"] == "splitlab_session"]

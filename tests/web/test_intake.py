@@ -232,7 +232,10 @@ def test_errors_are_shown_next_to_their_fields(client: TestClient, editor_csrf: 
     )
     assert bad_metric.status_code == 422
     assert field_error(bad_metric.text, "new.key") is not None
-    assert field_error(bad_metric.text, "new.event") == "String should have at least 1 character"
+    assert (
+        field_error(bad_metric.text, "new.event")
+        == "an events metric needs event (the event it counts)"
+    )
     ratio = post(
         client, csrf, 3, key, **{"new.key": "rps", "new.kind": "ratio", "new.event": "purchase"}
     )

@@ -471,14 +471,14 @@ class MetricDefinition(Strict):
     name: Name = ""
     description: LongText = ""
     kind: MetricKind
-    event: Name = Field(
-        default="", description="the event counted (required unless source is units)"
-    )
     source: str = Field(
         default="events",
         pattern="^(events|units)$",
         description="events (default) or units: the per-unit value is the column of the unit "
         "table (splitlab import units), joined to exposures by unit id",
+    )
+    event: Name = Field(
+        default="", description="the event counted (required unless source is units)"
     )
     column: PropertyName | None = Field(
         default=None, description="source units: the unit table's column holding the value"
@@ -498,6 +498,14 @@ class MetricDefinition(Strict):
     direction: Direction = Direction.INCREASE
     cuped_days: int = Field(default=0, ge=0, le=365)
     margin: float | None = Field(default=None, ge=0, description="guardrail non-inferiority margin")
+
+    @field_validator("event")
+    @classmethod
+    def _events_name_their_event(cls, event: str, info: ValidationInfo) -> str:
+        # here rather than in _check_source so that the error names the field (loc "event")
+        if not event and info.data.get("source", "events") == "events":
+            raise ValueError("an events metric needs event (the event it counts)")
+        return event
 
     @model_validator(mode="after")
     def _kind_fields(self) -> MetricDefinition:
