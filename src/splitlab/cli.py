@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -96,6 +97,16 @@ def _run(fn: Any) -> Any:
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _with_services(fn: Callable[[Any], Any]) -> Any:
+    """Open the services, return ``fn(services)`` (a ``SplitlabError`` exits with its message)
+    and close them again."""
+    services = _run(_services)
+    try:
+        return _run(lambda: fn(services))
+    finally:
+        services.close()
 
 
 @app.command()
@@ -229,18 +240,14 @@ def export_mlflow(
     experiment key, guardrail violations); once per snapshot and policy."""
     from splitlab.decisions.mlflow_export import export_mlflow as run_export
 
-    services = _run(_services)
-    try:
-        result = _run(
-            lambda: run_export(
-                services=services,
-                key=key,
-                tracking_uri=tracking_uri,
-                experiment_name=experiment_name,
-            )
+    result = _with_services(
+        lambda services: run_export(
+            services=services,
+            key=key,
+            tracking_uri=tracking_uri,
+            experiment_name=experiment_name,
         )
-    finally:
-        services.close()
+    )
     state = "logged" if result.created else "already logged"
     typer.echo(
         f"{state}: run {result.run_id} in MLflow experiment {result.experiment_name!r} "
@@ -1457,11 +1464,7 @@ def policy_get(name: str) -> None:
     ``default`` was never stored)."""
     from splitlab.decisions.service import policy_view
 
-    services = _run(_services)
-    try:
-        _print_json(_run(lambda: policy_view(services=services, name=name)))
-    finally:
-        services.close()
+    _print_json(_with_services(lambda services: policy_view(services=services, name=name)))
 
 
 @policy_app.command("put")
@@ -1477,13 +1480,9 @@ def policy_put(
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         _fail(SplitlabError(f"cannot read {file}: {error}"))
-    services = _run(_services)
-    try:
-        view = _run(
-            lambda: store_policy(services=services, name=name, document=text, actor=_actor())
-        )
-    finally:
-        services.close()
+    view = _with_services(
+        lambda services: store_policy(services=services, name=name, document=text, actor=_actor())
+    )
     typer.echo(f"stored policy {name} (version {view['version']})")
     _print_json(view["resolved"])
 
@@ -1499,11 +1498,7 @@ def ramp_show(key: str, as_json: JsonOption = False) -> None:
     """Show an experiment's latest ramp: its steps, where it is, when the next is due."""
     from splitlab.decisions.rollout import show_ramp
 
-    services = _run(_services)
-    try:
-        ramp = _run(lambda: show_ramp(services=services, key=key))
-    finally:
-        services.close()
+    ramp = _with_services(lambda services: show_ramp(services=services, key=key))
     if as_json:
         _print_json(ramp)
         return
@@ -1525,13 +1520,9 @@ def ramp_rollback(
     """Roll the active ramp back now (rolling_out → rolled_back)."""
     from splitlab.decisions.rollout import rollback_rollout
 
-    services = _run(_services)
-    try:
-        ramp = _run(
-            lambda: rollback_rollout(services=services, key=key, reason=reason, actor=_actor())
-        )
-    finally:
-        services.close()
+    ramp = _with_services(
+        lambda services: rollback_rollout(services=services, key=key, reason=reason, actor=_actor())
+    )
     typer.echo(f"{key}: ramp {ramp['id']} rolled back; experiment {ramp['experiment_status']}")
 
 
@@ -1604,16 +1595,11 @@ def _program(view: str, params: dict[str, str], as_json: bool) -> dict[str, Any]
     from splitlab.decisions.program import parse_filters
     from splitlab.decisions.program_views import program_view
 
-    services = _run(_services)
-    try:
-        filters = _run(lambda: parse_filters(params))
-        data: dict[str, Any] = _run(
-            lambda: program_view(
-                services=services, view=view, filters=filters, now=datetime.now(UTC)
-            )
+    data: dict[str, Any] = _with_services(
+        lambda services: program_view(
+            services=services, view=view, filters=parse_filters(params), now=datetime.now(UTC)
         )
-    finally:
-        services.close()
+    )
     if as_json:
         _print_json(data)
         return None
@@ -1724,11 +1710,7 @@ def models_command(
 
     types = tuple(type_ or ())
     selection = Selection(types=() if "all" in types else (types or ML_TYPES), search=search)
-    services = _run(_services)
-    try:
-        entries = _run(lambda: leaderboard(services=services, selection=selection))
-    finally:
-        services.close()
+    entries = _with_services(lambda services: leaderboard(services=services, selection=selection))
     if as_json:
         _print_json([e.to_json() for e in entries])
         return
@@ -1748,11 +1730,7 @@ def canary_command(key: str, as_json: JsonOption = False) -> None:
     decision engine's advice and how automatic rollback works here."""
     from splitlab.decisions.canary import canary_state
 
-    services = _run(_services)
-    try:
-        state = _run(lambda: canary_state(services=services, key=key))
-    finally:
-        services.close()
+    state = _with_services(lambda services: canary_state(services=services, key=key))
     if as_json:
         _print_json(state)
         return
