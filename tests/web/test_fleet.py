@@ -20,6 +20,7 @@ from splitlab.analysis.snapshot import Snapshot
 from splitlab.app import create_app
 from splitlab.config import Settings
 from splitlab.decisions.recommendation import Code, Recommendation
+from splitlab.decisions.velocity import milestones
 from splitlab.domain import Role
 from splitlab.services import Services
 from splitlab.simulate.demo import EXPERIMENTS, seed_demo
@@ -29,7 +30,7 @@ from splitlab.store.migrate import upgrade
 from splitlab.store.snapshots import save_snapshot
 from splitlab.store.users import create_user
 from splitlab.web import fleet_model as model
-from splitlab.web.fleet_charts import milestones, phases, velocity
+from splitlab.web.fleet_charts import phases, velocity
 from splitlab.web.fleet_model import Filters, badge_for, outcome_of, summarize_payload
 
 SUBSET = (

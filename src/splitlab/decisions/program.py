@@ -60,6 +60,14 @@ LEVEL = 0.95
 # ---------------------------------------------------------------- filters
 
 
+def filter_query(filters: Any, **override: str) -> str:
+    """The query string of a view's filters (a dataclass whose every field has a default) with
+    some values replaced; the values equal to their defaults are left out of the URL."""
+    values = {name: getattr(filters, name) for name in filters.__dataclass_fields__} | override
+    defaults = type(filters)()
+    return urlencode({k: v for k, v in values.items() if v != getattr(defaults, k, None)})
+
+
 @dataclass(frozen=True)
 class ProgramFilters:
     """The program views' filters, as read from (and written back to) the URL."""
@@ -75,9 +83,7 @@ class ProgramFilters:
 
     def query(self, **override: str) -> str:
         """The query string of these filters with some replaced (defaults left out)."""
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__} | override
-        defaults = ProgramFilters()
-        return urlencode({k: v for k, v in values.items() if v != getattr(defaults, k, None)})
+        return filter_query(self, **override)
 
     def since(self, now: datetime) -> datetime | None:
         """The start of the selected range (None for all time)."""
@@ -152,17 +158,25 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def primary_result(payload: Mapping[str, Any]) -> PrimaryResult:
-    """The primary metric's overall rows of one stored snapshot payload."""
-    settings = payload.get("settings") or {}
-    metric, name, lower = None, "", False
+def primary_metric(settings: Mapping[str, Any]) -> tuple[str | None, str, bool]:
+    """The primary metric of a stored snapshot's settings: its key, its name (the key when
+    it has none) and whether lower is better; ``(None, "", False)`` without one."""
     for entry in settings.get("metrics") or []:
         if entry.get("role") == "primary":
             definition = entry.get("definition") or {}
             metric = definition.get("key")
-            name = definition.get("name") or metric or ""
-            lower = definition.get("direction") == "decrease"
-            break
+            return (
+                metric,
+                definition.get("name") or metric or "",
+                (definition.get("direction") == "decrease"),
+            )
+    return None, "", False
+
+
+def primary_result(payload: Mapping[str, Any]) -> PrimaryResult:
+    """The primary metric's overall rows of one stored snapshot payload."""
+    settings = payload.get("settings") or {}
+    metric, name, lower = primary_metric(settings)
     arms = []
     for row in payload.get("results") or []:
         if row.get("segment") is not None or row.get("metric") != metric:

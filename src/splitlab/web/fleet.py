@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from splitlab.api.deps import ServicesDep
 from splitlab.decisions.recommendation import Recommendation
 from splitlab.decisions.service import latest_recommendations
+from splitlab.decisions.velocity import Dates, milestones
 from splitlab.domain import Principal
 from splitlab.errors import ValidationError
 from splitlab.services import Services
@@ -176,7 +177,7 @@ def summaries(services: Services, ids: list[int]) -> dict[int, Summary]:
 
 def load_rows(
     services: Services, *, now: datetime
-) -> tuple[list[FleetRow], dict[str, list[store.Transition]], dict[str, charts.Dates]]:
+) -> tuple[list[FleetRow], dict[str, list[store.Transition]], dict[str, Dates]]:
     """Every experiment as a fleet row (without its recommendation: see ``advise``), with its
     transitions and milestones."""
     with services.sessions() as session:
@@ -188,7 +189,7 @@ def load_rows(
     by_id = summaries(services, ids)
     rows, dates = [], {}
     for experiment in experiments:
-        when = charts.milestones(moves.get(experiment.key, []), decided.get(experiment.key))
+        when = milestones(moves.get(experiment.key, []), decided.get(experiment.key))
         dates[experiment.key] = when
         summary = by_id.get(experiment.snapshot_id) if experiment.snapshot_id else None
         rows.append(

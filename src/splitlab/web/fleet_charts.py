@@ -5,11 +5,10 @@ plotly.js). Counts, durations and medians of the audit log's dates; no statistic
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from statistics import median
 from typing import Any
 
+from splitlab.decisions.velocity import Dates, kpis
 from splitlab.store.fleet import Transition
 from splitlab.web.fleet_model import FleetRow
 
@@ -37,9 +36,19 @@ PHASE_OF = {
     "rolling_out": "rollout",
 }
 PHASE_OPACITY = {"draft": 0.25, "review": 0.45, "running": 1.0, "readout": 0.7, "rollout": 0.9}
-TERMINAL = ("shipped", "killed", "rolled_back")
 WIN_BAND = (0.15, 0.40)
 """The normal share of winning experiments in mature programs (UI.md)."""
+WIN_BAND_NOTE = {
+    "xref": "paper",
+    "x": 1,
+    "xanchor": "right",
+    "y": WIN_BAND[1],
+    "yanchor": "bottom",
+    "text": "normal win rate 15–40%",
+    "showarrow": False,
+    "font": {"size": 11, "color": "#0b5cad"},
+}
+"""The label of ``win_band`` at its top right."""
 LAYOUT = {
     "margin": {"l": 48, "r": 16, "t": 36, "b": 40},
     "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1d2330"},
@@ -50,36 +59,21 @@ LAYOUT = {
 }
 
 
-@dataclass(frozen=True)
-class Dates:
-    """An experiment's milestones, read from its transitions."""
-
-    created: datetime | None
-    started: datetime | None
-    stopped: datetime | None
-    decided: datetime | None
-    ended: datetime | None
-    """When it reached a terminal state."""
-
-
-def milestones(moves: list[Transition], decided_at: datetime | None = None) -> Dates:
-    """First start, first stop, first decision and end of one experiment (moves oldest first)."""
-    created = started = stopped = decided = ended = None
-    for move in moves:
-        to = move.to_status
-        if to == "draft" and move.from_status is None and created is None:
-            created = move.at
-        if to == "running" and started is None:
-            started = move.at
-        if started is not None and stopped is None and to in ("stopped", "rolled_back"):
-            stopped = move.at
-        if stopped is not None and decided is None and to in ("rolling_out", *TERMINAL):
-            decided = move.at
-        if to in TERMINAL and ended is None:
-            ended = move.at
-    if decided_at is not None and stopped is not None and decided_at >= stopped:
-        decided = decided_at if decided is None else min(decided, decided_at)
-    return Dates(created, started, stopped, decided, ended)
+def win_band(*, layer: str) -> dict[str, Any]:
+    """The shaded 15–40% normal win-rate band across a win-rate chart (``layer``: ``above``
+    or ``below`` the bars)."""
+    return {
+        "type": "rect",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": WIN_BAND[0],
+        "y1": WIN_BAND[1],
+        "fillcolor": "rgba(0,114,178,0.08)",
+        "line": {"width": 1, "dash": "dot", "color": "#0072b2"},
+        "layer": layer,
+    }
 
 
 def _month(at: datetime) -> str:
@@ -93,10 +87,6 @@ def _months(first: datetime, last: datetime) -> list[str]:
         months.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
-
-
-def _days(delta: timedelta) -> float:
-    return delta.total_seconds() / 86400
 
 
 def velocity(
@@ -118,13 +108,13 @@ def velocity(
             continue
         launched[_month(d.started)] += 1
         if _month(d.started) in stacks:
-            stacks[_month(d.started)][_kind(row)] += 1
+            stacks[_month(d.started)][row.kind] += 1
         if d.stopped is not None:
             completed[_month(d.stopped)] += 1
-    current = _kpis(rows, dates, start=since, end=now)
+    current = kpis(rows, dates, start=since, end=now)
     previous = None
     if since is not None:
-        previous = _kpis(rows, dates, start=since - (now - since), end=since)
+        previous = kpis(rows, dates, start=since - (now - since), end=since)
     launches = {
         "data": [
             {
@@ -180,32 +170,8 @@ def velocity(
             "barmode": "stack",
             "yaxis": {"tickformat": ".0%", "range": [0, 1], "title": {"text": "share"}},
             "xaxis": {"type": "category"},
-            "shapes": [
-                {
-                    "type": "rect",
-                    "xref": "paper",
-                    "x0": 0,
-                    "x1": 1,
-                    "yref": "y",
-                    "y0": WIN_BAND[0],
-                    "y1": WIN_BAND[1],
-                    "fillcolor": "rgba(0,114,178,0.08)",
-                    "line": {"width": 1, "dash": "dot", "color": "#0072b2"},
-                    "layer": "above",
-                }
-            ],
-            "annotations": [
-                {
-                    "xref": "paper",
-                    "x": 1,
-                    "xanchor": "right",
-                    "y": WIN_BAND[1],
-                    "yanchor": "bottom",
-                    "text": "normal win rate 15–40%",
-                    "showarrow": False,
-                    "font": {"size": 11, "color": "#0b5cad"},
-                }
-            ],
+            "shapes": [win_band(layer="above")],
+            "annotations": [WIN_BAND_NOTE],
         },
     }
     return {
@@ -215,45 +181,6 @@ def velocity(
         **current,
         "previous": previous,
         "figures": {"launches": launches, "win_rate": win_rate},
-    }
-
-
-def _kind(row: FleetRow) -> str:
-    """won/lost/inconclusive (``positive``/``negative``/``neutral``) once decided, else
-    ``unfinished``."""
-    if row.experiment.status in (*TERMINAL, "rolling_out") and row.outcome != "in_progress":
-        return row.outcome
-    return "unfinished"
-
-
-def _kpis(
-    rows: list[FleetRow], dates: dict[str, Dates], *, start: datetime | None, end: datetime
-) -> dict[str, Any]:
-    """The headline numbers of one period: outcomes of the experiments that ran in it (as
-    they stand now), median run time of those stopped in it, median days from stop to the
-    first decision."""
-    durations, waits = [], []
-    counts = {"positive": 0, "negative": 0, "neutral": 0, "unfinished": 0}
-    for row in rows:
-        d = dates.get(row.key)
-        if d is None or d.started is None or d.started >= end:
-            continue
-        if start is not None and (d.stopped or end) < start:
-            continue
-        counts[_kind(row)] += 1
-        if d.stopped is not None and d.stopped < end and (start is None or d.stopped >= start):
-            durations.append(_days(d.stopped - d.started))
-            if d.decided is not None:
-                waits.append(_days(d.decided - d.stopped))
-    decided = counts["positive"] + counts["negative"] + counts["neutral"]
-    return {
-        "median_duration_days": round(median(durations), 1) if durations else None,
-        "median_stop_to_decision_days": round(median(waits), 1) if waits else None,
-        "won": counts["positive"],
-        "lost": counts["negative"],
-        "inconclusive": counts["neutral"],
-        "unfinished": counts["unfinished"],
-        "win_rate": round(counts["positive"] / decided, 3) if decided else None,
     }
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from splitlab.decisions.program import filter_query, primary_metric
 from splitlab.decisions.recommendation import Code, Recommendation
+from splitlab.decisions.velocity import outcome_kind
 from splitlab.store.fleet import FleetExperiment
 
 ACTIVE = ("review", "scheduled", "running", "stopped", "readout", "rolling_out")
@@ -76,16 +78,7 @@ def summarize_payload(snapshot_id: int, payload: dict[str, Any]) -> Summary:
     """The card's numbers from one stored snapshot payload (the JSON form of
     ``analysis.snapshot.Snapshot``)."""
     settings = payload.get("settings") or {}
-    metric_key: str | None = None
-    metric_name = ""
-    lower = False
-    for metric in settings.get("metrics") or []:
-        if metric.get("role") == "primary":
-            definition = metric.get("definition") or {}
-            metric_key = definition.get("key")
-            metric_name = definition.get("name") or metric_key or ""
-            lower = definition.get("direction") == "decrease"
-            break
+    metric_key, metric_name, lower = primary_metric(settings)
     rows = []
     for row in payload.get("results") or []:
         if row.get("segment") is not None or row.get("metric") != metric_key:
@@ -218,6 +211,11 @@ class FleetRow:
     @property
     def lift(self) -> float | None:
         return self.primary.rel_effect if self.primary else None
+
+    @property
+    def kind(self) -> str:
+        """The outcome once decided, else ``unfinished`` (``decisions.velocity``)."""
+        return outcome_kind(self.experiment.status, self.outcome)
 
     @property
     def good_lift(self) -> float | None:
@@ -399,12 +397,7 @@ class Filters:
 
     def query(self, **override: str) -> str:
         """This view's query string with some values replaced (defaults left out)."""
-        from urllib.parse import urlencode
-
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__} | override
-        defaults = Filters()
-        kept = {k: v for k, v in values.items() if v != getattr(defaults, k, None)}
-        return urlencode(kept)
+        return filter_query(self, **override)
 
     def since(self, now: datetime) -> datetime | None:
         days = RANGES[self.range]

@@ -3,8 +3,8 @@ finance: optimisation history and impact, the hypothesis tracker, cost-benefit a
 per team — each with its filters in the URL and a JSON twin (``?format=json``).
 
 The numbers come from ``decisions.program`` (stored rows, never an analysis) and, for
-velocity, from the fleet view's own counts (``web.fleet`` and ``web.fleet_charts``), so the
-two pages can never disagree; this module only lays them out."""
+velocity, from the fleet view's rows and the counts it shares with them
+(``decisions.velocity``), so the two pages can never disagree; this module only lays them out."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from splitlab.api.deps import ServicesDep
+from splitlab.decisions import velocity
 from splitlab.decisions.program import ProgramFilters, parse_filters
 from splitlab.decisions.program_views import program_view
 from splitlab.errors import NotFoundError, ValidationError
@@ -55,7 +56,7 @@ def _months_back(now: datetime, count: int) -> list[tuple[str, datetime, datetim
 
 def velocity_view(services: Services, filters: ProgramFilters, *, now: datetime) -> dict[str, Any]:
     """Launched, completed, median duration and win rate per team per month (the fleet
-    view's definitions: ``fleet_charts``), and per team for the selected period beside the
+    view's definitions: ``decisions.velocity``), and per team for the selected period beside the
     period before it."""
     rows, _, dates = fleet.load_rows(services, now=now)
     rows = [
@@ -84,22 +85,22 @@ def velocity_view(services: Services, filters: ProgramFilters, *, now: datetime)
                 completed[f"{d.stopped:%Y-%m}"] += 1
         monthly = []
         for name, start, end in months:
-            kpis = fleet_charts._kpis(mine, dates, start=start, end=end)
+            kpis = velocity.kpis(mine, dates, start=start, end=end)
             monthly.append(
                 {"month": name, "launched": launched[name], "completed": completed[name]} | kpis
             )
-        current = fleet_charts._kpis(mine, dates, start=since, end=now)
-        previous = fleet_charts._kpis(mine, dates, start=before, end=since)
+        current = velocity.kpis(mine, dates, start=since, end=now)
+        previous = velocity.kpis(mine, dates, start=before, end=since)
         per_team.append(
             {
                 "team": team,
                 "months": monthly,
                 "current": current
-                | {"launched": _count(mine, dates, since, now, field="started")}
-                | {"completed": _count(mine, dates, since, now, field="stopped")},
+                | {"launched": velocity.reached(mine, dates, since, now, milestone="started")}
+                | {"completed": velocity.reached(mine, dates, since, now, milestone="stopped")},
                 "previous": previous
-                | {"launched": _count(mine, dates, before, since, field="started")}
-                | {"completed": _count(mine, dates, before, since, field="stopped")},
+                | {"launched": velocity.reached(mine, dates, before, since, milestone="started")}
+                | {"completed": velocity.reached(mine, dates, before, since, milestone="stopped")},
             }
         )
     return {
@@ -109,18 +110,6 @@ def velocity_view(services: Services, filters: ProgramFilters, *, now: datetime)
         "win_band": list(fleet_charts.WIN_BAND),
         "teams": per_team,
     }
-
-
-def _count(
-    rows: list[Any], dates: dict[str, Any], start: datetime, end: datetime, *, field: str
-) -> int:
-    """How many of ``rows`` reached milestone ``field`` (started, stopped) in [start, end)."""
-    count = 0
-    for row in rows:
-        at = getattr(dates.get(row.key), field, None)
-        if at is not None and start <= at < end:
-            count += 1
-    return count
 
 
 def _filters(request: Request) -> ProgramFilters:

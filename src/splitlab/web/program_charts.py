@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from splitlab.web.fleet_charts import LAYOUT, WIN_BAND
+from splitlab.web.fleet_charts import LAYOUT, WIN_BAND_NOTE, win_band
 
 VERDICT_COLOURS = {
     "won": "#0072b2",
@@ -374,18 +374,6 @@ def velocity_figures(data: dict[str, Any]) -> dict[str, Any]:
     """Win rate per team for the period (solid) over the period before (faded, behind) with
     the 15–40% reference band, and launches per team per month."""
     teams = [t["team"] for t in data["teams"]]
-    band = {
-        "type": "rect",
-        "xref": "paper",
-        "x0": 0,
-        "x1": 1,
-        "yref": "y",
-        "y0": WIN_BAND[0],
-        "y1": WIN_BAND[1],
-        "fillcolor": "rgba(0,114,178,0.08)",
-        "line": {"width": 1, "dash": "dot", "color": "#0072b2"},
-        "layer": "below",
-    }
     win_rate = {
         "data": [
             {
@@ -415,19 +403,8 @@ def velocity_figures(data: dict[str, Any]) -> dict[str, Any]:
             "title": _title("Win rate by team: this period over the previous one"),
             "barmode": "overlay",
             "yaxis": {"tickformat": ".0%", "range": [0, 1], "title": {"text": "win rate"}},
-            "shapes": [band],
-            "annotations": [
-                {
-                    "xref": "paper",
-                    "x": 1,
-                    "xanchor": "right",
-                    "y": WIN_BAND[1],
-                    "yanchor": "bottom",
-                    "text": "normal win rate 15–40%",
-                    "showarrow": False,
-                    "font": {"size": 11, "color": "#0b5cad"},
-                }
-            ],
+            "shapes": [win_band(layer="below")],
+            "annotations": [WIN_BAND_NOTE],
         },
     }
     palette = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442"]
