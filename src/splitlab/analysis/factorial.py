@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from splitlab.analysis.aggregates import fetch_aggregates
 from splitlab.analysis.plan import AnalysisPlan, build_plan
-from splitlab.domain import ExperimentSpec, MetricKind
+from splitlab.domain import ExperimentSpec, MetricDefinition, MetricKind
 from splitlab.domain.factorial import (
     FactorialDesign,
     NotFactorialError,
@@ -52,6 +53,17 @@ def finite(value: Any) -> float | None:
 
 class ResultModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_Result = TypeVar("_Result")
+
+
+def not_a_unit_mean(model: Callable[..., _Result], definition: MetricDefinition) -> _Result:
+    """The result entry (``model``: a metric result with ``metric``, ``kind``, ``reason`` and
+    ``cell_means``) of a metric that is not a per-unit mean, so cannot be decomposed."""
+    return model(
+        metric=definition.key, kind=definition.kind.value, reason=NOT_A_UNIT_MEAN, cell_means={}
+    )
 
 
 class FactorOut(ResultModel):
@@ -137,16 +149,29 @@ def design_of(spec: ExperimentSpec) -> FactorialDesign:
         ) from exc
 
 
-def load_factorial(*, services: Services, key: str) -> tuple[AnalysisPlan, FactorialDesign]:
-    """The experiment's analysis plan (overall only) and its design (404 / 422)."""
+def read_experiment(
+    *, services: Services, key: str
+) -> tuple[ExperimentSpec, dict[str, MetricDefinition]]:
+    """An experiment's spec and its metrics' definitions (404 when there is none)."""
     with services.sessions() as session:
         row = get_experiment(session=session, key=key)
-        spec = spec_from_row(row)
-        definitions = metric_definitions(session=session, row=row)
-    design = design_of(spec)
+        return spec_from_row(row), metric_definitions(session=session, row=row)
+
+
+def overall_plan(
+    spec: ExperimentSpec, definitions: dict[str, MetricDefinition], *, services: Services
+) -> AnalysisPlan:
+    """The experiment's analysis plan for the overall effects only: no segments, crossed
+    segments, covariates or daily series (422 when it cannot be analysed)."""
     plan = build_plan(spec, definitions, top_n=services.settings.analysis_top_segments)
-    plan = dataclasses.replace(plan, segments=(), crossed=(), covariates=(), daily=False)
-    return plan, design
+    return dataclasses.replace(plan, segments=(), crossed=(), covariates=(), daily=False)
+
+
+def load_factorial(*, services: Services, key: str) -> tuple[AnalysisPlan, FactorialDesign]:
+    """The experiment's analysis plan (overall only) and its design (404 / 422)."""
+    spec, definitions = read_experiment(services=services, key=key)
+    design = design_of(spec)
+    return overall_plan(spec, definitions, services=services), design
 
 
 def factorial_from_aggregates(
@@ -166,14 +191,7 @@ def factorial_from_aggregates(
     for i, planned in enumerate(plan.metrics):
         definition = planned.definition
         if definition.kind not in UNIT_MEAN_KINDS:
-            metrics.append(
-                MetricFactorial(
-                    metric=definition.key,
-                    kind=definition.kind.value,
-                    reason=NOT_A_UNIT_MEAN,
-                    cell_means={},
-                )
-            )
+            metrics.append(not_a_unit_mean(MetricFactorial, definition))
             continue
         cols = metric_columns(i)
         cells = SampleStats(n, columns[cols.sum], columns[cols.sum_sq])

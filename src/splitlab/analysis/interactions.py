@@ -13,18 +13,23 @@ effects are unadjusted (no CUPED or covariates) and their p-values uncorrected.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splitlab.analysis.factorial import NOT_A_UNIT_MEAN, UNIT_MEAN_KINDS, ResultModel, finite
-from splitlab.analysis.plan import AnalysisPlan, build_plan
+from splitlab.analysis.factorial import (
+    UNIT_MEAN_KINDS,
+    ResultModel,
+    finite,
+    not_a_unit_mean,
+    overall_plan,
+    read_experiment,
+)
+from splitlab.analysis.plan import AnalysisPlan
 from splitlab.errors import ValidationError
 from splitlab.stats import SampleStats
 from splitlab.stats.factorial import ContrastResult, arm_interactions
-from splitlab.store.experiments import get_experiment, metric_definitions, spec_from_row
 from splitlab.warehouse import overlap, queries
 from splitlab.warehouse.columns import UNITS, metric_columns
 from splitlab.warehouse.scratch import ScratchTables
@@ -92,12 +97,8 @@ class InteractionsResult(ResultModel):
 
 
 def _plan(services: Services, key: str) -> AnalysisPlan:
-    with services.sessions() as session:
-        row = get_experiment(session=session, key=key)
-        spec = spec_from_row(row)
-        definitions = metric_definitions(session=session, row=row)
-    plan = build_plan(spec, definitions, top_n=services.settings.analysis_top_segments)
-    return dataclasses.replace(plan, segments=(), crossed=(), covariates=(), daily=False)
+    spec, definitions = read_experiment(services=services, key=key)
+    return overall_plan(spec, definitions, services=services)
 
 
 def _estimate(result: ContrastResult, index: tuple[int, ...]) -> dict[str, float | None]:
@@ -127,14 +128,7 @@ def interactions_from_cells(
     for i, planned in enumerate(plan.metrics):
         definition = planned.definition
         if definition.kind not in UNIT_MEAN_KINDS:
-            metrics.append(
-                MetricInteractions(
-                    metric=definition.key,
-                    kind=definition.kind.value,
-                    reason=NOT_A_UNIT_MEAN,
-                    cell_means={},
-                )
-            )
+            metrics.append(not_a_unit_mean(MetricInteractions, definition))
             continue
         names = metric_columns(i)
         cells = SampleStats(n, columns[names.sum], columns[names.sum_sq])
