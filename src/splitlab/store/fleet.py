@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,12 +21,34 @@ from splitlab.store.tables import AuditRow, DecisionRow, ExperimentRow, RampRow,
 
 _CHUNK = 500
 """Ids per ``IN (…)`` list: well under every backend's bound-parameter limit."""
+_T = TypeVar("_T")
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands them back naive)."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def chunks(items: Sequence[_T]) -> Iterable[list[_T]]:
+    """``items`` in lists short enough for one ``IN (…)``."""
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+def newest_snapshot_ids(*, session: Session, keys: Sequence[str] | None = None) -> dict[str, int]:
+    """The id of each experiment's newest stored snapshot (of every experiment, or of
+    ``keys``), by key; experiments never analysed are left out."""
+    connection = session.connection()
+    newest = select(SnapshotRow.experiment_key, func.max(SnapshotRow.id))
+    if keys is None:
+        return dict(connection.execute(newest.group_by(SnapshotRow.experiment_key)).all())
+    found: dict[str, int] = {}
+    for chunk in chunks(keys):
+        query = newest.where(SnapshotRow.experiment_key.in_(chunk))
+        found.update(connection.execute(query.group_by(SnapshotRow.experiment_key)).all())
+    return found
 
 
 @dataclass(frozen=True)
@@ -51,14 +73,8 @@ class FleetExperiment:
 
 def fleet_experiments(*, session: Session) -> list[FleetExperiment]:
     """Every experiment with the id of its newest snapshot: two queries, no payloads."""
+    latest = newest_snapshot_ids(session=session)
     connection = session.connection()
-    latest = dict(
-        connection.execute(
-            select(SnapshotRow.experiment_key, func.max(SnapshotRow.id)).group_by(
-                SnapshotRow.experiment_key
-            )
-        ).all()
-    )
     columns = select(
         ExperimentRow.key,
         ExperimentRow.name,
@@ -85,10 +101,10 @@ def fleet_experiments(*, session: Session) -> list[FleetExperiment]:
                 status=row.status,
                 hypothesis=row.hypothesis or "",
                 plan=row.plan or {},
-                start_at=_aware(row.start_at),
-                end_at=_aware(row.end_at),
-                created_at=_aware(row.created_at) or datetime.now(UTC),
-                updated_at=_aware(row.updated_at) or datetime.now(UTC),
+                start_at=aware(row.start_at),
+                end_at=aware(row.end_at),
+                created_at=aware(row.created_at) or datetime.now(UTC),
+                updated_at=aware(row.updated_at) or datetime.now(UTC),
                 snapshot_id=latest.get(row.key),
             )
         )
@@ -97,10 +113,8 @@ def fleet_experiments(*, session: Session) -> list[FleetExperiment]:
 
 def snapshot_payloads(*, session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The stored payloads of these snapshots, by id (missing ids are left out)."""
-    wanted = sorted(set(ids))
     found: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    for chunk in chunks(sorted(set(ids))):
         query = select(SnapshotRow.id, SnapshotRow.payload).where(SnapshotRow.id.in_(chunk))
         for snapshot_id, payload in session.connection().execute(query):
             found[snapshot_id] = payload
@@ -139,9 +153,9 @@ def transitions(
     found = []
     for key, at, action, from_status, to_status, entry in session.connection().execute(query):
         if action == "transition":
-            found.append(Transition(key, _aware(at) or at, from_status, to_status or "", entry))
+            found.append(Transition(key, aware(at) or at, from_status, to_status or "", entry))
         else:
-            found.append(Transition(key, _aware(at) or at, None, "draft", entry))
+            found.append(Transition(key, aware(at) or at, None, "draft", entry))
     return found
 
 
@@ -161,7 +175,7 @@ def first_decisions(*, session: Session) -> dict[str, datetime]:
     query = select(DecisionRow.experiment_key, func.min(DecisionRow.created_at)).group_by(
         DecisionRow.experiment_key
     )
-    return {key: _aware(at) or at for key, at in session.connection().execute(query)}
+    return {key: aware(at) or at for key, at in session.connection().execute(query)}
 
 
 def rollout_percents(*, session: Session) -> dict[str, float]:

@@ -5,7 +5,7 @@ the notes — a handful of grouped Core queries whatever the number of experimen
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,22 +14,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from splitlab.store.decisions import APPLIED
-from splitlab.store.tables import AuditRow, DecisionRow, ExperimentRow, NoteRow, SnapshotRow
+from splitlab.store.fleet import aware, chunks, newest_snapshot_ids
+from splitlab.store.tables import AuditRow, DecisionRow, ExperimentRow, NoteRow
 
-_CHUNK = 500
 DECIDED = ("rolling_out", "shipped", "killed", "rolled_back")
 """The states an experiment reaches once a team has decided on it."""
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _chunks(keys: Sequence[str]) -> Iterable[list[str]]:
-    for start in range(0, len(keys), _CHUNK):
-        yield list(keys[start : start + _CHUNK])
 
 
 @dataclass(frozen=True)
@@ -71,14 +60,7 @@ def program_experiments(
     ).where(ExperimentRow.status.in_(list(statuses)))
     rows = list(connection.execute(columns))
     keys = [row.key for row in rows]
-    latest: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        query = (
-            select(SnapshotRow.experiment_key, func.max(SnapshotRow.id))
-            .where(SnapshotRow.experiment_key.in_(chunk))
-            .group_by(SnapshotRow.experiment_key)
-        )
-        latest.update({key: snapshot_id for key, snapshot_id in connection.execute(query)})
+    latest = newest_snapshot_ids(session=session, keys=keys)
     return [
         ProgramExperiment(
             key=row.key,
@@ -91,7 +73,7 @@ def program_experiments(
             predicted_outcome=row.predicted_outcome or "",
             predicted_probability=row.predicted_probability,
             costs=row.costs,
-            created_at=_aware(row.created_at) or datetime.now(UTC),
+            created_at=aware(row.created_at) or datetime.now(UTC),
             snapshot_id=latest.get(row.key),
         )
         for row in rows
@@ -114,7 +96,7 @@ def milestones(*, session: Session, keys: Sequence[str]) -> dict[str, Milestones
         return func.min(case((AuditRow.to_status.in_(statuses), AuditRow.at)))
 
     found: dict[str, Milestones] = {}
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         query = (
             select(
                 AuditRow.entity_key,
@@ -130,7 +112,7 @@ def milestones(*, session: Session, keys: Sequence[str]) -> dict[str, Milestones
             .group_by(AuditRow.entity_key)
         )
         for key, started, stopped, decided in session.connection().execute(query):
-            found[key] = Milestones(_aware(started), _aware(stopped), _aware(decided))
+            found[key] = Milestones(aware(started), aware(stopped), aware(decided))
     return found
 
 
@@ -148,7 +130,7 @@ class AppliedDecision:
 def applied_decisions(*, session: Session, keys: Sequence[str]) -> dict[str, AppliedDecision]:
     """The newest applied decision per experiment of ``keys``."""
     found: dict[str, AppliedDecision] = {}
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         query = (
             select(
                 DecisionRow.experiment_key,
@@ -178,7 +160,7 @@ class Note:
 def notes(*, session: Session, keys: Sequence[str]) -> dict[str, list[Note]]:
     """The notes of each experiment of ``keys``, oldest first."""
     found: dict[str, list[Note]] = defaultdict(list)
-    for chunk in _chunks(list(keys)):
+    for chunk in chunks(list(keys)):
         query = (
             select(ExperimentRow.key, NoteRow.author, NoteRow.body, NoteRow.created_at)
             .join(ExperimentRow, ExperimentRow.id == NoteRow.experiment_id)
@@ -186,7 +168,7 @@ def notes(*, session: Session, keys: Sequence[str]) -> dict[str, list[Note]]:
             .order_by(NoteRow.created_at, NoteRow.id)
         )
         for key, author, body, at in session.connection().execute(query):
-            found[key].append(Note(author, body, _aware(at) or at))
+            found[key].append(Note(author, body, aware(at) or at))
     return dict(found)
 
 
