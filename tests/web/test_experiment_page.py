@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from splitlab.analysis.service import latest
 from splitlab.analysis.snapshot import CheckName, HealthCheck, Severity
 from splitlab.app import create_app
 from splitlab.config import Settings
+from splitlab.decisions.scheduler import Scheduler
 from splitlab.domain import Role
 from splitlab.services import Services
 from splitlab.simulate.demo import EXPERIMENTS, seed_demo
@@ -31,7 +33,7 @@ from splitlab.simulate.run import simulate_into
 from splitlab.simulate.scenario import load_scenario
 from splitlab.store.audit import list_audit
 from splitlab.store.db import make_engine
-from splitlab.store.experiments import get_experiment, list_notes
+from splitlab.store.experiments import get_experiment, list_notes, spec_from_row
 from splitlab.store.migrate import upgrade
 from splitlab.store.users import create_user
 from splitlab.warehouse import queries
@@ -584,3 +586,148 @@ def test_other_engines_read_in_their_own_terms(tmp_path: Path, engine: str) -> N
         assert "sequential bounds stay valid however often you look" in html
         for row in rows:
             assert row["significant"] is (row["raw"]["p_value_adjusted"] < 0.05)
+
+
+# ---------------------------------------------------------------- schedule and traffic split
+
+
+def _schedule_state(services: Services, key: str) -> tuple[str, Any, Any, int]:
+    with services.sessions() as session:
+        row = get_experiment(session=session, key=key)
+        audit = len(list_audit(session=session, entity="experiment", entity_key=key))
+        return row.status, row.start_at, row.end_at, audit
+
+
+def test_schedule_an_approved_experiment_from_the_page(services: Services) -> None:
+    """An editor schedules an approved experiment in review (start_at, optional end_at, UTC);
+    bad times are a 422 naming the field and change nothing; the scheduler starts it at
+    start_at."""
+    key = "search-autocomplete"
+    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key == key])
+    with services.sessions.begin() as session:
+        for name, role in USERS:
+            create_user(session=session, username=name, password="password-123", role=role)
+    with logged_in(services, "rita") as rita, logged_in(services, "eve") as eve:
+        # not offered before an approval would pass: scheduling needs one (a 422, unchanged)
+        token = csrf_of(eve.get(f"/experiments/{key}").text)
+        assert 'data-dialog="dialog-schedule"' in eve.get(f"/experiments/{key}").text
+        soon = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+        later = soon + timedelta(days=14)
+        unapproved = eve.post(
+            f"/experiments/{key}/actions/schedule",
+            data={"csrf_token": token, "start_at": soon.strftime("%Y-%m-%dT%H:%M")},
+        )
+        assert unapproved.status_code == 409, unapproved.text
+        assert "approval" in unapproved.json()["error"]["message"]
+        approve = rita.post(
+            f"/experiments/{key}/actions/approve",
+            data={"csrf_token": csrf_of(rita.get(f"/experiments/{key}").text), "reason": "ok"},
+            follow_redirects=False,
+        )
+        assert approve.status_code == 303
+        before = _schedule_state(services, key)
+        assert before[0] == "review"
+        past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        bad = {
+            "start_at": {},  # required
+            "start_at ": {"start_at": "next tuesday"},
+            "start_at  ": {"start_at": past},
+            "end_at": {
+                "start_at": soon.strftime("%Y-%m-%dT%H:%M"),
+                "end_at": (soon - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+            },
+            "start_at   ": {"start_at": "9999-01-01T00:00"},  # past the supported range
+            "start_at    ": {"start_at": "2027-01-01T00:00\x00"},
+        }
+        for field, data in bad.items():
+            response = eve.post(
+                f"/experiments/{key}/actions/schedule", data={"csrf_token": token, **data}
+            )
+            assert response.status_code == 422, (field, response.text)
+            error = response.json()["error"]
+            assert [d["loc"][0] for d in error["details"]] == [field.strip()], error
+            assert _schedule_state(services, key) == before
+        # a viewer, or a post without the CSRF token, is refused
+        assert (
+            eve.post(f"/experiments/{key}/actions/schedule", data={"start_at": "x"}).status_code
+            == 403
+        )
+        done = eve.post(
+            f"/experiments/{key}/actions/schedule",
+            data={
+                "csrf_token": token,
+                "start_at": soon.strftime("%Y-%m-%dT%H:%M"),
+                "end_at": later.strftime("%Y-%m-%dT%H:%M"),
+                "reason": "after the release freeze",
+            },
+            follow_redirects=False,
+        )
+        assert done.status_code == 303, done.text
+        assert done.headers["location"] == f"/experiments/{key}?done=schedule"
+        status, start, end, audit = _schedule_state(services, key)
+        assert status == "scheduled"
+        assert start.replace(tzinfo=UTC) == soon and end.replace(tzinfo=UTC) == later
+        assert audit == before[3] + 2  # the schedule's update and the move to scheduled
+        page = eve.get(f"/experiments/{key}").text
+        assert 'data-dialog="dialog-schedule"' not in page  # only from review
+        assert 'data-dialog="dialog-start"' in page  # starting by hand is still offered
+    report = Scheduler(services, owner="schedule-test").tick(now=soon - timedelta(minutes=1))
+    assert key not in report.started and _schedule_state(services, key)[0] == "scheduled"
+    report = Scheduler(services, owner="schedule-test").tick(now=soon + timedelta(minutes=1))
+    assert report.started == [key] and _schedule_state(services, key)[0] == "running"
+
+
+def _weights(services: Services, key: str) -> dict[str, float]:
+    with services.sessions() as session:
+        spec = spec_from_row(get_experiment(session=session, key=key))
+    return {v.key: v.weight for v in spec.variants}
+
+
+def test_configure_the_traffic_split_of_a_running_experiment(running: Services) -> None:
+    """Percent per variant, summing to 100, through update_experiment (audited, the reason
+    kept); anything else is a 422 naming the field and changes nothing."""
+    key = "feed-redesign"
+    with logged_in(running, "eve") as eve, logged_in(running, "vic") as vic:
+        page = eve.get(f"/experiments/{key}").text
+        token = csrf_of(page)
+        assert 'id="dialog-traffic"' in page
+        assert page.count('name="weight_key"') == 2 and 'value="50.0"' in page
+        assert 'id="dialog-traffic"' not in vic.get(f"/experiments/{key}").text
+        before, trail = _weights(running, key), _trail(running, key)
+        assert before == {"control": 0.5, "treatment": 0.5}
+        keys = ["control", "treatment"]
+
+        def post(client: TestClient, csrf: str, **data: Any) -> Any:
+            return client.post(
+                f"/experiments/{key}/actions/traffic",
+                data={"csrf_token": csrf, "weight_key": keys, "reason": "more to treatment"} | data,
+                follow_redirects=False,
+            )
+
+        bad = [
+            ({"weight": ["40", "50"]}, ["weights"]),  # sums to 90
+            ({"weight": ["40"]}, ["weights"]),  # a variant missing
+            ({"weight": ["40", "60"], "weight_key": ["control", "control"]}, ["weights"]),
+            ({"weight": ["40", "60"], "weight_key": ["control", "other"]}, ["weights"]),
+            ({"weight": ["nan", "60"]}, ["weights", "control"]),
+            ({"weight": ["forty", "60"]}, ["weights", "control"]),
+            ({"weight": ["-10", "110"]}, ["weights", "control"]),
+            ({"weight": ["", "100"]}, ["weights", "control"]),
+            ({"weight": ["40", "60"], "reason": ""}, ["reason"]),
+        ]
+        for data, loc in bad:
+            response = post(eve, token, **data)
+            assert response.status_code == 422, (data, response.text)
+            assert response.json()["error"]["details"][0]["loc"] == loc, (data, response.text)
+        viewer = post(vic, csrf_of(vic.get(f"/experiments/{key}").text), weight=["40", "60"])
+        assert viewer.status_code == 403
+        assert post(eve, "forged", weight=["40", "60"]).status_code == 403
+        assert _weights(running, key) == before and _trail(running, key) == trail
+        done = post(eve, token, weight=["33.3333", "66.6667"])
+        assert done.status_code == 303, done.text
+        assert _weights(running, key) == pytest.approx({"control": 0.333333, "treatment": 0.666667})
+        audit, notes, status = _trail(running, key)
+        assert (audit, notes, status) == (trail[0] + 1, trail[1], "running")
+        with running.sessions() as session:
+            (entry,) = list_audit(session=session, entity="experiment", entity_key=key, limit=1)
+        assert entry.action == "update" and entry.reason == "more to treatment"

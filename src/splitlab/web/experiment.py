@@ -9,8 +9,6 @@ the role again, so a forged post changes nothing (403).
 from __future__ import annotations
 
 import logging
-import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -41,6 +39,13 @@ from splitlab.store import experiments as repo
 from splitlab.store.audit import audit_to_dict, list_audit
 from splitlab.web import experiment_view as ev
 from splitlab.web.common import check_csrf, page, viewer
+from splitlab.web.experiment_forms import (
+    form_text,
+    number,
+    ramp,
+    schedule_patch,
+    weights_patch,
+)
 from splitlab.web.factorial_view import interaction_plot
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +53,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 30
 """How often a running experiment's page fetches its numbers again."""
-MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class Action:
     reason_required: bool = False
     danger: bool = False
     fields: tuple[str, ...] = ()
-    """Extra inputs the dialog shows: ``new_key``, ``ramp``, ``days``."""
+    """Extra inputs the dialog shows: ``new_key``, ``ramp``, ``days``, ``schedule``,
+    ``weights``."""
 
 
 S = Status
@@ -90,6 +95,13 @@ ACTIONS: tuple[Action, ...] = (
            "Kill it: no variant ships.", reason_required=True, danger=True),
     Action("rollback", "Roll back", Role.EDITOR, frozenset({S.RUNNING, S.ROLLING_OUT}),
            "Roll back now: every unit returns to control.", reason_required=True, danger=True),
+    Action("schedule", "Schedule", Role.EDITOR, frozenset({S.REVIEW}),
+           "Schedule the approved experiment: the scheduler starts it at the start time (and "
+           "stops it at the end time, if given). Times are UTC.", fields=("schedule",)),
+    Action("traffic", "Configure traffic split", Role.EDITOR, frozenset({S.DRAFT, S.RUNNING}),
+           "Change each variant's share of the traffic (percent, summing to 100). Units already "
+           "assigned keep their variant; while running only the weights may change.",
+           reason_required=True, fields=("weights",)),
     Action("extend", "Extend", Role.EDITOR, frozenset({S.RUNNING}),
            "Keep it running longer?", reason_required=True, fields=("days",)),
     Action("note", "Add note", Role.EDITOR, None, "Add a note to the experiment's timeline.",
@@ -345,28 +357,6 @@ def experiment_page(
     return page(request, services, "experiment.html", context, twin=twin)
 
 
-def _form_text(value: str | None, field: str, *, required: bool, limit: int = MAX_REASON) -> str:
-    text = (value or "").strip()
-    if required and not text:
-        raise ValidationError(
-            f"{field} is required", details=[{"loc": [field], "msg": "must not be empty"}]
-        )
-    if len(text) > limit:
-        raise ValidationError(
-            f"{field} is too long", details=[{"loc": [field], "msg": f"at most {limit} characters"}]
-        )
-    if _CONTROL.search(text):  # as the API refuses them (domain.limits): nobody means to type one
-        raise ValidationError(
-            f"{field} must not contain NUL or other control characters",
-            details=[{"loc": [field], "msg": "no control characters"}],
-        )
-    return text
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-"""Control characters a form's free text may not hold (tabs and line breaks are fine)."""
-
-
 @dataclass(frozen=True)
 class ActionForm:
     """What an action's dialog posts (besides the CSRF token)."""
@@ -378,37 +368,10 @@ class ActionForm:
     hold_hours: str | None = None
     days: str | None = None
     decision: str | None = None
-
-
-def _number(text: str | None, field: str, *, integer: bool = False) -> float | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        number = int(text) if integer else float(text)
-    except ValueError as exc:
-        raise ValidationError(
-            f"{field} must be {'a whole number' if integer else 'a number'}",
-            details=[{"loc": [field], "msg": "an integer" if integer else "a number"}],
-        ) from exc
-    if not math.isfinite(number):  # "nan" and "inf" parse as floats
-        raise ValidationError(
-            f"{field} must be a finite number", details=[{"loc": [field], "msg": "a number"}]
-        )
-    return number
-
-
-def _ramp(text: str | None, hold: str | None) -> list[dict[str, float]] | None:
-    """``10,50,100`` → ramp steps, each held ``hold`` hours (24 when not given)."""
-    text = _form_text(text, "ramp", required=False, limit=200)
-    if not text:
-        return None
-    hours = _number(hold, "hold_hours")
-    steps = []
-    for part in text.replace(" ", "").split(","):
-        percent = _number(part.rstrip("%"), "ramp")
-        if percent is not None:
-            steps.append({"percent": percent, "hold_hours": 24.0 if hours is None else hours})
-    return steps
+    start_at: str | None = None
+    end_at: str | None = None
+    weight_keys: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
 
 
 @router.post("/experiments/{key}/actions/{name}")
@@ -425,6 +388,10 @@ def experiment_action(
     hold_hours: Annotated[str | None, Form()] = None,
     days: Annotated[str | None, Form()] = None,
     decision: Annotated[str | None, Form()] = None,
+    start_at: Annotated[str | None, Form()] = None,
+    end_at: Annotated[str | None, Form()] = None,
+    weight_key: Annotated[list[str] | None, Form()] = None,
+    weight: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Run one action of the page after the CSRF and role checks; back to the page (303).
     A post without the session's CSRF token, or by a role the action is not offered to, is
@@ -437,13 +404,17 @@ def experiment_action(
     if principal is None or not _may(principal, action):
         raise PermissionDeniedError(f"your role may not {action.label.lower()} experiments")
     form = ActionForm(
-        reason=_form_text(reason, "reason", required=action.reason_required),
+        reason=form_text(reason, "reason", required=action.reason_required),
         new_key=new_key,
         variant=variant,
         ramp=ramp,
         hold_hours=hold_hours,
         days=days,
         decision=decision,
+        start_at=start_at,
+        end_at=end_at,
+        weight_keys=tuple(weight_key or ()),
+        weights=tuple(weight or ()),
     )
     with services.sessions() as db:
         status = Status(repo.get_experiment(session=db, key=key).status)
@@ -471,7 +442,7 @@ def _run(
     name = action.name
     page_url = f"/experiments/{key}"
     if name in DECISION_ACTIONS:
-        days = _number(form.days, "days", integer=True) if name == "extend" else None
+        days = number(form.days, "days", integer=True) if name == "extend" else None
         made = record_decision(
             services=services,
             key=key,
@@ -479,13 +450,13 @@ def _run(
             rationale=form.reason,
             actor=principal,
             variant=form.variant or None,
-            ramp=_ramp(form.ramp, form.hold_hours) if name == "ship" else None,
+            ramp=ramp(form.ramp, form.hold_hours) if name == "ship" else None,
             days=int(days) if days is not None else None,
         )
         return page_url, name + ("_pending" if made["status"] == "pending_approval" else "")
     if name in PENDING_ACTIONS:
-        number = _number(form.decision, "decision", integer=True)
-        if number is None:
+        chosen = number(form.decision, "decision", integer=True)
+        if chosen is None:
             raise ValidationError(
                 "which decision?", details=[{"loc": ["decision"], "msg": "required"}]
             )
@@ -493,7 +464,7 @@ def _run(
         review(
             services=services,
             key=key,
-            decision_id=int(number),
+            decision_id=int(chosen),
             reviewer=principal,
             comment=form.reason,
         )
@@ -512,9 +483,25 @@ def _run(
         elif name == "note":
             repo.add_note(session=session, key=key, author=principal, body=form.reason)
         elif name == "clone":
-            fresh = _form_text(form.new_key, "new_key", required=True, limit=MAX_QUERY_TEXT)
+            fresh = form_text(form.new_key, "new_key", required=True, limit=MAX_QUERY_TEXT)
             repo.clone_experiment(session=session, key=key, new_key=fresh, actor=principal)
             return f"/experiments/{fresh}", name
+        elif name == "schedule":
+            # the schedule is not approval-bound: setting it keeps the approval, which the
+            # move to scheduled then requires (domain.lifecycle.check_transition)
+            patch = schedule_patch(form.start_at, form.end_at, now=repo.now())
+            repo.update_experiment(
+                session=session, key=key, patch=patch, actor=principal, reason=form.reason
+            )
+            repo.transition(
+                session=session, key=key, to=S.SCHEDULED, actor=principal, reason=form.reason
+            )
+        elif name == "traffic":
+            spec = repo.spec_from_row(repo.get_experiment(session=session, key=key))
+            patch = weights_patch(spec, form.weight_keys, form.weights)
+            repo.update_experiment(
+                session=session, key=key, patch=patch, actor=principal, reason=form.reason
+            )
         else:
             to = TRANSITIONS[name]
             repo.transition(session=session, key=key, to=to, actor=principal, reason=form.reason)

@@ -22,6 +22,21 @@
     button.addEventListener("click", function () { button.closest("dialog").close(); });
   });
 
+  // ---- traffic split: the running total (the server checks it again) ----
+  document.querySelectorAll("fieldset.weights").forEach(function (set) {
+    var inputs = set.querySelectorAll("input[data-weight]");
+    var out = set.querySelector("[data-weight-total]");
+    var total = function () {
+      var sum = 0;
+      inputs.forEach(function (input) { sum += Number(input.value) || 0; });
+      var ok = Math.abs(sum - 100) < 1e-4;
+      out.textContent = "Total " + (Math.round(sum * 100) / 100) + "%" + (ok ? "" : " — must be 100%");
+      inputs.forEach(function (input) { input.setCustomValidity(ok ? "" : "The shares must sum to 100%"); });
+    };
+    inputs.forEach(function (input) { input.addEventListener("input", total); });
+    total();
+  });
+
   // ---- health: hide passed checks (kept in the URL) ----
   var toggle = document.getElementById("hide-passed");
   if (toggle) {
