@@ -302,11 +302,11 @@ def test_csv_export_has_the_filtered_list_in_order(ada: TestClient) -> None:
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(demo: Services) -> None:
-    from splitlab.web.fleet import _cell
+    from splitlab.web.common import csv_cell
 
-    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert _cell("@sum") == "'@sum" and _cell("plain") == "plain"
-    assert _cell(-0.5) == -0.5 and _cell(None) == ""
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_cell("@sum") == "'@sum" and csv_cell("plain") == "plain"
+    assert csv_cell(-0.5) == -0.5 and csv_cell(None) == ""
 
 
 def test_a_viewer_sees_no_action_buttons(ada: TestClient, vic: TestClient) -> None:

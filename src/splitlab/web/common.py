@@ -3,7 +3,10 @@ page or its JSON twin, and the Plotly bundle served from the installed package."
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from splitlab.api.deps import ServicesDep
 from splitlab.api.sessions import WebSession, csrf_matches, read_session, write_session
 from splitlab.domain import LOCAL_ADMIN, Principal
-from splitlab.errors import PermissionDeniedError
+from splitlab.errors import PermissionDeniedError, ValidationError
 from splitlab.web.render import render
 
 assets = APIRouter(include_in_schema=False)
@@ -32,6 +35,36 @@ def check_csrf(request_session: WebSession | None, token: str | None) -> None:
     """Refuse a form post whose CSRF token does not match the session's (403)."""
     if not csrf_matches(request_session, token):
         raise PermissionDeniedError("this form is missing a valid CSRF token; reload the page")
+
+
+def page_number(request: Request) -> int:
+    """The ``page`` query value of a paged list (1 when absent; 422 unless 1 to 100,000)."""
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ValidationError(
+            "page must be a whole number from 1",
+            details=[{"loc": ["query", "page"], "msg": "a whole number from 1"}],
+        )
+    return int(raw)
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """A CSV download: a header of ``columns``, then one line per row (missing values blank);
+    text that a spreadsheet would run as a formula is quoted with ``'``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row[name]) for name in columns])
+    return out.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: ``None`` blank, and text that a spreadsheet would run as a formula
+    quoted with ``'``."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
 
 
 def wants_json(request: Request) -> bool:

@@ -5,8 +5,6 @@ export of the list (``?format=csv`` or ``/experiments.csv``)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +21,8 @@ from splitlab.errors import ValidationError
 from splitlab.services import Services
 from splitlab.store import fleet as store
 from splitlab.web import fleet_charts as charts
-from splitlab.web.common import page, viewer
+from splitlab.web.common import csv_text, page, viewer
+from splitlab.web.common import page_number as requested_page
 from splitlab.web.fleet_model import (
     ACTIVE,
     OUTCOMES,
@@ -99,16 +98,6 @@ _SORT_NAMES = (
     "started",
     "updated",
 )
-
-
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise ValidationError(
-            "page must be a whole number from 1",
-            details=[{"loc": ["query", "page"], "msg": "a whole number from 1"}],
-        )
-    return int(raw)
 
 
 def _recommendations(services: Services, keys: list[str]) -> dict[str, Recommendation]:
@@ -295,22 +284,9 @@ CSV_COLUMNS = [
 ]
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with ``'``."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def to_csv(rows: list[FleetRow]) -> str:
     """The list as CSV, one row per experiment, in the view's order."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        data = row_json(row)
-        writer.writerow([_cell(data[name]) for name in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_text(CSV_COLUMNS, (row_json(row) for row in rows))
 
 
 def _card_order(row: FleetRow) -> tuple[int, int, str]:
@@ -428,7 +404,7 @@ def fleet(request: Request, services: ServicesDep) -> Response:
             details=[{"loc": ["query", "format"], "msg": "html, json or csv"}],
         )
     now = datetime.now(UTC)
-    view = build_view(services, filters, now=now, page_number=_page_number(request))
+    view = build_view(services, filters, now=now, page_number=requested_page(request))
     if fmt == "csv":
         return _csv_response(view["listed"])
     figures = {

@@ -9,8 +9,6 @@ Every filter and sort is in the query string; ``?format=json`` gives the JSON tw
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import Any
 
@@ -30,7 +28,7 @@ from splitlab.decisions.ml import ML_TYPES, overlay, payload_number
 from splitlab.domain import ExperimentType, Status
 from splitlab.errors import ValidationError
 from splitlab.store.experiments import get_experiment, spec_from_row
-from splitlab.web.common import page, viewer
+from splitlab.web.common import csv_text, page, viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -145,26 +143,19 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 def to_csv(entries: list[Entry]) -> str:
     """The leaderboard as CSV, in the page's order (formula-like text quoted)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
+
+    def flat(entry: Entry) -> dict[str, Any]:
         data = entry.to_json()
-        flat = {k: data[k] for k in ("experiment", "variant", "config", "frontier", "dominated_by")}
+        row = {k: data[k] for k in ("experiment", "variant", "config", "frontier", "dominated_by")}
         for part in PARTS:
             measure = data[part] or {}
             for f in ("metric", "value", "delta", "ci_low", "ci_high", "p_value", "significant"):
-                flat[f"{part}_{f}"] = measure.get(f)
-        writer.writerow([_csv_cell(flat[c]) for c in CSV_COLUMNS])
-    return out.getvalue()
+                row[f"{part}_{f}"] = measure.get(f)
+        return row
+
+    return csv_text(CSV_COLUMNS, map(flat, entries))
 
 
 def _page_number(request: Request) -> int:

@@ -25,6 +25,7 @@ from splitlab.web import fleet
 from splitlab.web import fleet_charts as fleet_charts
 from splitlab.web import program_charts as charts
 from splitlab.web.common import page, viewer
+from splitlab.web.common import page_number as requested_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -116,16 +117,6 @@ def _filters(request: Request) -> ProgramFilters:
     return parse_filters(dict(request.query_params))
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise ValidationError(
-            "page must be a whole number from 1",
-            details=[{"loc": ["query", "page"], "msg": "a whole number from 1"}],
-        )
-    return int(raw)
-
-
 def _listing(view: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of the view's table, in the order the page lists them."""
     if view == "tracker":
@@ -159,7 +150,7 @@ def program_page(view: str, request: Request, services: ServicesDep) -> Response
             details=[{"loc": ["query", "format"], "msg": "html or json"}],
         )
     filters = _filters(request)
-    page_number = _page_number(request)
+    page_number = requested_page(request)
     now = datetime.now(UTC)
     if view == "velocity":
         data = {"view": "velocity", "filters": vars(filters) | {}} | velocity_view(
