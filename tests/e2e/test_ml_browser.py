@@ -9,22 +9,17 @@ Screenshots go to the test's tmp directory and to ``/tmp/screens/ml-*.png``."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, splitlab
+from tests.e2e.conftest import clean_env, screenshot, serving, splitlab
 
 pytestmark = pytest.mark.browser
-SCREENS = Path("/tmp/screens")
 KEYS = ("distilled-ranker", "support-prompt-steps", "payments-4-2-canary")
 SEED = (
     "from splitlab.config import Settings\n"
@@ -39,9 +34,12 @@ SEED = (
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("ml-demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
-    env |= {"SPLITLAB_HOME": str(home / "data"), "SPLITLAB_AUTH": "off"}
-    env |= {"SPLITLAB_SCHEDULER_SECONDS": "0", "SPLITLAB_ANALYSIS_REFRESH_SECONDS": "0"}
+    env = clean_env(
+        home,
+        SPLITLAB_AUTH="off",
+        SPLITLAB_SCHEDULER_SECONDS="0",
+        SPLITLAB_ANALYSIS_REFRESH_SECONDS="0",
+    )
     splitlab(env, "init")
     subprocess.run([sys.executable, "-c", SEED], env=env, check=True, capture_output=True)
     return env
@@ -49,35 +47,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "splitlab.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the server did not start")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with serving(env, seconds=30, poll=0.2) as base:
+        yield base
 
 
 def shoot(page: object, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"ml-{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, SCREENS / path.name)
-    return path
+    return screenshot(page, tmp_path, f"ml-{name}")
 
 
 def test_leaderboard(server: str, browser: object, tmp_path: Path) -> None:

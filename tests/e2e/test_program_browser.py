@@ -8,63 +8,20 @@ Screenshots go to the test's tmp directory and to ``/tmp/screens/program-*.png``
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, splitlab
+from tests.e2e.conftest import screenshot
 
 pytestmark = pytest.mark.browser
-SCREENS = Path("/tmp/screens")
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``splitlab init``, ``splitlab demo`` and ``splitlab serve`` (auth off, loopback)."""
-    home = tmp_path_factory.mktemp("program-demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
-    env |= {"SPLITLAB_HOME": str(home / "data"), "SPLITLAB_AUTH": "off"}
-    env["SPLITLAB_SCHEDULER_SECONDS"] = "0"
-    splitlab(env, "init")
-    splitlab(env, "demo")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "splitlab.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the demo server did not start")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def shoot(page: object, tmp_path: Path, name: str) -> Path:
     """A full-page screenshot in the test's directory, copied to /tmp/screens."""
-    path = tmp_path / f"program-{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, SCREENS / path.name)
-    return path
+    return screenshot(page, tmp_path, f"program-{name}")
 
 
 def _plotted(page: object, selector: str) -> int:
