@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import ibis
 import numpy as np
@@ -20,7 +21,8 @@ from scipy import stats as sps
 from scipy.optimize import brentq
 
 from splitlab.analysis import views
-from splitlab.analysis.service import latest
+from splitlab.analysis.breakdown import breakdown
+from splitlab.analysis.service import analyze, latest
 from splitlab.analysis.snapshot import CheckName, HealthCheck, Severity
 from splitlab.app import create_app
 from splitlab.config import Settings
@@ -731,3 +733,142 @@ def test_configure_the_traffic_split_of_a_running_experiment(running: Services) 
         with running.sessions() as session:
             (entry,) = list_audit(session=session, entity="experiment", entity_key=key, limit=1)
         assert entry.action == "update" and entry.reason == "more to treatment"
+
+
+# ---------------------------------------------------------------- two dimensions at once
+
+
+@pytest.fixture
+def crossed(services: Services) -> Services:
+    """A running experiment with country × device pre-registered as a crossed segment (the
+    scenario's treatment hurts mobile), with the four users, on each backend."""
+    scenario = load_scenario("global_positive")
+    plan = dict(scenario.experiment.get("plan", {})) | {"crossed": [["country", "device"]]}
+    scenario = scenario.model_copy(
+        update={"experiment": scenario.experiment | {"plan": plan}, "units": 12000}
+    )
+    simulate_into(services, generate(scenario, key="crossed-check"))
+    analyze(services=services, key="crossed-check")
+    with services.sessions.begin() as session:
+        for name, role in USERS:
+            create_user(session=session, username=name, password="password-123", role=role)
+    return services
+
+
+def test_crossed_segments_are_a_grid_with_their_heterogeneity_test(crossed: Services) -> None:
+    """Rows are country, columns device; each cell is the snapshot's effect ÷ SE, marked by
+    the p corrected across the cells; Cochran's Q stated beside it (recomputed here from the
+    cells' effects and standard errors and scipy's χ²); the row heatmap leaves them out."""
+    key = "crossed-check"
+    with logged_in(crossed, "vic") as vic:
+        data = twin(vic, f"/experiments/{key}")
+        html = vic.get(f"/experiments/{key}").text
+    snapshot = latest(services=crossed, key=key)
+    name = "country × device"
+    assert all(r["segment"] != name for r in data["heatmap"]["rows"])
+    assert {r["segment"] for r in data["heatmap"]["rows"]} == {"country", "device"}
+    grids = data["crossed"]
+    primary = next(iter(snapshot.overall())).metric  # the primary metric comes first
+    assert (grids["metric"], grids["variant"]) == (primary, "treatment")
+    (grid,) = grids["grids"]
+    assert (grid["segment"], grid["a"], grid["b"]) == (name, "country", "device")
+    cells = {
+        r.segment.value: r
+        for r in snapshot.results
+        if r.segment is not None
+        and r.segment.name == name
+        and (r.metric, r.variant) == (grids["metric"], "treatment")
+    }
+    shown = {
+        f"{row['value']} × {column}": cell
+        for row in grid["rows"]
+        for column, cell in zip(grid["columns"], row["cells"], strict=True)
+        if cell is not None
+    }
+    assert set(shown) == set(cells) and len(grid["columns"]) == 3 and len(grid["rows"]) >= 3
+    alpha = data["settings"]["alpha"]
+    for value, cell in shown.items():
+        row = cells[value]
+        assert cell["z"] == pytest.approx(row.statistic, abs=0.005)
+        assert cell["significant"] is (row.p_value_adjusted_cells < alpha)
+        assert row.p_value_adjusted_cells >= row.p_value  # corrected across the cells
+    # the heterogeneity test is the snapshot's, and is Cochran's Q on these cells
+    test = grid["heterogeneity"]
+    assert test["test"] == "cochran_q" and test["cells"] == len(cells)
+    effects = np.array([r.abs_effect for r in cells.values()])
+    # each cell's standard error from its fixed-horizon interval (normal, as the test reads it)
+    half = sps.norm.ppf(1 - alpha / 2)
+    ses = np.array([(r.abs_ci_high - r.abs_ci_low) / (2 * half) for r in cells.values()])
+    weights = 1 / ses**2
+    pooled = (weights * effects).sum() / weights.sum()
+    q = float((weights * (effects - pooled) ** 2).sum())
+    assert test["statistic"] == pytest.approx(q, rel=1e-6)
+    assert test["p_value"] == pytest.approx(sps.chi2.sf(q, len(cells) - 1), rel=1e-6)
+    assert f"Q = {q:.2f}, df = {len(cells) - 1}" in html
+    assert "Two dimensions at once" in html and 'class="heatmap crossgrid"' in html
+    # a cell drills down to its results
+    first = next(iter(cells))
+    link = f"?segment={quote(name)}&amp;value={quote(first)}#results"
+    assert link in html
+    drilled = twin(
+        vic2 := logged_in(crossed, "vic"), f"/experiments/{key}", segment=name, value=first
+    )
+    vic2.close()
+    assert {r["variant"] for s in drilled["sections"] for r in s["rows"]} == {"treatment"}
+
+
+def test_crossed_grid_metric_choice_and_adhoc_breakdown(crossed: Services) -> None:
+    """Another metric × treatment is chosen by the query; an unknown one is a 404. An ad-hoc
+    breakdown by two exposure attributes is analysis.breakdown's, labelled exploratory;
+    anything but one or two different attribute names is a 422."""
+    key = "crossed-check"
+    snapshot = latest(services=crossed, key=key)
+    metrics = list(dict.fromkeys(r.metric for r in snapshot.results if r.segment is not None))
+    with logged_in(crossed, "vic") as vic:
+        other = metrics[-1]
+        data = twin(vic, f"/experiments/{key}", cell_metric=other, cell_variant="treatment")
+        assert data["crossed"]["metric"] == other
+        (grid,) = data["crossed"]["grids"]
+        row = next(
+            r
+            for r in snapshot.results
+            if r.segment is not None
+            and r.segment.name == "country × device"
+            and r.metric == other
+            and r.segment.value == f"{grid['rows'][0]['value']} × {grid['columns'][0]}"
+        )
+        assert grid["rows"][0]["cells"][0]["z"] == pytest.approx(row.statistic, abs=0.005)
+        missing = vic.get(
+            f"/experiments/{key}", params={"cell_metric": "nope", "cell_variant": "treatment"}
+        )
+        assert missing.status_code == 404 and missing.json()["error"]["code"]
+        # ad hoc: device rows, country columns, exploratory
+        data = twin(vic, f"/experiments/{key}", breakdown="device,country")
+        adhoc = data["breakdown"]
+        assert adhoc["exploratory"] is True and adhoc["dimensions"] == ["device", "country"]
+        assert "Exploratory" in adhoc["note"]
+        (grid,) = adhoc["grids"]
+        assert (grid["a"], grid["b"]) == ("device", "country")
+        expected = breakdown(services=crossed, key=key, dimensions=("device", "country"))
+        cells = {
+            r.segment.value: r
+            for r in expected.results
+            if r.segment is not None
+            and r.segment.name == "device × country"
+            and (r.metric, r.variant) == (adhoc["metric"], "treatment")
+        }
+        for line in grid["rows"]:
+            for column, cell in zip(grid["columns"], line["cells"], strict=True):
+                row = cells[f"{line['value']} × {column}"]
+                assert cell["z"] == pytest.approx(row.statistic, abs=0.005)
+        html = vic.get(f"/experiments/{key}", params={"breakdown": "device,country"}).text
+        assert "Breakdown by <strong>device × country</strong>" in html
+        assert 'class="exploratory"' in html and 'value="device,country"' in html
+        one = twin(vic, f"/experiments/{key}", breakdown="device")
+        assert one["breakdown"]["grids"] == [] and one["breakdown"]["heatmap"]["rows"]
+        for bad in ("device,device", "a,b,c", "country;drop", "x" * 300):
+            response = vic.get(f"/experiments/{key}", params={"breakdown": bad})
+            assert response.status_code == 422, (bad, response.text)
+            assert response.json()["error"]["code"]
+        # the stored snapshot is unchanged by a breakdown
+        assert latest(services=crossed, key=key).snapshot_id == snapshot.snapshot_id

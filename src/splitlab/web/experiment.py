@@ -37,6 +37,7 @@ from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError,
 from splitlab.services import Services
 from splitlab.store import experiments as repo
 from splitlab.store.audit import audit_to_dict, list_audit
+from splitlab.web import experiment_segments as segs
 from splitlab.web import experiment_view as ev
 from splitlab.web.common import check_csrf, page, viewer
 from splitlab.web.experiment_forms import (
@@ -195,9 +196,13 @@ def experiment_context(
     segment: str | None = None,
     value: str | None = None,
     results_only: bool = False,
+    cells: tuple[str | None, str | None] = (None, None),
+    adhoc: str | None = None,
 ) -> dict[str, Any]:
     """Everything the experiment page shows, as plain data (the JSON twin's content);
-    ``results_only``: just what the results table needs (the running page's refresh)."""
+    ``results_only``: just what the results table needs (the running page's refresh);
+    ``cells``: the metric and treatment the crossed-segment grids show; ``adhoc``: an ad-hoc
+    breakdown to add (``a,b``, exploratory)."""
     with services.sessions() as session:
         row = repo.get_experiment(session=session, key=key)
         experiment = repo.experiment_to_dict(row)
@@ -292,7 +297,20 @@ def experiment_context(
         return context
     context.update(
         health=ev.health_view(snapshot.health),
-        heatmap=ev.heatmap(snapshot, alpha=pill["alpha"]),
+        heatmap=ev.heatmap(snapshot, alpha=pill["alpha"], skip=segs.crossed_names(snapshot)),
+        crossed=segs.crossed_grids(
+            snapshot, alpha=pill["alpha"], metric=cells[0], variant=cells[1]
+        ),
+        breakdown=None
+        if adhoc is None
+        else segs.adhoc_breakdown(
+            services=services,
+            key=key,
+            text=adhoc,
+            alpha=pill["alpha"],
+            metric=cells[0],
+            variant=cells[1],
+        ),
         segments=list(snapshot.settings.get("segments", [])),
         timeseries=ev.timeseries(snapshot),
         exposures={
@@ -333,9 +351,14 @@ def experiment_page(
     segment: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
     value: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
     fragment: Annotated[str | None, Query(max_length=20, pattern="^results$")] = None,
+    cell_metric: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
+    cell_variant: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
+    breakdown: Annotated[str | None, Query(max_length=MAX_QUERY_TEXT)] = None,
 ) -> Response:
     """The experiment page (``?format=json``: its JSON twin; ``?fragment=results``: only the
-    results section, for the running page's refresh)."""
+    results section, for the running page's refresh; ``?cell_metric=&cell_variant=``: the
+    crossed-segment grids' metric and treatment; ``?breakdown=a,b``: an exploratory ad-hoc
+    breakdown by one or two exposure attributes)."""
     principal = _require_viewer(request, services)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
@@ -348,6 +371,8 @@ def experiment_page(
         segment=segment,
         value=value,
         results_only=only,
+        cells=(cell_metric or None, cell_variant or None),
+        adhoc=breakdown if breakdown and breakdown.strip() else None,
     )
     if only:
         if context["snapshot"] is None:

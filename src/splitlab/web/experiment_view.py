@@ -9,6 +9,7 @@ colour and word a result gets — and reads the snapshot's own significance thre
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,12 +309,15 @@ def health_view(checks: tuple[HealthCheck, ...] | list[HealthCheck]) -> dict[str
     }
 
 
-def heatmap(snapshot: Snapshot, *, alpha: float) -> dict[str, Any]:
+def heatmap(snapshot: Snapshot, *, alpha: float, skip: Collection[str] = ()) -> dict[str, Any]:
     """Segment value × (metric, treatment) cells coloured by effect ÷ SE (the test
     statistic, sign kept), marked where significant after correction.  The tone says
-    whether the sign is the metric's good or bad direction."""
+    whether the sign is the metric's good or bad direction. Segments named in ``skip`` (the
+    crossed ones, drawn as grids) are left out."""
     infos = metric_info(snapshot)
-    segmented = [r for r in snapshot.results if r.segment is not None]
+    segmented = [
+        r for r in snapshot.results if r.segment is not None and r.segment.name not in skip
+    ]
     columns: list[tuple[str, str]] = []
     rows: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     for r in segmented:
