@@ -23,7 +23,8 @@ from splitlab.services import Services
 from splitlab.store.audit import list_audit
 from splitlab.store.experiments import get_experiment
 from splitlab.web import canary as canary_web
-from tests.web.ml_helpers import csrf_of, logged_in, open_demo
+from tests.web.demo_helpers import csrf_of, logged_in
+from tests.web.ml_helpers import open_demo
 
 KEY = "payments-4-2-canary"
 

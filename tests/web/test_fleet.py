@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,20 +17,17 @@ from fastapi.testclient import TestClient
 
 from splitlab.analysis.snapshot import Snapshot
 from splitlab.app import create_app
-from splitlab.config import Settings
 from splitlab.decisions.recommendation import Code, Recommendation
 from splitlab.decisions.velocity import milestones
 from splitlab.domain import Role
 from splitlab.services import Services
 from splitlab.simulate.demo import EXPERIMENTS, seed_demo
 from splitlab.store import fleet as store
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 from splitlab.store.snapshots import save_snapshot
-from splitlab.store.users import create_user
 from splitlab.web import fleet_model as model
 from splitlab.web.fleet_charts import phases, velocity
 from splitlab.web.fleet_model import Filters, badge_for, outcome_of, summarize_payload
+from tests.web.demo_helpers import csrf_of, logged_in, open_demo
 
 SUBSET = (
     "checkout-redesign-abc",  # running, A/B/n, planned sample
@@ -48,53 +44,20 @@ SUBSET = (
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """A small demo organisation (eight experiments with data and snapshots), on SQLite."""
-    home: Path = tmp_path_factory.mktemp("fleet")
-    settings = Settings(
-        home=home / "home",
-        database_url=f"sqlite:///{home / 'app.db'}",
-        secret_key="test-secret",
-        auth="on",
-        ingest_cache_seconds=0,
-    )
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    services = Services.open(settings)
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key in SUBSET])
-    with services.sessions.begin() as session:
-        for name, role in (("ada", Role.ADMIN), ("vic", Role.VIEWER), ("eve", Role.EDITOR)):
-            create_user(session=session, username=name, password="password-123", role=role)
+    services = open_demo(tmp_path_factory.mktemp("fleet"), SUBSET)
     yield services
     services.close()
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, html[:500]
-    return match.group(1)
-
-
-def _client(services: Services, username: str) -> TestClient:
-    client = TestClient(create_app(services=services))
-    token = _csrf(client.get("/login").text)
-    response = client.post(
-        "/login",
-        data={"username": username, "password": "password-123", "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
-
-
 @pytest.fixture(scope="module")
 def ada(demo: Services) -> Iterator[TestClient]:
-    with _client(demo, "ada") as client:
+    with logged_in(demo, "ada") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def vic(demo: Services) -> Iterator[TestClient]:
-    with _client(demo, "vic") as client:
+    with logged_in(demo, "vic") as client:
         yield client
 
 
@@ -608,7 +571,7 @@ def test_a_new_transition_shows_on_the_next_request(
 
 def _log_in_admin(client: TestClient, keys: Any) -> None:
     keys.user("ada", Role.ADMIN)
-    token = _csrf(client.get("/login").text)
+    token = csrf_of(client.get("/login").text)
     data = {"username": "ada", "password": "password-123", "csrf_token": token}
     assert client.post("/login", data=data, follow_redirects=False).status_code == 303
 

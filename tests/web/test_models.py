@@ -20,7 +20,8 @@ from splitlab.analysis.service import latest
 from splitlab.app import create_app
 from splitlab.services import Services
 from tests.stats.test_pareto import direct
-from tests.web.ml_helpers import logged_in, open_demo
+from tests.web.demo_helpers import logged_in
+from tests.web.ml_helpers import open_demo
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ up to the fleet view's own counts."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,10 @@ from typer.testing import CliRunner
 
 from splitlab.app import create_app
 from splitlab.cli import app as cli
-from splitlab.config import Settings
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
-from splitlab.simulate.demo import EXPERIMENTS, seed_demo
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
-from splitlab.store.users import create_api_key, create_user
+from splitlab.store.users import create_api_key
+from tests.web.demo_helpers import logged_in, open_demo
 
 SUBSET = (
     "guided-onboarding",  # shipped, won
@@ -40,22 +35,8 @@ VIEWS = ("impact", "tracker", "cost-benefit")
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """Part of the demo organisation (six decided experiments, one running), on SQLite."""
-    home: Path = tmp_path_factory.mktemp("program")
-    settings = Settings(
-        home=home / "home",
-        database_url=f"sqlite:///{home / 'app.db'}",
-        secret_key="test-secret",
-        auth="on",
-        ingest_cache_seconds=0,
-        scheduler_seconds=0,
-    )
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    services = Services.open(settings)
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key in SUBSET])
-    with services.sessions.begin() as session:
-        create_user(session=session, username="vic", password="password-123", role=Role.VIEWER)
+    home = tmp_path_factory.mktemp("program")
+    services = open_demo(home, SUBSET, users=[("vic", Role.VIEWER)], scheduler_seconds=0)
     yield services
     services.close()
 
@@ -63,17 +44,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 @pytest.fixture(scope="module")
 def vic(demo: Services) -> Iterator[TestClient]:
     """A viewer, logged in through the form."""
-    client = TestClient(create_app(services=demo))
-    with client:
-        page = client.get("/login").text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert token
-        response = client.post(
-            "/login",
-            data={"username": "vic", "password": "password-123", "csrf_token": token.group(1)},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303
+    with logged_in(demo, "vic") as client:
         yield client
 
 
