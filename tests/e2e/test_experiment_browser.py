@@ -107,3 +107,35 @@ def test_experiment_page_in_chromium(
     viewer.goto(f"{server}/experiments/{KEY}")  # type: ignore[attr-defined]
     assert viewer.locator("button[data-dialog]").count() == 0  # type: ignore[attr-defined]
     assert viewer.locator("dialog").count() == 0  # type: ignore[attr-defined]
+
+
+def test_crossed_breakdown_and_traffic_split_in_chromium(
+    demo_server: str, browser: object, tmp_path: Path
+) -> None:
+    """An exploratory breakdown by two attributes draws its grid (rows country, columns device)
+    with its heterogeneity sentence; the traffic dialog keeps a running total and refuses to
+    submit shares that do not sum to 100."""
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{demo_server}/experiments/{KEY}?breakdown=country,device#segments")
+    box = page.locator(".exploratory")
+    assert "Exploratory" in box.inner_text() and "country × device" in box.inner_text()
+    grid = box.locator("table.crossgrid")
+    assert grid.locator("thead th").count() >= 3  # the corner and at least two devices
+    assert grid.locator("tbody tr").count() >= 2
+    assert "Heterogeneity across the" in box.locator("figcaption").first.inner_text()
+    path = tmp_path / "experiment-crossed-breakdown.png"
+    page.locator("#segments").screenshot(path=str(path))
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENS / path.name)
+    page.click('button[data-dialog="dialog-traffic"]')
+    dialog = page.locator("#dialog-traffic")
+    inputs = dialog.locator("input[name=weight]")
+    assert inputs.count() == 3  # control and two treatments
+    inputs.first.fill("10")
+    assert "must be 100%" in dialog.locator("[data-weight-total]").inner_text()
+    assert dialog.locator("form").evaluate("f => f.checkValidity()") is False
+    inputs.nth(1).fill(str(100 - 10 - float(inputs.nth(2).input_value())))
+    assert "must be" not in dialog.locator("[data-weight-total]").inner_text()
+    assert errors == []
