@@ -614,6 +614,7 @@ def test_schedule_an_approved_experiment_from_the_page(services: Services) -> No
         token = csrf_of(eve.get(f"/experiments/{key}").text)
         assert 'data-dialog="dialog-schedule"' in eve.get(f"/experiments/{key}").text
         soon = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+        seeded = _schedule_state(services, key)
         later = soon + timedelta(days=14)
         unapproved = eve.post(
             f"/experiments/{key}/actions/schedule",
@@ -621,6 +622,7 @@ def test_schedule_an_approved_experiment_from_the_page(services: Services) -> No
         )
         assert unapproved.status_code == 409, unapproved.text
         assert "approval" in unapproved.json()["error"]["message"]
+        assert _schedule_state(services, key) == seeded  # the start_at rolled back too
         approve = rita.post(
             f"/experiments/{key}/actions/approve",
             data={"csrf_token": csrf_of(rita.get(f"/experiments/{key}").text), "reason": "ok"},
@@ -866,6 +868,8 @@ def test_crossed_grid_metric_choice_and_adhoc_breakdown(crossed: Services) -> No
         assert 'class="exploratory"' in html and 'value="device,country"' in html
         one = twin(vic, f"/experiments/{key}", breakdown="device")
         assert one["breakdown"]["grids"] == [] and one["breakdown"]["heatmap"]["rows"]
+        unknown = twin(vic, f"/experiments/{key}", breakdown="device,nowhere")
+        assert unknown["breakdown"]["dimensions"] == ["device", "nowhere"]
         for bad in ("device,device", "a,b,c", "country;drop", "x" * 300):
             response = vic.get(f"/experiments/{key}", params={"breakdown": bad})
             assert response.status_code == 422, (bad, response.text)
