@@ -36,18 +36,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture(scope="module")
-def ada(demo: Services) -> Iterator[TestClient]:
-    with logged_in(demo, "ada") as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def vic(demo: Services) -> Iterator[TestClient]:
-    with logged_in(demo, "vic") as client:
-        yield client
-
-
 def status(services: Services, key: str = KEY) -> str:
     with services.sessions() as session:
         return get_experiment(session=session, key=key).status

@@ -27,7 +27,7 @@ from splitlab.store.snapshots import save_snapshot
 from splitlab.web import fleet_model as model
 from splitlab.web.fleet_charts import phases, velocity
 from splitlab.web.fleet_model import Filters, badge_for, outcome_of, summarize_payload
-from tests.web.demo_helpers import csrf_of, logged_in, open_demo
+from tests.web.demo_helpers import csrf_of, open_demo
 
 SUBSET = (
     "checkout-redesign-abc",  # running, A/B/n, planned sample
@@ -47,18 +47,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = open_demo(tmp_path_factory.mktemp("fleet"), SUBSET)
     yield services
     services.close()
-
-
-@pytest.fixture(scope="module")
-def ada(demo: Services) -> Iterator[TestClient]:
-    with logged_in(demo, "ada") as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def vic(demo: Services) -> Iterator[TestClient]:
-    with logged_in(demo, "vic") as client:
-        yield client
 
 
 def fleet_json(client: TestClient, **params: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from splitlab.analysis.service import latest
 from splitlab.app import create_app
 from splitlab.services import Services
 from tests.stats.test_pareto import direct
-from tests.web.demo_helpers import logged_in
 from tests.web.ml_helpers import open_demo
 
 
@@ -29,12 +28,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = open_demo(tmp_path_factory.mktemp("models"))
     yield services
     services.close()
-
-
-@pytest.fixture(scope="module")
-def vic(demo: Services) -> Iterator[TestClient]:
-    with logged_in(demo, "vic") as client:  # a viewer sees every view
-        yield client
 
 
 def twin(client: TestClient, path: str, **params: Any) -> dict[str, Any]:

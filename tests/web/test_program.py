@@ -18,7 +18,7 @@ from splitlab.cli import app as cli
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
 from splitlab.store.users import create_api_key
-from tests.web.demo_helpers import logged_in, open_demo
+from tests.web.demo_helpers import open_demo
 
 SUBSET = (
     "guided-onboarding",  # shipped, won
@@ -39,13 +39,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = open_demo(home, SUBSET, users=[("vic", Role.VIEWER)], scheduler_seconds=0)
     yield services
     services.close()
-
-
-@pytest.fixture(scope="module")
-def vic(demo: Services) -> Iterator[TestClient]:
-    """A viewer, logged in through the form."""
-    with logged_in(demo, "vic") as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
