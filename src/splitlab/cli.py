@@ -1582,7 +1582,7 @@ def scheduler_tick(
 
 
 program_app = typer.Typer(
-    help="Program views: impact, hypothesis tracker, cost-benefit.", no_args_is_help=True
+    help="Program views: impact, hypothesis tracker, cost-benefit, velocity.", no_args_is_help=True
 )
 app.add_typer(program_app, name="program")
 ProgramTeam = Annotated[str, typer.Option(help="only this team")]
@@ -1674,6 +1674,38 @@ def program_cost_benefit(
         typer.echo(f"{p['key']}: cost {p['cost']:,.0f}, benefit {p['benefit']} ({p['quadrant']})")
     if data["missing_costs"]:
         typer.echo(f"without costs: {', '.join(data['missing_costs'])}")
+
+
+@program_app.command("velocity")
+def program_velocity(
+    team: ProgramTeam = "",
+    type_: ProgramType = "",
+    range_: Annotated[
+        str, typer.Option("--range", help="the period against the one before: 90d, 180d, 365d")
+    ] = "90d",
+    as_json: JsonOption = False,
+) -> None:
+    """Per team: launched, completed, median run time and win rate in the period, beside the
+    period before it (the fleet view's definitions; the page is /program/velocity)."""
+    from splitlab.decisions.program import parse_filters
+    from splitlab.web.program import velocity_view
+
+    params = {"team": team, "type": type_, "range": range_}
+    data: dict[str, Any] = _with_services(
+        lambda services: velocity_view(services, parse_filters(params), now=datetime.now(UTC))
+    )
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(f"last {data['period_days']} days against the {data['period_days']} before")
+    for t in data["teams"]:
+        now_, then = t["current"], t["previous"]
+        rate = now_.get("win_rate")
+        typer.echo(
+            f"{t['team']}: launched {now_['launched']} (was {then['launched']}), completed "
+            f"{now_['completed']} (was {then['completed']}), win rate "
+            + ("-" if rate is None else f"{rate:.0%}")
+        )
 
 
 # ---------------------------------------------------------------- ML views (issue 17)

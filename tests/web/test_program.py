@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,9 +16,11 @@ from typer.testing import CliRunner
 
 from splitlab.app import create_app
 from splitlab.cli import app as cli
+from splitlab.decisions.program import parse_filters
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
 from splitlab.store.users import create_api_key
+from splitlab.web.program import velocity_view
 from tests.web.demo_helpers import open_demo
 
 SUBSET = (
@@ -196,3 +199,13 @@ def test_cli_prints_the_views(demo: Services, monkeypatch: pytest.MonkeyPatch) -
     assert costs.output.count("cost ") == 6 and "(strategic bets)" in costs.output
     bad = runner.invoke(cli, ["program", "impact", "--range", "2d"])
     assert bad.exit_code == 1 and "range" in bad.output
+    # velocity from the CLI is the page's JSON twin, and its text names each team
+    page = velocity_view(demo, parse_filters({"range": "365d"}), now=datetime.now(UTC))
+    twin = runner.invoke(cli, ["program", "velocity", "--range", "365d", "--json"])
+    assert twin.exit_code == 0, twin.output
+    assert json.loads(twin.output)["teams"] == page["teams"]
+    lines = runner.invoke(cli, ["program", "velocity", "--range", "365d"])
+    assert lines.exit_code == 0, lines.output
+    assert all(f"{t['team']}: launched" in lines.output for t in page["teams"])
+    wrong = runner.invoke(cli, ["program", "velocity", "--range", "2d"])
+    assert wrong.exit_code == 1 and "range" in wrong.output
