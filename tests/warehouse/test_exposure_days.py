@@ -201,6 +201,17 @@ def test_pinned_numbers(warehouse: Warehouse) -> None:
     assert sums[(1, 2, "spend")] == 8
 
 
+def test_newest_event_of_the_metrics_names(warehouse: Warehouse) -> None:
+    _write(warehouse)
+    con = warehouse.ibis_connection()
+    events = warehouse.events_table()
+    views = [m for m in METRICS if m.event == "view"]
+    newest_view = T0 + timedelta(hours=20) + 2 * DAY  # u2's view at exactly 48 h
+    newest_buy = T0 + 4 * DAY + timedelta(hours=1)  # u5's, on its incomplete day 0
+    assert con.execute(ed.newest_event(events, views)) == round(newest_view.timestamp() * 1e6)
+    assert con.execute(ed.newest_event(events, METRICS)) == round(newest_buy.timestamp() * 1e6)
+
+
 def test_only_per_unit_sum_metrics() -> None:
     ratio = MetricDefinition(key="r", kind="ratio", event="buy", denominator_event="view")
     table: Any = None

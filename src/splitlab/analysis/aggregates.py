@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from splitlab.analysis.exposure_days import ExposureDayAggregates, fetch_exposure_days
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
@@ -55,6 +56,8 @@ class Aggregates:
     excluded: FloatArray
     day_increments_n: FloatArray
     timings_ms: dict[str, float] = field(default_factory=dict)
+    exposure_days: ExposureDayAggregates | None = None
+    """The novelty view's sums by day since exposure (``analysis.exposure_days``)."""
 
     def column(self, name: str) -> FloatArray:
         """An aggregate column by name (``splitlab.warehouse.columns``)."""
@@ -178,6 +181,7 @@ def fetch_aggregates(
                 else:
                     _fill_quantiles(con, values, aggregates, plan, i, labels)
             timings["quantiles"] = (time.perf_counter() - started) * 1000
+        aggregates.exposure_days = fetch_exposure_days(con, units, events, plan, as_of, timings)
     aggregates.timings_ms = timings
     return aggregates
 

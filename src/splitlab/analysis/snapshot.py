@@ -209,6 +209,40 @@ class DailyPoint(Comparison):
     """The UTC day."""
 
 
+class ExposureDayPoint(Comparison):
+    """A comparison of the metric measured on one whole day since each unit's first exposure
+    (day 0 is the first 24 hours), over the units whose day is complete by ``as_of``: the
+    effect among units exposed that long, the novelty view.  Always fixed-horizon (``engine``
+    frequentist, the metric's own test without CUPED or covariates) whatever the plan's engine;
+    the metric's attribution window and capping do not apply (each day is its own window)."""
+
+    LEADING_KEYS = ("metric", "variant", "days_since_exposure")
+
+    days_since_exposure: int
+    """Whole days since the unit's first exposure (its first trigger, with a trigger)."""
+
+
+class ExposureDayTrend(SnapshotModel):
+    """Does the effect of a treatment change with days since exposure?  The weighted trend of
+    the :class:`ExposureDayPoint` relative effects (weights 1/variance, as the novelty check
+    fits across exposure cohorts), judged by the same threshold."""
+
+    metric: str
+    """The metric's key."""
+    variant: str
+    """The treatment variant's key."""
+    slope: float | None
+    """Change of the relative effect per day since exposure (null with too few days)."""
+    p_value: float | None
+    """Two-sided p-value of the slope."""
+    days: int
+    """Days with a relative effect and a variance (the points fitted)."""
+    shape: Literal["fading", "growing", "steady", "too_few_days"]
+    """``fading``: the effect moves towards zero as exposure ages (a novelty effect);
+    ``growing``: it moves away from zero (users adapt, primacy); ``steady``: no trend at the
+    novelty check's threshold; ``too_few_days``: fewer days than that check needs."""
+
+
 class HealthCheck(SnapshotModel):
     """Can the results be trusted?  One finding of one check."""
 
@@ -372,6 +406,13 @@ class Snapshot(SnapshotModel):
     daily: tuple[DailyPoint, ...] = ()
     """Cumulative results per day (not for quantile metrics); always stored, served only
     when asked for (``?daily=true``)."""
+    exposure_days: tuple[ExposureDayPoint, ...] = ()
+    """With the daily series, for binary, count and sum metrics only: per metric × treatment ×
+    whole day since exposure (0 …, at most 28 or ``max_days``), the effect on that day alone;
+    always stored, served only when asked for (``?daily=true``)."""
+    exposure_day_trends: tuple[ExposureDayTrend, ...] = ()
+    """Beside ``exposure_days``, per metric × treatment: whether the effect fades, grows or
+    holds with days since exposure; served with it."""
     omnibus: tuple[OmnibusTest, ...]
     """A/B/n only: tests across all variants."""
     heterogeneity: tuple[HeterogeneityTest, ...] = ()
@@ -398,14 +439,15 @@ class Snapshot(SnapshotModel):
         return self.model_copy(update={"snapshot_id": snapshot_id, "cached": cached})
 
     def view(self, *, segment: str | None = None, daily: bool = False) -> Snapshot:
-        """The overall results (or those of segment ``segment``), with ``daily`` only when
-        asked for."""
+        """The overall results (or those of segment ``segment``), with ``daily`` (and the
+        days-since-exposure view) only when asked for."""
         fields = {name: getattr(self, name) for name in self.model_fields_set}
         fields["results"] = tuple(
             r for r in self.results if (r.segment.name == segment if r.segment else segment is None)
         )
         if not daily:
-            fields.pop("daily", None)
+            for name in ("daily", "exposure_days", "exposure_day_trends"):
+                fields.pop(name, None)
         return Snapshot(**fields)
 
     def overall(self) -> Iterator[ResultRow]:

@@ -10,7 +10,9 @@ Definitions (the same on every engine):
 * **Day k** of a unit — events with ``exposed + k·day ≤ occurred_at < exposed + (k + 1)·day``
   (``day`` = 24 h, ``exposed`` = the unit's first exposure, or its first trigger when the
   analysis is triggered).  Day k is *complete* when ``exposed + (k + 1)·day ≤ as_of``; only
-  complete days count, and only k < ``days``.
+  complete days count, and only k < ``days``.  The caller passes as ``as_of`` the analysis
+  time, or the newest matching event when that is earlier (:func:`newest_event`): after data
+  stopped arriving (an imported history), a day without events is not a day of no activity.
 * **Per-unit value on day k** ``y`` — the metric's event and filter as in
   :mod:`~splitlab.warehouse.queries`: binary 1 if any matching event, else 0; count: matching
   events; sum: Σ value (or the ``value_field`` property).  Each day is its own window: the
@@ -63,6 +65,14 @@ def complete_days(units: ir.Table, *, as_of_us: int, days: int) -> ir.Table:
     elapsed = _whole_days(ibis.literal(as_of_us, type="int64") - units.exposed_us)
     complete = ibis.least(ibis.greatest(elapsed, 0), days)
     return units.group_by(variant=units.variant, complete=complete).agg(units=units.count())
+
+
+def newest_event(events: ir.Table, metrics: Sequence[MetricDefinition]) -> ir.Scalar:
+    """When the newest event of the metrics' event names occurred, in microseconds since the
+    epoch (NULL without one)."""
+    names = sorted({m.event for m in metrics})
+    mine = events.filter(events.event_name.isin(names))
+    return micros(mine.occurred_at.max(), _backend_name(events))
 
 
 def day_sums(

@@ -1,0 +1,122 @@
+"""The novelty view's statistics: per day since exposure, each measured metric's own
+fixed-horizon test between the arms (``compute.run_families`` on the day's sums), and the
+trend of the relative effect over those days, judged as the novelty check judges a trend
+across exposure cohorts (``health``: a weighted least-squares slope, ``TREND_P``,
+``TREND_MIN_DAYS``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from splitlab import stats
+from splitlab.analysis.aggregates import Aggregates, Cell
+from splitlab.analysis.compute import TEST_FIELDS, number, run_families
+from splitlab.analysis.exposure_days import ExposureDayAggregates
+from splitlab.analysis.health import TREND_MIN_DAYS, TREND_P
+from splitlab.analysis.plan import AnalysisPlan
+from splitlab.analysis.snapshot import ExposureDayPoint, ExposureDayTrend, ResultRow
+from splitlab.domain import Engine
+from splitlab.warehouse.columns import UNITS, metric_columns
+
+Shape = Literal["fading", "growing", "steady", "too_few_days"]
+
+
+def _plain_plan(plan: AnalysisPlan, metrics: Sequence[int]) -> AnalysisPlan:
+    """The plan's ``metrics`` alone (re-numbered 0 …), without CUPED or covariates, under the
+    fixed-horizon engine: each metric's own test on its raw per-day values."""
+    planned = tuple(
+        dataclasses.replace(
+            plan.metrics[i],
+            definition=plan.metrics[i].definition.model_copy(update={"cuped_days": 0}),
+        )
+        for i in metrics
+    )
+    return dataclasses.replace(
+        plan, metrics=planned, covariates=(), engine=Engine.FREQUENTIST, segments=(), crossed=()
+    )
+
+
+def _trend_shape(points: float, slope: float, p: float, effect: float) -> Shape:
+    """The novelty check's rule (``health.trend_checks``) on days since exposure: a trend
+    counts below ``TREND_P`` with at least ``TREND_MIN_DAYS`` days; against the overall
+    effect's sign it fades, with it it grows."""
+    if points < TREND_MIN_DAYS:
+        return "too_few_days"
+    if not p < TREND_P:
+        return "steady"
+    return "fading" if slope * effect < 0 else "growing"
+
+
+def exposure_day_results(
+    plan: AnalysisPlan, days: ExposureDayAggregates, results: Sequence[ResultRow]
+) -> tuple[list[ExposureDayPoint], list[ExposureDayTrend]]:
+    """Per measured metric × treatment × day since exposure with units in both arms, the
+    comparison of that day's values (in plan metric order, then treatment, then day); and per
+    metric × treatment the trend of the relative effect over those days."""
+    plain = _plain_plan(plan, days.metrics)
+    columns = {UNITS: days.units}
+    for j in range(len(days.metrics)):
+        names = metric_columns(j)
+        columns[names.sum], columns[names.sum_sq] = days.sums[j], days.sums_sq[j]
+    n_days, n_variants = days.units.shape
+    cells = [Cell("exposure_day") for _ in range(n_days)]
+    aggregates = Aggregates(cells, columns, np.zeros(n_variants), np.zeros((0, n_variants)))
+    overall = {(r.metric, r.variant): r for r in results if r.segment is None}
+    found: list[tuple[tuple[int, int, int], ExposureDayPoint]] = []
+    trends: list[tuple[tuple[int, int], ExposureDayTrend]] = []
+    for family in run_families(plain, aggregates):
+        test = family.test
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = stats.relative_effect_variance(
+                test.control_mean, test.treatment_mean, family.control_var, family.treatment_var
+            )  # (metrics, days, treatments)
+            present = (family.control_n > 0) & (family.treatment_n > 0)
+            trend = stats.weighted_trend(  # along the days: one fit per metric × treatment
+                np.arange(n_days, dtype=float),
+                np.moveaxis(np.where(present, test.rel_effect, np.nan), 1, -1),
+                np.moveaxis(variance, 1, -1),
+            )  # (metrics, treatments)
+        for m, j in enumerate(family.metrics):
+            key = plain.definitions[j].key
+            for t, variant in enumerate(plan.treatments):
+                for k in range(n_days):
+                    if not present[m, k, t]:
+                        continue
+                    fields: dict[str, Any] = {
+                        name: number(getattr(test, name)[m, k, t]) for name in TEST_FIELDS
+                    }
+                    point = ExposureDayPoint(
+                        metric=key,
+                        variant=variant,
+                        days_since_exposure=k,
+                        engine=Engine.FREQUENTIST,
+                        control_n=number(family.control_n[m, k, t]),
+                        treatment_n=number(family.treatment_n[m, k, t]),
+                        reason=str(test.reason[m, k, t]),
+                        **fields,
+                    )
+                    found.append(((j, t, k), point))
+                row = overall.get((key, variant))
+                effect = row.rel_effect if row is not None and row.rel_effect is not None else 0.0
+                slope, p = float(trend.slope[m, t]), float(trend.p_value[m, t])
+                shape = _trend_shape(float(trend.points[m, t]), slope, p, effect)
+                trends.append(
+                    (
+                        (j, t),
+                        ExposureDayTrend(
+                            metric=key,
+                            variant=variant,
+                            slope=number(slope),
+                            p_value=number(p),
+                            days=int(trend.points[m, t]),
+                            shape=shape,
+                        ),
+                    )
+                )
+    found.sort(key=lambda item: item[0])
+    trends.sort(key=lambda item: item[0])
+    return [point for _, point in found], [trend for _, trend in trends]
