@@ -139,3 +139,28 @@ def test_crossed_breakdown_and_traffic_split_in_chromium(
     inputs.nth(1).fill(str(100 - 10 - float(inputs.nth(2).input_value())))
     assert "must be" not in dialog.locator("[data-weight-total]").inner_text()
     assert errors == []
+
+
+def test_novelty_view_in_chromium(demo_server: str, browser: object, tmp_path: Path) -> None:
+    """The demo's feed redesign: the days-since-exposure chart draws the treatment's effect by
+    day with its band and zero line, and its reading calls the fading lift a novelty effect;
+    an experiment with ratio metrics only says why it has no such chart."""
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{demo_server}/experiments/feed-redesign#novelty")
+    page.wait_for_selector("#chart-novelty .main-svg", timeout=15_000)
+    chart = page.locator("#chart-novelty")
+    assert chart.locator(".scatterlayer .trace").count() == 3  # band edges and the line
+    assert chart.locator(".zerolinelayer path, .layer-above path, .shapelayer path").count() >= 1
+    assert "days since first exposure" in chart.inner_text()
+    reading = page.locator("#novelty .novelty-reading:not([hidden])")
+    assert reading.count() == 1 and "a novelty effect" in reading.inner_text()
+    path = tmp_path / "experiment-novelty.png"
+    page.locator("#novelty").screenshot(path=str(path))
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENS / path.name)
+    page.goto(f"{demo_server}/experiments/edge-config-v2#novelty")
+    assert page.locator("#chart-novelty").count() == 0
+    assert "covers binary, count and sum metrics" in page.locator("#novelty").inner_text()
+    assert errors == []

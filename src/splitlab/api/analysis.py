@@ -33,7 +33,10 @@ def results(
     segment: str | None = Query(
         default=None, description="a segment name: its per-value results instead of overall"
     ),
-    daily: bool = Query(default=False, description="include the cumulative daily series"),
+    daily: bool = Query(
+        default=False,
+        description="include the cumulative daily series and the days-since-exposure view",
+    ),
     breakdown: str | None = Query(
         default=None,
         max_length=250,

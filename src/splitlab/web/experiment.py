@@ -37,6 +37,7 @@ from splitlab.errors import NotFoundError, PermissionDeniedError, SplitlabError,
 from splitlab.services import Services
 from splitlab.store import experiments as repo
 from splitlab.store.audit import audit_to_dict, list_audit
+from splitlab.web import experiment_novelty as nov
 from splitlab.web import experiment_segments as segs
 from splitlab.web import experiment_view as ev
 from splitlab.web.common import check_csrf, page, viewer
@@ -320,6 +321,7 @@ def experiment_context(
         power=[_power_json(c) for c in views.power_curves(snapshot)],
         readout=_readout(snapshot, recommendation, spec),
         novelty=[c.to_json() for c in snapshot.checks("novelty")],
+        exposure_days=nov.novelty_view(snapshot),
         interaction=interaction_plot(snapshot, spec),
     )
     return context

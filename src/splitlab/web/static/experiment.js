@@ -128,6 +128,75 @@
     }), CONFIG);
   }
 
+  // ---- days since exposure (novelty): each treatment's effect by day, with its interval ----
+  function rgba(hex, alpha) {
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
+  }
+
+  function drawNovelty(data, metric) {
+    var node = document.getElementById("chart-novelty");
+    if (!node || !data.novelty) { return; }
+    var entry = null;
+    data.novelty.metrics.forEach(function (m) { if (m.metric === metric) { entry = m; } });
+    if (!entry && metric === undefined) { entry = data.novelty.metrics[0] || null; }
+    var none = document.getElementById("novelty-none");
+    document.querySelectorAll("#novelty .novelty-reading").forEach(function (block) {
+      block.hidden = !entry || block.getAttribute("data-metric") !== entry.metric;
+    });
+    node.hidden = !entry;
+    if (none) { none.hidden = !!entry; }
+    var caption = document.getElementById("novelty-caption");
+    if (caption) { caption.hidden = !entry; }
+    if (!entry) { return; }
+    var variants = Object.keys(data.exposures || {});
+    var pct = function (v) { return v === null ? null : v * 100; };
+    var traces = [], estimates = [], halves = [], days = 0;
+    entry.series.forEach(function (s, t) {
+      var at = variants.indexOf(s.variant);
+      var colour = PALETTE[(at > 0 ? at : t + 1) % PALETTE.length];
+      var tip = s.days.map(function (d, i) {
+        var lo = s.low[i], hi = s.high[i];
+        return (lo === null || hi === null) ? "no interval" :
+          "[" + (lo * 100).toFixed(1) + "%, " + (hi * 100).toFixed(1) + "%], n = " +
+          Math.round(s.control_n[i]).toLocaleString() + " / " + Math.round(s.treatment_n[i]).toLocaleString();
+      });
+      traces.push({ x: s.days, y: s.high.map(pct), mode: "lines", line: { width: 0 }, hoverinfo: "skip",
+        showlegend: false, legendgroup: s.variant });
+      traces.push({ x: s.days, y: s.low.map(pct), mode: "lines", fill: "tonexty", fillcolor: rgba(colour, 0.15),
+        line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: s.variant });
+      traces.push({ x: s.days, y: s.rel.map(pct), mode: "lines+markers", name: s.variant, legendgroup: s.variant,
+        line: { color: colour, width: 2 }, marker: { size: 6 }, customdata: tip,
+        hovertemplate: s.variant + ", day %{x}: %{y:+.1f}% %{customdata}<extra></extra>" });
+      s.rel.forEach(function (r, i) {
+        if (r === null) { return; }
+        estimates.push(r);
+        if (s.low[i] !== null && s.high[i] !== null) { halves.push((s.high[i] - s.low[i]) / 2); }
+      });
+      days = Math.max(days, s.days.length ? s.days[s.days.length - 1] + 1 : 0);
+    });
+    // hold the axis near the estimates and the typical interval: the last days rest on few
+    // units, and their wide intervals would flatten every other day
+    var range = null;
+    if (estimates.length) {
+      halves.sort(function (a, b) { return a - b; });
+      var typical = halves.length ? halves[Math.floor(0.75 * (halves.length - 1))] : 0;
+      var lo = Math.min(0, Math.min.apply(null, estimates) - typical);
+      var hi = Math.max(0, Math.max.apply(null, estimates) + typical);
+      var pad = Math.max((hi - lo) * 0.08, 1e-4);
+      range = [(lo - pad) * 100, (hi + pad) * 100];
+    }
+    Plotly.react(node, traces, layout({
+      showlegend: entry.series.length > 1,
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+      xaxis: { title: { text: "days since first exposure" }, tickmode: "linear", tick0: 0,
+        dtick: days > 14 ? 2 : 1, range: [-0.5, Math.max(days, 1) - 0.5], gridcolor: "#eef0f3", zeroline: false },
+      yaxis: { ticksuffix: "%", range: range, gridcolor: "#eef0f3", zeroline: false },
+      margin: { l: 56, r: 16, t: entry.series.length > 1 ? 32 : 8, b: 48 },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0, line: { dash: "dash", color: MUTED, width: 1 } }]
+    }), CONFIG);
+  }
+
   function drawExposures(target, exposures, only) {
     var node = document.getElementById(target);
     if (!node) { return; }
@@ -173,10 +242,18 @@
   if (data) {
     whenPlotly(function () {
       var pick = document.getElementById("ts-pick");
+      var metricAt = function (index) {
+        var s = data.timeseries.series[index];
+        return s ? s.metric : undefined;
+      };
       if (pick) {
         drawSeries(data, 0);
-        pick.addEventListener("change", function () { drawSeries(data, Number(pick.value)); });
+        pick.addEventListener("change", function () {
+          drawSeries(data, Number(pick.value));
+          drawNovelty(data, metricAt(Number(pick.value)));
+        });
       }
+      drawNovelty(data, pick ? metricAt(0) : undefined);
       drawExposures("chart-exposures", data.exposures);
       drawPower(data.power);
     });
