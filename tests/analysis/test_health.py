@@ -219,3 +219,18 @@ def test_underpowered_against_the_plan(warehouse: Warehouse) -> None:
     (entry,) = checks["underpowered"]
     assert entry.severity == "warning" and value(entry) < 0.8
     assert "past the planned maximum of 14 days" in entry.message
+    assert not entry.pending  # over the planned duration: a warning, not an open item
+
+
+def test_underpowered_within_the_plan_is_pending_not_passed(warehouse: Warehouse) -> None:
+    checks = health(warehouse, generate(seed=14, n_units=600), mde=0.1, max_days=365)
+    (entry,) = checks["underpowered"]
+    assert entry.severity == "info" and value(entry) < 0.8
+    assert entry.pending and "about 14 more day(s) needed." in entry.message
+    assert entry.to_json()["pending"] is True
+
+
+def test_underpowered_without_an_mde_is_pending(warehouse: Warehouse) -> None:
+    checks = health(warehouse, generate(seed=14, n_units=600))
+    (entry,) = checks["underpowered"]
+    assert entry.severity == "info" and entry.pending

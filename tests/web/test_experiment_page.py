@@ -233,13 +233,18 @@ def test_health_checklist_lists_failures_first() -> None:
         HealthCheck(check=CheckName.SRM, severity=Severity.CRITICAL, value=2e-6,
                     message="control has 3.1% fewer units than expected", variant="control"),
         HealthCheck(check=CheckName.NO_DATA, severity=Severity.INFO, value=None, message="ok"),
+        HealthCheck(check=CheckName.UNDERPOWERED, severity=Severity.INFO, value=0.4,
+                    message="Power so far is 40%", pending=True),
     ]  # fmt: skip
     view = ev.health_view(checks)
-    assert [c["check"] for c in view["checks"]] == ["srm", "novelty", "srm_daily", "no_data"]
-    assert [c["passed"] for c in view["checks"]] == [False, False, True, True]
-    assert (view["critical"], view["warning"], view["passed"], view["state"]) == (
-        1, 1, 2, "critical",
-    )  # fmt: skip
+    assert [c["check"] for c in view["checks"]] == [
+        "srm", "novelty", "underpowered", "srm_daily", "no_data",
+    ]  # fmt: skip
+    # an info finding that cannot pass yet is not counted (or drawn) as a pass
+    assert [c["passed"] for c in view["checks"]] == [False, False, False, True, True]
+    assert [c["pending"] for c in view["checks"]] == [False, False, True, False, False]
+    assert (view["critical"], view["warning"], view["pending"], view["passed"]) == (1, 1, 1, 2)
+    assert view["state"] == "critical"
 
 
 def test_health_section_has_the_toggle_and_chips(ada: TestClient, demo: Services) -> None:

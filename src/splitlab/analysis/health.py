@@ -1,11 +1,12 @@
 """Health checks: can the results be trusted?  Each finding is a
 :class:`~splitlab.analysis.snapshot.HealthCheck` (severity ``info`` when the check passes,
 ``warning`` or ``critical`` otherwise, with ``metric`` / ``variant`` where it is about one of
-them)."""
+them; an ``info`` finding that cannot pass yet is marked ``pending``)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,10 +39,13 @@ def _check(
     *,
     metric: str | None = None,
     variant: str | None = None,
+    pending: bool = False,
 ) -> HealthCheck:
-    about = {"metric": metric} if metric is not None else {}
+    about: dict[str, Any] = {"metric": metric} if metric is not None else {}
     if variant is not None:
         about["variant"] = variant
+    if pending:
+        about["pending"] = True
     return HealthCheck(check=check, severity=severity, value=value, message=message, **about)
 
 
@@ -454,12 +458,19 @@ def power_checks(
                 INFO,
                 None,
                 "The plan has no minimum detectable effect, so power cannot be judged.",
+                pending=True,
             )
         ]
     powers = [e.power for e in entries if e.power is not None]
     if not powers:
         return [
-            _check(CheckName.UNDERPOWERED, INFO, None, "Not enough data to estimate power yet.")
+            _check(
+                CheckName.UNDERPOWERED,
+                INFO,
+                None,
+                "Not enough data to estimate power yet.",
+                pending=True,
+            )
         ]
     power = min(powers)
     remaining = max((e.days_remaining or 0) for e in entries)
@@ -484,6 +495,7 @@ def power_checks(
             f"Power so far is {power:.0%} (planned {plan.power:.0%}) for a {plan.mde:.1%} "
             f"effect on {primary.key!r}; about {remaining} more day(s) needed"
             + (f", past the planned maximum of {plan.max_days} days." if too_long else "."),
+            pending=not too_long,
         )
     ]
 

@@ -158,7 +158,7 @@ def render_table(snapshot: Snapshot) -> str:
     lines += _notes(snapshot)
     lines += ["", "Health"]
     for check in snapshot.health:
-        mark = SEVERITY_MARK[check.severity]
+        mark = "open" if check.pending else SEVERITY_MARK[check.severity]
         lines.append(f"  [{mark:>4}] {check.check}{_subject(check)}: {check.message}")
     return "\n".join(lines) + "\n"
 

@@ -258,6 +258,10 @@ class HealthCheck(SnapshotModel):
     """Present when the check is about one metric."""
     variant: str | None = None
     """Present when the check is about one variant."""
+    pending: bool = False
+    """``info`` that is not a pass: the check cannot pass yet (no minimum detectable effect to
+    judge power by, too little data, power still short of the plan within the planned
+    duration).  Present only when true."""
 
 
 class OmnibusTest(SnapshotModel):

@@ -279,9 +279,11 @@ def settings_pill(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def health_view(checks: tuple[HealthCheck, ...] | list[HealthCheck]) -> dict[str, Any]:
-    """The checklist, failures first (critical, then warning), and its summary counts."""
+    """The checklist, failures first (critical, then warning, then the checks that cannot
+    pass yet), and its summary counts."""
     ordered = sorted(
-        enumerate(checks), key=lambda item: (SEVERITY_ORDER[item[1].severity], item[0])
+        enumerate(checks),
+        key=lambda item: (SEVERITY_ORDER[item[1].severity], not item[1].pending, item[0]),
     )
     items = []
     for position, (_, check) in enumerate(ordered):
@@ -291,7 +293,8 @@ def health_view(checks: tuple[HealthCheck, ...] | list[HealthCheck]) -> dict[str
                 "check": check.check.value,
                 "label": check.check.value.replace("_", " "),
                 "severity": check.severity.value,
-                "passed": check.severity is Severity.INFO,
+                "passed": check.severity is Severity.INFO and not check.pending,
+                "pending": check.severity is Severity.INFO and check.pending,
                 "message": check.message,
                 "metric": check.metric,
                 "variant": check.variant,
@@ -300,11 +303,13 @@ def health_view(checks: tuple[HealthCheck, ...] | list[HealthCheck]) -> dict[str
         )
     critical = sum(1 for i in items if i["severity"] == "critical")
     warning = sum(1 for i in items if i["severity"] == "warning")
+    pending = sum(1 for i in items if i["pending"])
     return {
         "checks": items,
         "critical": critical,
         "warning": warning,
-        "passed": len(items) - critical - warning,
+        "pending": pending,
+        "passed": len(items) - critical - warning - pending,
         "state": "critical" if critical else ("warning" if warning else "ok"),
     }
 
