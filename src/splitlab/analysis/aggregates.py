@@ -22,7 +22,7 @@ from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
 from splitlab.stats.event_quantile import clustered_quantile_ranks
-from splitlab.warehouse import queries, triggers, unit_tables
+from splitlab.warehouse import event_quantiles, queries, triggers, unit_tables
 from splitlab.warehouse.columns import UNITS, attribute_column, metric_columns
 from splitlab.warehouse.scratch import ScratchTables
 
@@ -174,10 +174,12 @@ def fetch_aggregates(
             started = time.perf_counter()
             for i in quantiles:
                 if i in plan.event_quantiles:
+                    coded = labels[: len(plan.segments)]  # each unit's code per segment
                     table = scratch.store(
-                        f"events{i}", queries.event_values(units, events, definitions[i])
+                        f"events{i}",
+                        queries.event_values(units, events, definitions[i], segments=coded),
                     )
-                    _fill_event_quantiles(con, table, aggregates, plan, i)
+                    _fill_event_quantiles(con, table, aggregates, plan, i, labels)
                 else:
                     _fill_quantiles(con, values, aggregates, plan, i, labels)
             timings["quantiles"] = (time.perf_counter() - started) * 1000
@@ -259,13 +261,40 @@ def _arrange(rows: dict[str, Any], plan: AnalysisPlan, kept: list[list[str]]) ->
     return Aggregates(cells, columns, np.zeros(n_variants), increments_n)
 
 
+def _quantile_cells(
+    aggregates: Aggregates, plan: AnalysisPlan, kept: list[list[str]]
+) -> dict[int, tuple[int, int]]:
+    """The cells a quantile is computed for → (block, code): the overall cell is block 0 code
+    0, a value of segment k is block k + 1 and its code among ``kept[k]`` (daily cells are
+    left out — cumulative quantiles are not additive — and so are crossed cells)."""
+    segment_positions = {name: k for k, name in enumerate(plan.segments)}
+    out: dict[int, tuple[int, int]] = {}
+    for c, cell in enumerate(aggregates.cells):
+        if cell.kind == "day" or cell.crossed:
+            continue
+        block, code = 0, 0
+        if cell.kind == "segment":
+            seg_index = segment_positions[cell.segment or ""]
+            labels = kept[seg_index]
+            block = seg_index + 1
+            code = labels.index(cell.value) if cell.value in labels else len(labels)
+        out[c] = (block, code)
+    return out
+
+
 def _fill_event_quantiles(
-    con: Any, table: ibis.Table, aggregates: Aggregates, plan: AnalysisPlan, index: int
+    con: Any,
+    table: ibis.Table,
+    aggregates: Aggregates,
+    plan: AnalysisPlan,
+    index: int,
+    kept: list[list[str]],
 ) -> None:
-    """Event-level quantile of metric ``index`` per variant, overall only, with the clustered
-    delta-method bracket (``stats.clustered_quantile_ranks``): the estimate over all events,
-    then each unit's events at or below its arm's estimate (Iᵢ) and its events (Nᵢ) summed,
-    then the quantiles at the bracket — three small queries on the stored events."""
+    """Event-level quantile of metric ``index`` per variant in the overall and segment cells,
+    with the clustered delta-method bracket (``stats.clustered_quantile_ranks``): the
+    estimate over the cell's events, then each unit's events at or below its cell's estimate
+    (Iᵢ) and its events (Nᵢ) summed, then the quantiles at the bracket — three small queries
+    on the stored events (``warehouse.event_quantiles``), each covering every cell at once."""
     definition = plan.definitions[index]
     assert definition.quantile is not None
     q = float(definition.quantile)
@@ -273,48 +302,70 @@ def _fill_event_quantiles(
     shape = aggregates.column(names.quantile_n).shape
     estimate, lower, upper = (np.full(shape, np.nan) for _ in range(3))
     n_variants = len(plan.variants)
-    first = con.to_pyarrow(table.group_by("variant").agg(q=table.v.quantile(q))).to_pylist()
-    found = {int(r["variant"]): float(r["q"]) for r in first if int(r["variant"]) < n_variants}
-    if found:
-        threshold = ibis.cases(
-            *[(table.variant == v, ibis.literal(x)) for v, x in found.items()],
-            else_=ibis.null("float64"),
+    n_blocks = len(plan.segments) + 1
+    cells = {key: c for c, key in _quantile_cells(aggregates, plan, kept).items()}
+
+    def keyed(rows: pa.Table) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """(block, code, variant) → row, for the cells and variants of the analysis."""
+        out = {}
+        for row in rows.to_pylist():
+            block, code, v = int(row["segment"]) + 1, int(row["value"]), int(row["variant"])
+            if v < n_variants and (block, code) in cells:
+                out[(block, code, v)] = row
+        return out
+
+    first = keyed(
+        con.to_pyarrow(event_quantiles.event_quantiles(table, probabilities=[[q]] * n_blocks))
+    )
+    found = {key: float(row["quantiles"][0]) for key, row in first.items() if row["quantiles"]}
+    if not found:
+        _store_quantiles(aggregates, index, estimate, lower, upper)
+        return
+    thresholds: list[dict[tuple[int, int], float]] = [{} for _ in range(n_blocks)]
+    for (block, code, v), value in found.items():
+        thresholds[block][(v, code)] = value
+    sums = con.to_pyarrow(event_quantiles.clustered_sums(table, thresholds=thresholds))
+    brackets: dict[tuple[int, int, int], tuple[float, float]] = {}
+    for key, row in keyed(sums).items():
+        if key not in found:
+            continue
+        low, high = clustered_quantile_ranks(
+            q,
+            row["units"],
+            row["si"],
+            row["sii"],
+            row["sn"],
+            row["snn"],
+            row["sin"],
+            RANK_ALPHA,
         )
-        below = ibis.ifelse((table.v <= threshold).fill_null(False), 1, 0).cast("int64")
-        units = table.group_by(["uid", "variant"]).agg(i=below.sum(), n=table.count())
-        sums = units.group_by("variant").agg(
-            units=units.count(),
-            si=units.i.sum(),
-            sii=(units.i * units.i).sum(),
-            sn=units.n.sum(),
-            snn=(units.n * units.n).sum(),
-            sin=(units.i * units.n).sum(),
-        )
-        brackets: dict[int, tuple[float, float]] = {}
-        for row in con.to_pyarrow(sums).to_pylist():
-            v = int(row["variant"])
-            if v in found:
-                low, high = clustered_quantile_ranks(
-                    q,
-                    row["units"],
-                    row["si"],
-                    row["sii"],
-                    row["sn"],
-                    row["snn"],
-                    row["sin"],
-                    RANK_ALPHA,
-                )
-                brackets[v] = (float(low), float(high))
-        wanted = sorted({p for pair in brackets.values() for p in pair})
-        if wanted:
-            rows = con.to_pyarrow(table.group_by("variant").agg(qs=table.v.quantile(wanted)))
-            for row in rows.to_pylist():
-                v = int(row["variant"])
-                if v not in brackets or row["qs"] is None:
-                    continue
-                at = dict(zip(wanted, row["qs"], strict=True))
-                estimate[0, v] = found[v]
-                lower[0, v], upper[0, v] = (float(at[p]) for p in brackets[v])
+        if np.isfinite(low) and np.isfinite(high):  # a single unit has no variance
+            brackets[key] = (float(low), float(high))
+    probabilities: list[set[float]] = [set() for _ in range(n_blocks)]
+    for (block, _, _), pair in brackets.items():
+        probabilities[block].update(pair)
+    if brackets:
+        wanted = [sorted(ps) for ps in probabilities]
+        rows = con.to_pyarrow(event_quantiles.event_quantiles(table, probabilities=wanted))
+        for key, row in keyed(rows).items():
+            if key not in brackets or row["quantiles"] is None:
+                continue
+            block, code, v = key
+            at = dict(zip(wanted[block], row["quantiles"], strict=True))
+            c = cells[(block, code)]
+            estimate[c, v] = found[key]
+            lower[c, v], upper[c, v] = (float(at[p]) for p in brackets[key])
+    _store_quantiles(aggregates, index, estimate, lower, upper)
+
+
+def _store_quantiles(
+    aggregates: Aggregates,
+    index: int,
+    estimate: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+) -> None:
+    names = metric_columns(index)
     aggregates.columns[names.quantile_estimate] = estimate
     aggregates.columns[names.quantile_low] = lower
     aggregates.columns[names.quantile_high] = upper
@@ -339,19 +390,10 @@ def _fill_quantiles(
     estimate = np.full(shape, np.nan)
     lower = np.full(shape, np.nan)
     upper = np.full(shape, np.nan)
-    segment_positions = {name: k for k, name in enumerate(plan.segments)}
     # per cell × variant: its block (0 overall, k + 1 segment k), code and probabilities
     wanted: dict[tuple[int, int, int], tuple[int, int, tuple[float, float, float]]] = {}
     probabilities: list[set[float]] = [set() for _ in range(len(plan.segments) + 1)]
-    for c, cell in enumerate(aggregates.cells):
-        if cell.kind == "day" or cell.crossed:
-            continue
-        block, code = 0, 0
-        if cell.kind == "segment":
-            seg_index = segment_positions[cell.segment or ""]
-            labels = kept[seg_index]
-            block = seg_index + 1
-            code = labels.index(cell.value) if cell.value in labels else len(labels)
+    for c, (block, code) in _quantile_cells(aggregates, plan, kept).items():
         for v in range(len(plan.variants)):
             n = counts[c, v]
             if n < 1:
@@ -374,6 +416,4 @@ def _fill_quantiles(
             c, v, ps = wanted[key]
             found = dict(zip(sorted(probabilities[key[0]]), row["quantiles"], strict=True))
             estimate[c, v], lower[c, v], upper[c, v] = (float(found[p]) for p in ps)
-    aggregates.columns[names.quantile_estimate] = estimate
-    aggregates.columns[names.quantile_low] = lower
-    aggregates.columns[names.quantile_high] = upper
+    _store_quantiles(aggregates, index, estimate, lower, upper)

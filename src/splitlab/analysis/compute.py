@@ -482,8 +482,6 @@ def heterogeneity(
             variances = var[:, cells, :]
             result = stats.heterogeneity(effects, variances, axis=1)  # (metrics, treatments)
             for m, metric in enumerate(fam.metrics):
-                if metric in plan.event_quantiles:
-                    continue  # event-level quantiles are computed overall only
                 key = plan.definitions[metric].key
                 for t, variant in enumerate(plan.treatments):
                     two = result.cells[m, t] == 2
@@ -535,10 +533,8 @@ def compute_results(
             metric_rank = order[plan.definitions[fam.metrics[m]].key]
             for t in range(len(plan.treatments)):
                 for c in top_cells:
-                    cell = aggregates.cells[c]
-                    event_level = fam.metrics[m] in plan.event_quantiles
-                    if quantile and (cell.crossed or (event_level and cell.kind == "segment")):
-                        continue  # no quantiles for crossed cells, nor event-level by segment
+                    if quantile and aggregates.cells[c].crossed:
+                        continue  # no quantiles for crossed cells
                     fields = _comparison(plan, fam, m, c, t)
                     if not bayesian:
                         fields["p_value_adjusted"] = adjusted.get((fam.metrics[m], c, t))

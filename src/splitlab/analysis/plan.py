@@ -197,6 +197,8 @@ class AnalysisPlan:
             settings["event_quantiles"] = [
                 m.key for i, m in enumerate(self.metrics) if i in self.event_quantiles
             ]
+            if self.segments:  # they gained segment rows: older snapshots lack them
+                settings["event_quantile_segments"] = True
         if self.crossed:
             settings["crossed"] = [list(pair) for pair in self.crossed]
         if self.trigger is not None:

@@ -631,10 +631,18 @@ def sufficient_statistics(
     return ibis.union(*blocks) if len(blocks) > 1 else blocks[0]
 
 
-def event_values(units: ir.Table, events: ir.Table, metric: MetricDefinition) -> ir.Table:
-    """The metric's matching events with a value, one row each (``uid, variant, v``): the
-    population of an event-level quantile (the event's name, filter and window as for the
-    unit-level metric)."""
+def event_values(
+    units: ir.Table,
+    events: ir.Table,
+    metric: MetricDefinition,
+    *,
+    segments: Sequence[Sequence[str]] = (),
+) -> ir.Table:
+    """The metric's matching events with a value, one row each (``uid, variant, v, seg0 …
+    segK``): the population of an event-level quantile (the event's name, filter and window
+    as for the unit-level metric).  ``seg{k}`` is the unit's code of segment k among its kept
+    labels ``segments[k]``, as in :func:`unit_aggregates` (coded once per unit, before the
+    join)."""
     backend = _backend_name(events)
     mine = events.filter(events.event_name == metric.event)
     if metric.filter:
@@ -642,10 +650,15 @@ def event_values(units: ir.Table, events: ir.Table, metric: MetricDefinition) ->
     mine = mine.select(
         unit_id=mine.unit_id, v=_value(mine, metric), occurred_us=micros(mine.occurred_at, backend)
     )
+    codes = {
+        segment_column(k): _code(units[attribute_column(k)], kept)
+        for k, kept in enumerate(segments)
+    }
+    units = units.select("unit_id", "uid", "variant", "exposed_us", **codes)
     joined = units.inner_join(mine, units.unit_id == mine.unit_id)
     offset = joined.occurred_us - joined.exposed_us
     kept = joined.filter(_within(offset, _window(metric)), joined.v.notnull())
-    return kept.select(uid=kept.uid, variant=kept.variant, v=kept.v.cast("float64"))
+    return kept.select("uid", "variant", *codes, v=kept.v.cast("float64"))
 
 
 def quantile_aggregates(
