@@ -31,6 +31,7 @@ import ibis.expr.types as ir
 
 from splitlab.domain import MetricDefinition, MetricKind
 from splitlab.warehouse.queries import (
+    _NO_LIMIT,
     MICROS_PER_DAY,
     _backend_name,
     _code,
@@ -108,6 +109,10 @@ def day_sums(
     joined = mine.inner_join(relevant, mine.unit_id == relevant.unit_id)
     offset = joined.occurred_us - joined.exposed_us
     joined = joined.mutate(k=_whole_days(offset), offset_us=offset)
+    if backend == "postgres":
+        # as in queries.unit_aggregates: keep PostgreSQL from re-evaluating the offset (and
+        # the time conversion behind it) in every condition and grouping key, per event
+        joined = joined.limit(_NO_LIMIT)
     joined = joined.filter(
         joined.offset_us >= 0,
         joined.offset_us < days * MICROS_PER_DAY,
