@@ -17,7 +17,8 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from splitlab.analysis import build_plan, run_analysis
-from splitlab.analysis.exposure_days import TIMING_KEY
+from splitlab.analysis.exposure_days import TIMING_KEY, ExposureDayAggregates
+from splitlab.analysis.novelty import exposure_day_results
 from splitlab.analysis.snapshot import ExposureDayPoint, Snapshot
 from splitlab.domain import Engine
 from splitlab.warehouse import Warehouse
@@ -193,3 +194,36 @@ def test_the_novelty_scenario_fades(tmp_path: Path) -> None:
     assert points[0].rel_effect is not None and points[0].rel_effect > 0.2
     late = [p.rel_effect for p in points if 8 <= p.days_since_exposure <= 14]
     assert len(late) == 7 and float(np.mean(late)) < 0.1
+
+
+def _days(treatment_means: list[float], n: float = 2000.0) -> ExposureDayAggregates:
+    """Sums of a count metric: control mean 1 every day, the treatment's means as given,
+    per-unit variance 1 in both arms."""
+    k = len(treatment_means)
+    means = np.stack([np.ones(k), np.array(treatment_means)], axis=1)  # (days, variants)
+    units = np.full((k, 2), n)
+    sums = units * means
+    sums_sq = (units - 1) * 1.0 + units * means**2
+    return ExposureDayAggregates((1,), units, sums[None], sums_sq[None])
+
+
+@pytest.mark.parametrize(
+    ("means", "shape"),
+    [
+        ([1 + 0.4 * 0.7**k for k in range(10)], "fading"),
+        ([1.1] * 10, "steady"),
+        ([1.05 + 0.03 * k for k in range(10)], "growing"),
+        ([1.4, 1.2, 1.1], "too_few_days"),
+    ],
+)
+def test_trend_shapes(means: list[float], shape: str) -> None:
+    plan = build_plan(spec(), {m.key: m for m in METRICS}, top_n=2)
+    points, (trend,) = exposure_day_results(plan, _days(means), results=[])
+    assert trend.metric == "orders" and trend.variant == "b" and trend.shape == shape
+    assert trend.days == len(means) == len(points)
+    # each point is Welch's test from the same summary statistics
+    for k, point in enumerate(points):
+        welch = sps.ttest_ind_from_stats(means[k], 1.0, 2000, 1.0, 1.0, 2000, equal_var=False)
+        assert point.days_since_exposure == k
+        assert point.p_value == pytest.approx(welch.pvalue, rel=1e-9, abs=1e-300)
+        assert point.rel_effect == pytest.approx(means[k] - 1.0, rel=1e-12)

@@ -42,8 +42,8 @@ def _plain_plan(plan: AnalysisPlan, metrics: Sequence[int]) -> AnalysisPlan:
 
 def _trend_shape(points: float, slope: float, p: float, effect: float) -> Shape:
     """The novelty check's rule (``health.trend_checks``) on days since exposure: a trend
-    counts below ``TREND_P`` with at least ``TREND_MIN_DAYS`` days; against the overall
-    effect's sign it fades, with it it grows."""
+    counts below ``TREND_P`` with at least ``TREND_MIN_DAYS`` days; against the sign of the
+    overall effect (or, without one, the first day's) it fades, with it it grows."""
     if points < TREND_MIN_DAYS:
         return "too_few_days"
     if not p < TREND_P:
@@ -101,7 +101,10 @@ def exposure_day_results(
                     )
                     found.append(((j, t, k), point))
                 row = overall.get((key, variant))
-                effect = row.rel_effect if row is not None and row.rel_effect is not None else 0.0
+                effect = row.rel_effect if row is not None and row.rel_effect else 0.0
+                if not effect:  # no overall effect to fade towards zero from: the first day's
+                    early = test.rel_effect[m, :, t][np.isfinite(test.rel_effect[m, :, t])]
+                    effect = float(early[0]) if early.size else 0.0
                 slope, p = float(trend.slope[m, t]), float(trend.p_value[m, t])
                 shape = _trend_shape(float(trend.points[m, t]), slope, p, effect)
                 trends.append(
