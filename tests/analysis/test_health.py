@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from splitlab.analysis import build_plan, run_analysis
+from splitlab.analysis.health import FADING
 from splitlab.analysis.snapshot import HealthCheck
 from splitlab.domain import MetricDefinition
 from splitlab.warehouse import Warehouse
@@ -190,6 +191,26 @@ def test_novelty(warehouse: Warehouse) -> None:
     orders = next(e for e in checks["novelty"] if e.metric == "orders")
     assert orders.severity == "warning" and orders.variant == "b"
     assert "novelty" in orders.message
+    # earlier cohorts show the larger effect: not the time-since-exposure fading the
+    # decision engine holds on
+    assert orders.fading is False
+
+
+def test_novelty_fading_with_time_since_exposure(warehouse: Warehouse) -> None:
+    """Later cohorts with the larger effect — what a fading novelty effect looks like while
+    early cohorts have been watched longer — are marked ``fading``."""
+    dataset = generate(seed=11, n_units=4000, days=8)
+    rng = np.random.default_rng(3)
+    for unit in dataset.units:
+        day = (unit.exposed_at - START).days
+        if unit.variant == "b":
+            for _ in range(int(rng.poisson(4.0 * min(1.0, day / 4)))):
+                at = unit.exposed_at + timedelta(hours=float(rng.uniform(0, 100)))
+                dataset.events.append(Event(unit.unit_id, "purchase", 10.0, at))
+    checks = health(warehouse, dataset)
+    orders = next(e for e in checks["novelty"] if e.metric == "orders" and e.variant == "b")
+    assert orders.severity == "warning" and orders.fading is True
+    assert FADING in orders.message
 
 
 def test_guardrail_ratio_threshold(warehouse: Warehouse) -> None:

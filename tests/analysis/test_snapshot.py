@@ -148,7 +148,12 @@ def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) 
     for key in ("settings", "settings_hash", "units", "days", "results", "daily", "omnibus"):
         assert _same_numbers(data[key], stored[key]), key
     assert _same_numbers(data.get("heterogeneity"), stored.get("heterogeneity"))
-    assert _same_numbers(data["health"], stored["health"])
+    # marks added later that change no number: ``pending`` (an info finding that cannot pass
+    # yet) and ``fading`` (a novelty warning's direction)
+    marks = ("pending", "fading")
+    health = [{k: v for k, v in check.items() if k not in marks} for check in data["health"]]
+    assert _same_numbers(health, stored["health"])
+    assert any(check.get("pending") for check in data["health"])  # no MDE, or power short
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_RUNS))

@@ -40,12 +40,15 @@ def _check(
     metric: str | None = None,
     variant: str | None = None,
     pending: bool = False,
+    fading: bool | None = None,
 ) -> HealthCheck:
     about: dict[str, Any] = {"metric": metric} if metric is not None else {}
     if variant is not None:
         about["variant"] = variant
     if pending:
         about["pending"] = True
+    if fading is not None:
+        about["fading"] = fading
     return HealthCheck(check=check, severity=severity, value=value, message=message, **about)
 
 
@@ -310,8 +313,8 @@ def _daily_relative_effects(agg: Aggregates, i: int) -> tuple[FloatArray, FloatA
 
 
 FADING = "units exposed later show a larger effect"
-"""The phrase of a novelty warning whose effect fades with time since exposure (the decision
-engine holds a running experiment on it)."""
+"""The phrase of a novelty warning whose effect fades with time since exposure (such a warning
+is marked ``fading``; the decision engine holds a running experiment on it)."""
 
 
 def _trend_message(variant: str, metric: str, slope: float, p: float, *, later_larger: bool) -> str:
@@ -363,6 +366,7 @@ def trend_checks(
                     else f"The daily effect of {variant} on {metric.key!r} is stable over time.",
                     metric=metric.key,
                     variant=variant,
+                    fading=slope * effect > 0 if trending else None,
                 )
             )
     return out

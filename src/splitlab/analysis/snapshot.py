@@ -262,6 +262,10 @@ class HealthCheck(SnapshotModel):
     """``info`` that is not a pass: the check cannot pass yet (no minimum detectable effect to
     judge power by, too little data, power still short of the plan within the planned
     duration).  Present only when true."""
+    fading: bool | None = None
+    """Novelty warnings only: true when later exposure cohorts show the larger effect (the
+    effect fades with time since exposure, a novelty effect), false when earlier cohorts do
+    (wearing off over calendar time, or growing as users adapt)."""
 
 
 class OmnibusTest(SnapshotModel):

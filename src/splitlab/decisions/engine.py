@@ -224,7 +224,8 @@ def _fading_primary(run: Run) -> HealthCheck | None:
         if (
             check.metric == run.primary.key
             and check.severity is not Severity.INFO
-            and FADING in check.message
+            # snapshots stored before the ``fading`` mark say it only in words
+            and (check.fading or (check.fading is None and FADING in check.message))
         ):
             return check
     return None
