@@ -69,7 +69,13 @@ def test_recommendations_keep_their_history_and_bulk_reads_take_the_newest(
 
 def test_snapshot_texts_drop_the_daily_series_and_keep_every_digit(services: Services) -> None:
     exact = [0.1 + 0.2, 1e-300, 3.0000000000000004, 123456789.12345679, -0.0, 1e308]
-    payload = {"results": exact, "daily": [{"day": "2024-05-01"}], "nested": {"daily": 1}}
+    payload = {
+        "results": exact,
+        "daily": [{"day": "2024-05-01"}],
+        "exposure_days": [{"days_since_exposure": 0}],
+        "exposure_day_trends": [{"shape": "steady"}],
+        "nested": {"daily": 1},
+    }
     with services.sessions.begin() as session:
         save_snapshot(session=session, key="e", settings_hash="h", watermark="w", payload={},
                       duration_ms=1)  # fmt: skip

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Text, cast, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, array
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -96,13 +96,18 @@ def recommendation_history(
     )
 
 
+SERIES_KEYS = ("daily", "exposure_days", "exposure_day_trends")
+"""A snapshot's series by day (cumulative, and since exposure): most of its size, and never
+read by the decision engine."""
+
+
 def latest_snapshot_texts(
-    *, session: Session, keys: Iterable[str], without: str = "daily"
+    *, session: Session, keys: Iterable[str], without: tuple[str, ...] = SERIES_KEYS
 ) -> dict[str, tuple[int, str]]:
     """The newest stored snapshot per experiment of ``keys`` as ``(id, JSON text)``, with the
-    top-level key ``without`` removed by the database (one query; the decision engine does
-    not read the daily series, which is half of a snapshot). Numbers keep their stored text
-    (SQLite's ``json_remove`` and PostgreSQL's ``jsonb``)."""
+    top-level keys ``without`` removed by the database (one query; the decision engine does
+    not read the series by day, most of a snapshot). Numbers keep their stored text (SQLite's
+    ``json_remove`` and PostgreSQL's ``jsonb``)."""
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
@@ -115,9 +120,10 @@ def latest_snapshot_texts(
     dialect = session.get_bind().dialect.name
     text: ColumnElement[Any]
     if dialect == "postgresql":
-        text = cast(cast(SnapshotRow.payload, JSONB).op("-")(without), Text)
+        removed = cast(array(list(without)), ARRAY(Text))
+        text = cast(cast(SnapshotRow.payload, JSONB).op("-")(removed), Text)
     elif dialect == "sqlite":
-        text = func.json_remove(SnapshotRow.payload, f"$.{without}")
+        text = func.json_remove(SnapshotRow.payload, *[f"$.{key}" for key in without])
     else:  # pragma: no cover - the two supported backends are above
         text = cast(SnapshotRow.payload, Text)
     rows = session.execute(
