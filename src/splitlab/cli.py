@@ -467,14 +467,18 @@ def experiments_audit(key: str) -> None:
 
 @metrics_app.command("list")
 def metrics_list() -> None:
-    """List metric definitions."""
+    """List metric definitions (with the guardrail margin experiments inherit, if any)."""
+    from splitlab.decisions.readout import margin_text
     from splitlab.store import metrics as repo
 
     services = _run(_services)
     with services.sessions() as session:
         for row in repo.list_metrics(session=session):
             source = row.event if row.source == "events" else f"units:{row.column}"
-            typer.echo(f"{row.key:<24} {row.kind:<9} {source:<20} {row.direction}")
+            line = f"{row.key:<24} {row.kind:<9} {source:<20} {row.direction}"
+            if row.margin is not None:
+                line += f"  margin {margin_text(row.margin, row.margin_scale)}"
+            typer.echo(line)
 
 
 @users_app.command("create")

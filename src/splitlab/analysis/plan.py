@@ -262,7 +262,7 @@ def build_plan(
     """Combine an experiment with its metric definitions (keyed by metric key).
 
     The control variant comes first (the first variant when none is flagged).  A guardrail's
-    margin is the experiment's override, else the metric's own.
+    margin is the experiment's override, else the metric's own (each on its own scale).
     """
     if len(spec.variants) < 2:
         raise ValidationError(f"experiment {spec.key!r} needs at least two variants to analyse")
@@ -307,8 +307,10 @@ def build_plan(
         definition = definitions.get(guard.key)
         if guard.margin is not None:
             add(guard.key, MetricRole.GUARDRAIL, guard.margin, guard.margin_scale)
-        else:  # the metric's own margin: a relative fraction
-            add(guard.key, MetricRole.GUARDRAIL, definition.margin if definition else None)
+        elif definition is not None:  # the metric's own margin, on its own scale
+            add(guard.key, MetricRole.GUARDRAIL, definition.margin, definition.margin_scale)
+        else:
+            add(guard.key, MetricRole.GUARDRAIL, None)  # unknown: add() says so
     _check_names(spec, metrics)
     both = sorted(set(plan.unit_segments) & set(plan.segments))
     if both or len(set(plan.unit_segments)) != len(plan.unit_segments):

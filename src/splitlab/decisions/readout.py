@@ -109,6 +109,8 @@ class MetricInfo:
     role: MetricRole
     direction: Direction
     margin: float | None
+    margin_scale: str | None = None
+    """``absolute`` for a margin in the metric's units; else relative (a fraction)."""
 
 
 def metric_infos(snapshot: Snapshot) -> dict[str, MetricInfo]:
@@ -123,6 +125,7 @@ def metric_infos(snapshot: Snapshot) -> dict[str, MetricInfo]:
             role=MetricRole(entry.get("role", MetricRole.SECONDARY)),
             direction=Direction(definition.get("direction", Direction.INCREASE)),
             margin=entry.get("margin"),
+            margin_scale=entry.get("margin_scale"),
         )
     for row in snapshot.results:  # a metric the settings do not describe still reads
         infos.setdefault(
@@ -142,6 +145,13 @@ def percent(value: float, *, sign: bool = False) -> str:
     """A fraction as a percentage: one decimal, two below 0.1%."""
     digits = 2 if abs(value) < 0.001 else 1
     return f"{value:+.{digits}%}" if sign else f"{value:.{digits}%}"
+
+
+def margin_text(margin: float, scale: str | None) -> str:
+    """A guardrail margin on its scale: ``5.0%`` (relative), ``0.5 (absolute)``."""
+    if scale == "absolute":
+        return f"{margin:.4g} (absolute)"
+    return percent(margin)
 
 
 def p_text(value: float) -> str:
@@ -265,7 +275,7 @@ def _results_section(snapshot: Snapshot, infos: dict[str, MetricInfo]) -> Sectio
         info = infos[row.metric]
         role = ROLE_LABEL[info.role]
         if info.role is MetricRole.GUARDRAIL and info.margin is not None:
-            role += f", margin {percent(info.margin)}"
+            role += f", margin {margin_text(info.margin, info.margin_scale)}"
         sentence = effect_sentence(row, info, control=control, alpha=alpha, correction=correction)
         bullets.append(f"{role}: {sentence}")
     paragraphs = [intro]

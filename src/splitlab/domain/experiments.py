@@ -13,10 +13,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -132,6 +130,35 @@ class Threshold(Strict):
         return parse_threshold(value)
 
 
+def written_margin(data: Any) -> Any:
+    """A model's input with its ``margin`` written in any :class:`Threshold` form → the number
+    and its ``margin_scale`` (a bare number is left as it is: relative unless ``margin_scale``
+    says otherwise)."""
+    if not isinstance(data, dict):
+        return data
+    if isinstance(data.get("margin"), bool):
+        raise ValueError(f"margin is {THRESHOLD_FORMS}, not a boolean")
+    if isinstance(data.get("margin"), int | float | None):
+        return data
+    parsed = parse_threshold(data["margin"])
+    if not isinstance(parsed, dict) or set(parsed) != {"value", "scale"}:
+        raise ValueError(f"margin is {THRESHOLD_FORMS}")
+    if not isinstance(parsed["value"], int | float) or isinstance(parsed["value"], bool):
+        raise ValueError(f"margin is {THRESHOLD_FORMS}")
+    if parsed["value"] < 0:
+        raise ValueError("margin must be non-negative")
+    stated = data.get("margin_scale")
+    if stated is not None and stated != parsed["scale"]:
+        raise ValueError(f"margin is {parsed['scale']} but margin_scale says {stated}")
+    return data | {"margin": parsed["value"], "margin_scale": parsed["scale"]}
+
+
+def _is_relative(scale: ThresholdScale) -> bool:
+    """Whether a ``margin_scale`` is left out of the JSON: relative, as before it existed (so
+    stored definitions, settings hashes and fixtures stay as they were)."""
+    return scale is ThresholdScale.RELATIVE
+
+
 class GuardrailRef(Strict):
     """A guardrail metric with an optional per-experiment margin (overrides the metric's).
 
@@ -143,35 +170,12 @@ class GuardrailRef(Strict):
     margin: float | None = Field(
         default=None, description=f"non-inferiority margin: {THRESHOLD_FORMS}"
     )
-    margin_scale: ThresholdScale = ThresholdScale.RELATIVE
+    margin_scale: ThresholdScale = Field(default=ThresholdScale.RELATIVE, exclude_if=_is_relative)
 
     @model_validator(mode="before")
     @classmethod
     def _margin_forms(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        if isinstance(data.get("margin"), bool):
-            raise ValueError(f"margin is {THRESHOLD_FORMS}, not a boolean")
-        if isinstance(data.get("margin"), int | float | None):
-            return data
-        parsed = parse_threshold(data["margin"])
-        if not isinstance(parsed, dict) or set(parsed) != {"value", "scale"}:
-            raise ValueError(f"margin is {THRESHOLD_FORMS}")
-        if not isinstance(parsed["value"], int | float) or isinstance(parsed["value"], bool):
-            raise ValueError(f"margin is {THRESHOLD_FORMS}")
-        if parsed["value"] < 0:
-            raise ValueError("margin must be non-negative")
-        stated = data.get("margin_scale")
-        if stated is not None and stated != parsed["scale"]:
-            raise ValueError(f"margin is {parsed['scale']} but margin_scale says {stated}")
-        return data | {"margin": parsed["value"], "margin_scale": parsed["scale"]}
-
-    @model_serializer(mode="wrap")
-    def _relative_implied(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if self.margin_scale is ThresholdScale.RELATIVE:
-            data.pop("margin_scale", None)
-        return data
+        return written_margin(data)
 
 
 class MetricsSpec(Strict):
@@ -497,7 +501,23 @@ class MetricDefinition(Strict):
     capping: Capping | None = None
     direction: Direction = Direction.INCREASE
     cuped_days: int = Field(default=0, ge=0, le=365)
-    margin: float | None = Field(default=None, ge=0, description="guardrail non-inferiority margin")
+    margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="guardrail non-inferiority margin, for experiments that do not set their "
+        f"own: {THRESHOLD_FORMS}",
+    )
+    margin_scale: ThresholdScale = Field(
+        default=ThresholdScale.RELATIVE,
+        description="the margin's scale: relative (a fraction of the control mean; left out "
+        "of the JSON) or absolute (the metric's units); set by the form margin is written in",
+        exclude_if=_is_relative,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _margin_forms(cls, data: Any) -> Any:
+        return written_margin(data)
 
     @field_validator("event")
     @classmethod

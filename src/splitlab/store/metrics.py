@@ -24,9 +24,10 @@ FIELDS = tuple(MetricDefinition.model_fields)
 
 
 def metric_from_row(row: MetricRow) -> MetricDefinition:
-    return MetricDefinition.model_validate(
-        {name: getattr(row, name) for name in FIELDS}, context=STORED
-    )
+    data = {name: getattr(row, name) for name in FIELDS}
+    if data["margin_scale"] is None:  # NULL: relative, as a metric's margin always was
+        del data["margin_scale"]
+    return MetricDefinition.model_validate(data, context=STORED)
 
 
 def get_metric(*, session: Session, key: str) -> MetricRow:
@@ -119,12 +120,14 @@ def upsert_metric(
     else:
         before = metric_from_row(row).model_dump(mode="json")
         changes = {
-            k: {"before": before[k], "after": v} for k, v in values.items() if before[k] != v
+            k: {"before": before.get(k), "after": values.get(k)}
+            for k in FIELDS
+            if before.get(k) != values.get(k)
         }
         if not changes:
             return row, False
-        for name, value in values.items():
-            setattr(row, name, value)
+        for name in FIELDS:  # a field the JSON leaves out (a relative margin_scale) is NULL
+            setattr(row, name, values.get(name))
         changes["version"] = {"before": row.version, "after": row.version + 1}
         row.version += 1
     session.add(

@@ -119,6 +119,8 @@ class MetricRow(Base):
     direction: Mapped[str] = mapped_column(String(20), default="increase")
     cuped_days: Mapped[int] = mapped_column(Integer, default=0)
     margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    margin_scale: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """``absolute`` for a margin in the metric's units; NULL: relative (a fraction)."""
     source: Mapped[str] = mapped_column(String(16), default="events", server_default="events")
     """events, or units: the value is ``column`` of the unit table (issue 16)."""
     column: Mapped[str | None] = mapped_column(String(200), nullable=True)
