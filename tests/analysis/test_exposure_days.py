@@ -168,20 +168,9 @@ def test_no_view_without_the_daily_series_or_a_metric_to_measure(
 def test_the_novelty_scenario_fades(tmp_path: Path) -> None:
     """The simulated feed redesign (+40% clicks on a unit's first day, halving every two
     days towards +5%): the effect by day since exposure falls, and reads as fading."""
-    from splitlab.analysis import analyze
-    from splitlab.simulate import generate as simulate
-    from splitlab.simulate.run import ensure_running_experiment, import_simulated
-    from tests.simulate.conftest import START as SIM_START
-    from tests.simulate.conftest import open_services
+    from tests.simulate.conftest import analysed_scenario
 
-    services = open_services(tmp_path)
-    try:
-        data = simulate("novelty_effect", units=8_000, start=SIM_START)
-        ensure_running_experiment(services, data)
-        import_simulated(services, [data])
-        snapshot = analyze(services=services, key="novelty_effect")
-    finally:
-        services.close()
+    snapshot = analysed_scenario(tmp_path, "novelty_effect", units=8_000)
     (trend,) = snapshot.exposure_day_trends
     assert trend.metric == "nv-clicks" and trend.shape == "fading"
     assert trend.slope is not None and trend.slope < 0 and trend.p_value is not None

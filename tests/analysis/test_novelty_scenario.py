@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from splitlab.analysis import analyze
 from splitlab.analysis.snapshot import CheckName, Severity
 from splitlab.decisions.recommendation import Code
-from splitlab.decisions.service import recommend_experiment
-from splitlab.simulate import generate
-from splitlab.simulate.run import ensure_running_experiment, import_simulated
-from tests.simulate.conftest import START, open_services
+from tests.simulate.conftest import analysed_scenario
 
 
 def test_a_fading_lift_is_called_novelty(tmp_path: Path) -> None:
-    services = open_services(tmp_path)
-    try:
-        data = generate("novelty_effect", units=20_000, start=START)
-        ensure_running_experiment(services, data)
-        import_simulated(services, [data])
-        snapshot = analyze(services=services, key="novelty_effect")
-        advice = recommend_experiment(services=services, key="novelty_effect")
-    finally:
-        services.close()
+    snapshot, advice = analysed_scenario(tmp_path, "novelty_effect", units=20_000, recommend=True)
     (finding,) = [c for c in snapshot.checks(CheckName.NOVELTY) if c.metric == "nv-clicks"]
     assert finding.severity is Severity.WARNING and finding.fading is True
     assert "units exposed later show a larger effect" in finding.message
@@ -39,14 +27,7 @@ def test_a_snapshot_stored_before_the_fading_mark_still_holds(tmp_path: Path) ->
     engine still reads it, and a warning marked not fading does not hold."""
     from splitlab.decisions.engine import _fading_primary
 
-    services = open_services(tmp_path)
-    try:
-        data = generate("novelty_effect", units=20_000, start=START)
-        ensure_running_experiment(services, data)
-        import_simulated(services, [data])
-        snapshot = analyze(services=services, key="novelty_effect")
-    finally:
-        services.close()
+    snapshot = analysed_scenario(tmp_path, "novelty_effect", units=20_000)
     (finding,) = [c for c in snapshot.checks(CheckName.NOVELTY) if c.metric == "nv-clicks"]
     stored = {k: v for k, v in finding.to_json().items() if k != "fading"}
     old = type(finding).model_validate(stored)  # as stored before the mark existed

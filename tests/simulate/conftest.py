@@ -35,6 +35,26 @@ def open_services(home: Path) -> Services:
     return Services.open(settings)
 
 
+def analysed_scenario(home: Path, name: str, *, units: int, recommend: bool = False) -> Any:
+    """Scenario ``name`` at ``units`` units, running, imported and analysed in a new home:
+    its snapshot, or (snapshot, recommendation) with ``recommend``."""
+    from splitlab.analysis import analyze
+    from splitlab.decisions.service import recommend_experiment
+    from splitlab.simulate.run import ensure_running_experiment, import_simulated
+
+    services = open_services(home)
+    try:
+        data = generate(name, units=units, start=START)
+        ensure_running_experiment(services, data)
+        import_simulated(services, [data])
+        snapshot = analyze(services=services, key=name)
+        if not recommend:
+            return snapshot
+        return snapshot, recommend_experiment(services=services, key=name)
+    finally:
+        services.close()
+
+
 @pytest.fixture(scope="package")
 def simulated(
     tmp_path_factory: pytest.TempPathFactory,
