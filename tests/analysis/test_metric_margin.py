@@ -27,6 +27,7 @@ from splitlab.decisions.engine import DecisionContext, recommend
 from splitlab.decisions.policy import BUILTIN
 from splitlab.decisions.readout import build_readout, metric_infos
 from splitlab.domain import LOCAL_ADMIN, ExperimentSpec, MetricDefinition, ThresholdScale
+from splitlab.domain.limits import STORED
 from splitlab.errors import ValidationError
 from splitlab.services import Services
 from splitlab.store import metrics as repo
@@ -59,6 +60,7 @@ def test_metric_margin_forms(written: Any, value: float, scale: ThresholdScale) 
 
 
 BAD = ["abc", "5", {"absolute": -1}, {"percent": 5}, {"absolute": "x"}, True, -0.1]
+BAD += ["\uff15%", "5_0%", "nan%"]  # only ASCII digits: not a full-width 5, nor 5_0 read as 50
 
 
 @pytest.mark.parametrize("written", BAD)
@@ -70,6 +72,41 @@ def test_metric_margin_forms_refused(written: Any) -> None:
 def test_a_scale_that_contradicts_the_form_is_refused() -> None:
     with pytest.raises(ValueError, match="margin_scale"):
         MetricDefinition.model_validate(ERRORS | {"margin": "5%", "margin_scale": "absolute"})
+
+
+def test_a_scale_without_a_margin_is_refused_on_input_but_still_reads_back() -> None:
+    """``margin_scale: absolute`` with no margin would be ignored (an experiment's guardrail
+    then inherits the metric's margin on the metric's scale): refused, not silently dropped."""
+    absolute = {"margin_scale": "absolute"}
+    with pytest.raises(ValueError, match="margin_scale absolute needs a margin"):
+        MetricDefinition.model_validate(ERRORS | absolute)
+    with pytest.raises(ValueError, match="margin_scale absolute needs a margin"):
+        MetricDefinition.model_validate(ERRORS | absolute | {"margin": None})
+    spec = {
+        "key": "margins",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+        "metrics": {"guardrails": [{"key": "errors"} | absolute]},
+    }
+    with pytest.raises(ValueError, match="margin_scale absolute needs a margin"):
+        ExperimentSpec.model_validate(spec)
+    # relative is the default either way; what the store already holds still reads
+    assert MetricDefinition.model_validate(ERRORS | {"margin_scale": "relative"}).margin is None
+    stored = MetricDefinition.model_validate(ERRORS | absolute, context=STORED)
+    assert stored.margin is None
+    assert ExperimentSpec.model_validate(spec, context=STORED).metrics.guardrails[0].margin is None
+
+
+def test_api_refuses_a_scale_without_a_margin_and_stores_nothing(
+    client: TestClient, editor: dict[str, str]
+) -> None:
+    assert client.post("/api/metrics", json=ERRORS, headers=editor).status_code == 201
+    refused = client.post(
+        "/api/metrics", json=ERRORS | {"margin": None, "margin_scale": "absolute"}, headers=editor
+    )
+    assert refused.status_code == 422, refused.text
+    assert "needs a margin" in refused.json()["error"]["message"]
+    versions = client.get("/api/metrics/errors/versions", headers=editor).json()["versions"]
+    assert [v["version"] for v in versions] == [1]
 
 
 CONTRACT = """

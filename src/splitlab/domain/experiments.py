@@ -6,6 +6,7 @@ completeness when an experiment leaves draft, so an unfinished draft can still b
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -90,6 +91,9 @@ THRESHOLD_FORMS = (
 )
 
 
+_PERCENT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_threshold(value: Any) -> Any:
     """A threshold as written → ``{"value": v, "scale": s}`` (anything else unchanged, for the
     model's own validation to reject).
@@ -103,13 +107,10 @@ def parse_threshold(value: Any) -> Any:
         return {"value": value, "scale": ThresholdScale.RELATIVE.value}
     if isinstance(value, str):
         text = value.strip()
-        if not text.endswith("%"):
+        # ASCII digits only: float() alone would also read "５%" or "5_0%" (as 50%)
+        if not text.endswith("%") or not _PERCENT.fullmatch(text[:-1].strip()):
             raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}")
-        try:
-            percent = float(text[:-1])
-        except ValueError:
-            raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}") from None
-        return {"value": percent / 100.0, "scale": ThresholdScale.RELATIVE.value}
+        return {"value": float(text[:-1]) / 100.0, "scale": ThresholdScale.RELATIVE.value}
     if isinstance(value, dict) and len(value) == 1:
         ((scale, number),) = value.items()
         if scale in ("absolute", "relative"):
@@ -130,15 +131,24 @@ class Threshold(Strict):
         return parse_threshold(value)
 
 
-def written_margin(data: Any) -> Any:
+def written_margin(data: Any, info: ValidationInfo) -> Any:
     """A model's input with its ``margin`` written in any :class:`Threshold` form → the number
     and its ``margin_scale`` (a bare number is left as it is: relative unless ``margin_scale``
-    says otherwise)."""
+    says otherwise).  An absolute ``margin_scale`` without a margin is refused on input: it
+    would be ignored (definitions already stored still read)."""
     if not isinstance(data, dict):
         return data
     if isinstance(data.get("margin"), bool):
         raise ValueError(f"margin is {THRESHOLD_FORMS}, not a boolean")
-    if isinstance(data.get("margin"), int | float | None):
+    if data.get("margin") is None:
+        stored = info.context and info.context.get("stored")
+        if data.get("margin_scale") == ThresholdScale.ABSOLUTE.value and not stored:
+            raise ValueError(
+                "margin_scale absolute needs a margin: write margin: {absolute: …}, or leave "
+                "margin_scale out"
+            )
+        return data
+    if isinstance(data.get("margin"), int | float):
         return data
     parsed = parse_threshold(data["margin"])
     if not isinstance(parsed, dict) or set(parsed) != {"value", "scale"}:
@@ -174,8 +184,8 @@ class GuardrailRef(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _margin_forms(cls, data: Any) -> Any:
-        return written_margin(data)
+    def _margin_forms(cls, data: Any, info: ValidationInfo) -> Any:
+        return written_margin(data, info)
 
 
 class MetricsSpec(Strict):
@@ -516,8 +526,8 @@ class MetricDefinition(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _margin_forms(cls, data: Any) -> Any:
-        return written_margin(data)
+    def _margin_forms(cls, data: Any, info: ValidationInfo) -> Any:
+        return written_margin(data, info)
 
     @field_validator("event")
     @classmethod
