@@ -152,6 +152,18 @@ def test_results_views_and_permissions(
     values = {r["segment"]["value"] for r in by_country["results"]}
     assert {"de", "fr"} <= values
     assert all(r["segment"]["name"] == "country" for r in by_country["results"])
+    # a segment without results is a 404 in the error shape, as on the experiment page (not an
+    # empty list that reads like "no effect anywhere"); an over-long name is a 422
+    for params in ({"segment": "nope"}, {"segment": "device", "breakdown": "country"}):
+        unknown = client.get("/api/experiments/checkout/results", params=params, headers=admin)
+        assert unknown.status_code == 404, unknown.text
+        assert set(unknown.json()) == {"error"}
+        assert "no results for segment" in unknown.json()["error"]["message"]
+        assert "country" in unknown.json()["error"]["message"]  # the segments it has
+    long = client.get(
+        "/api/experiments/checkout/results", params={"segment": "x" * 5000}, headers=admin
+    )
+    assert long.status_code == 422 and set(long.json()) == {"error"}
 
     daily = client.get(
         "/api/experiments/checkout/results", params={"daily": "true"}, headers=admin

@@ -179,8 +179,17 @@ def latest(*, services: Services, key: str) -> Snapshot:
 
 def select_view(snapshot: Snapshot, *, segment: str | None = None, daily: bool = False) -> Snapshot:
     """The results view of a snapshot: overall results (or one segment's), ``daily`` only
-    when asked for (:meth:`Snapshot.view`)."""
-    return snapshot.view(segment=segment, daily=daily)
+    when asked for (:meth:`Snapshot.view`); a segment without results is not found (as on
+    the experiment page), not an empty list that reads like no effect anywhere."""
+    view = snapshot.view(segment=segment, daily=daily)
+    if segment is not None and not view.results:
+        names = sorted({r.segment.name for r in snapshot.results if r.segment is not None})
+        raise NotFoundError(
+            f"experiment {snapshot.experiment!r} has no results for segment {segment!r}"
+            + (f" (segments with results: {', '.join(names)})" if names else ""),
+            details={"segment": segment, "segments": names},
+        )
+    return view
 
 
 def refresh_running(*, services: Services) -> int:

@@ -10,6 +10,7 @@ from splitlab.analysis.breakdown import breakdown as adhoc_breakdown
 from splitlab.analysis.breakdown import parse_dimensions
 from splitlab.analysis.snapshot import Snapshot
 from splitlab.api.deps import Editor, Reader, ServicesDep
+from splitlab.domain.limits import MAX_QUERY_TEXT
 
 router = APIRouter(prefix="/api/experiments", tags=["analysis"])
 
@@ -31,7 +32,10 @@ def results(
     services: ServicesDep,
     _: Reader,
     segment: str | None = Query(
-        default=None, description="a segment name: its per-value results instead of overall"
+        default=None,
+        max_length=MAX_QUERY_TEXT,
+        description="a segment name: its per-value results instead of overall (404 when the "
+        "snapshot has none for it)",
     ),
     daily: bool = Query(
         default=False,
