@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from splitlab.domain import (
@@ -360,7 +361,13 @@ def create_experiment(
         row.created_at = row.updated_at = at
     _apply_spec(row, spec)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another request created the key since the check above
+        raise ConflictError(
+            f"an experiment with key {spec.key!r} exists (created meanwhile)",
+            details={"key": spec.key},
+        ) from exc
     write_audit(
         session=session,
         entity="experiment",

@@ -12,11 +12,12 @@ from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from splitlab.domain import MetricDefinition, Principal
 from splitlab.domain.limits import STORED
-from splitlab.errors import NotFoundError
+from splitlab.errors import ConflictError, NotFoundError
 from splitlab.store.audit import write_audit
 from splitlab.store.tables import MetricRow, MetricVersionRow
 
@@ -138,6 +139,14 @@ def upsert_metric(
             created_by=actor.username,
         )
     )
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another request created the key or this version first
+        raise ConflictError(
+            f"metric {definition.key!r} was changed by another request meanwhile; reload and "
+            "send it again",
+            details={"key": definition.key},
+        ) from exc
     write_audit(
         session=session,
         entity="metric",
