@@ -202,6 +202,11 @@ def test_errors_are_shown_next_to_their_fields(client: TestClient, editor_csrf: 
     assert (
         field_error(wrong.text, "variants.2.weight") == "a share of traffic between 0 and 100 (%)"
     )
+    for odd in ("５0", "5_0"):
+        row = {"variants.0.key": "control", "variants.0.weight": odd}
+        typed = post(client, csrf, 2, key, **row)
+        weight_error = field_error(typed.text, "variants.0.weight")
+        assert weight_error == "a share of traffic between 0 and 100 (%)", odd
     assert (field_error(wrong.text, "variants.2.payload") or "").startswith("not valid JSON")
     assert field_error(wrong.text, "control") == "mark one variant as the control"
     # domain (pydantic) errors of a variant land on the row the user typed it in
@@ -250,6 +255,20 @@ def test_errors_are_shown_next_to_their_fields(client: TestClient, editor_csrf: 
     )
     assert margin.status_code == 422
     assert field_error(margin.text, "metrics.guardrails") == "unknown metric 'conv2'"
+    client.post(
+        "/api/metrics",
+        json={"key": "lat", "kind": "sum", "event": "load", "direction": "decrease"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    odd = post(
+        client,
+        csrf,
+        3,
+        key,
+        **{"metrics.primary": "conv", "metrics.guardrails": "lat", "margin.lat": "０.5"},
+    )
+    assert odd.status_code == 422
+    assert field_error(odd.text, "margin.lat") == "a non-negative number, e.g. 0.02 for 2%"
     assert post(client, csrf, 3, key, **{"metrics.primary": "conv"}).status_code == 303
 
     sizing = post(client, csrf, 4, key, baseline="1.5", mde="5", alpha="0.05", power="0.8")
@@ -261,6 +280,11 @@ def test_errors_are_shown_next_to_their_fields(client: TestClient, editor_csrf: 
     assert field_error(too_far.text, "alpha") == "Input should be less than 0.5"
     not_number = post(client, csrf, 4, key, baseline="0.1", mde="five", alpha="0.05", power="2")
     assert field_error(not_number.text, "mde") == "a relative change in percent, e.g. 5"
+    assert experiment(client, key)["plan"]["mde"] is None
+    # only ASCII numbers: float() alone would read "５" as 5 and "5_0" as 50
+    for odd in ("５", "5_0", "nan", "inf"):
+        typed = post(client, csrf, 4, key, baseline="0.1", mde=odd, alpha="0.05", power="0.8")
+        assert field_error(typed.text, "mde") == "a relative change in percent, e.g. 5", odd
     assert experiment(client, key)["plan"]["mde"] is None
 
     days = post(client, csrf, 5, key, baseline="0.1", max_days="0")

@@ -94,6 +94,15 @@ THRESHOLD_FORMS = (
 _PERCENT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
+def plain_float(text: str) -> float:
+    """A number a person typed, in ASCII digits (``5``, ``-0.5``, ``.5``, ``1e-3``); a
+    ValueError for anything else — ``float()`` alone would also read ``"５"``, ``"5_0"`` (as
+    50), ``"inf"`` or ``"nan"``."""
+    if not _PERCENT.fullmatch(text.strip()):
+        raise ValueError(f"not a plain number: {text[:40]!r}")
+    return float(text)
+
+
 def parse_threshold(value: Any) -> Any:
     """A threshold as written → ``{"value": v, "scale": s}`` (anything else unchanged, for the
     model's own validation to reject).

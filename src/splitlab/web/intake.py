@@ -32,6 +32,7 @@ from splitlab.domain import (
     Principal,
     Status,
 )
+from splitlab.domain.experiments import plain_float
 from splitlab.errors import (
     AuthenticationError,
     ConflictError,
@@ -373,7 +374,7 @@ def _save_sizing(
     if shape == "proportion":
         data.pop("sd", None)
     try:
-        data["mde"] = float(values["mde"]) / 100 if values["mde"] else None
+        data["mde"] = plain_float(values["mde"]) / 100 if values["mde"] else None
     except ValueError:
         errors.add("mde", "a relative change in percent, e.g. 5")
     data["variants"] = max(len(draft["variants"]), 2)

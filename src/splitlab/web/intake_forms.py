@@ -15,6 +15,7 @@ from typing import Any
 
 from splitlab.domain import ExperimentType, MetricKind
 from splitlab.domain.enums import Direction
+from splitlab.domain.experiments import plain_float
 from splitlab.domain.limits import MAX_VARIANTS
 from splitlab.errors import SplitlabError
 
@@ -176,7 +177,7 @@ def parse_variants(
             "is_control": control == str(i),
         }
         try:
-            percent = float(row.weight)
+            percent = plain_float(row.weight)
             if not 0 <= percent <= 100:
                 raise ValueError
             variant["weight"] = percent / 100
@@ -255,7 +256,7 @@ def metric_choice(form: Any, known: set[str], errors: FormErrors) -> dict[str, A
         margin: float | None = None
         if margin_text:
             try:
-                margin = float(margin_text)
+                margin = plain_float(margin_text)
                 if not margin >= 0 or margin == float("inf"):
                     raise ValueError
             except ValueError:
