@@ -1,5 +1,5 @@
-"""The novelty view in the analysis (``analysis.exposure_days``, ``analysis.novelty``): each
-day-since-exposure point is the metric's own fixed-horizon test on that day's per-unit values
+"""The novelty view beside a snapshot (``analysis.exposure_days``, ``analysis.novelty``,
+computed on demand by ``novelty.with_exposure_days``): each day-since-exposure point is the metric's own fixed-horizon test on that day's per-unit values
 — checked against scipy's Welch test and statsmodels' two-proportion z-test on values computed
 here from the raw rows — and a lift that fades with time since exposure reads as fading.
 On DuckDB and PostgreSQL."""
@@ -18,7 +18,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 
 from splitlab.analysis import build_plan, run_analysis
 from splitlab.analysis.exposure_days import TIMING_KEY, ExposureDayAggregates
-from splitlab.analysis.novelty import exposure_day_results
+from splitlab.analysis.novelty import exposure_day_results, with_exposure_days
 from splitlab.analysis.snapshot import ExposureDayPoint, Snapshot
 from splitlab.domain import Engine
 from splitlab.warehouse import Warehouse
@@ -34,7 +34,10 @@ def _analyse(warehouse: Warehouse, data: Dataset) -> Snapshot:
     data.write(warehouse, "checkout")
     plan = build_plan(spec(), {m.key: m for m in METRICS}, top_n=2)
     watermark = dataclasses.replace(warehouse.watermark(), last_ingested_at=AS_OF)
-    return run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
+    snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
+    # not in the analysis's pass: the view is computed beside the snapshot, on demand
+    assert "exposure_days" not in snapshot.to_json() and TIMING_KEY not in snapshot.timings_ms
+    return with_exposure_days(warehouse=warehouse, plan=plan, snapshot=snapshot)
 
 
 def _day_values(data: Dataset, k: int) -> dict[str, dict[str, list[float]]]:
@@ -128,7 +131,7 @@ def test_points_are_the_metrics_own_tests_on_each_day(warehouse: Warehouse) -> N
     assert keys == sorted(keys, key=lambda key: (order[key[0]], key[1], key[2]))
 
 
-def test_stored_and_served_only_with_the_daily_series(warehouse: Warehouse) -> None:
+def test_served_only_with_the_daily_series(warehouse: Warehouse) -> None:
     snapshot = _analyse(warehouse, generate(seed=3, n_units=300))
     data = snapshot.to_json()
     assert data["exposure_days"] and data["exposure_day_trends"]
@@ -148,7 +151,7 @@ def test_no_view_without_the_daily_series_or_a_metric_to_measure(
     metrics = {m.key: m for m in METRICS}
     plan = dataclasses.replace(build_plan(spec(), metrics, top_n=2), daily=False)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
-    assert "exposure_days" not in snapshot.to_json() and TIMING_KEY not in snapshot.timings_ms
+    assert with_exposure_days(warehouse=warehouse, plan=plan, snapshot=snapshot) == snapshot
     ratio_only = spec().model_copy(
         update={
             "metrics": spec().metrics.model_copy(
@@ -162,7 +165,11 @@ def test_no_view_without_the_daily_series_or_a_metric_to_measure(
     )
     plan = build_plan(ratio_only, metrics, top_n=2)
     snapshot = run_analysis(warehouse=warehouse, plan=plan, watermark=watermark)
-    assert "exposure_days" not in snapshot.to_json() and TIMING_KEY not in snapshot.timings_ms
+    viewed = with_exposure_days(warehouse=warehouse, plan=plan, snapshot=snapshot)
+    assert "exposure_days" not in viewed.to_json()
+    # a plan whose settings are not the snapshot's gets no view (its numbers would not match)
+    other = build_plan(spec(), metrics, top_n=2)
+    assert with_exposure_days(warehouse=warehouse, plan=other, snapshot=snapshot) == snapshot
 
 
 def test_the_novelty_scenario_fades(tmp_path: Path) -> None:
@@ -170,7 +177,7 @@ def test_the_novelty_scenario_fades(tmp_path: Path) -> None:
     days towards +5%): the effect by day since exposure falls, and reads as fading."""
     from tests.simulate.conftest import analysed_scenario
 
-    snapshot = analysed_scenario(tmp_path, "novelty_effect", units=8_000)
+    snapshot = analysed_scenario(tmp_path, "novelty_effect", units=8_000, novelty=True)
     (trend,) = snapshot.exposure_day_trends
     assert trend.metric == "nv-clicks" and trend.shape == "fading"
     assert trend.slope is not None and trend.slope < 0 and trend.p_value is not None

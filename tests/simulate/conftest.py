@@ -35,10 +35,14 @@ def open_services(home: Path) -> Services:
     return Services.open(settings)
 
 
-def analysed_scenario(home: Path, name: str, *, units: int, recommend: bool = False) -> Any:
+def analysed_scenario(
+    home: Path, name: str, *, units: int, recommend: bool = False, novelty: bool = False
+) -> Any:
     """Scenario ``name`` at ``units`` units, running, imported and analysed in a new home:
-    its snapshot, or (snapshot, recommendation) with ``recommend``."""
+    its snapshot (with ``novelty``, with the days-since-exposure view beside it), or
+    (snapshot, recommendation) with ``recommend``."""
     from splitlab.analysis import analyze
+    from splitlab.analysis.novelty import exposure_day_view
     from splitlab.decisions.service import recommend_experiment
     from splitlab.simulate.run import ensure_running_experiment, import_simulated
 
@@ -48,6 +52,8 @@ def analysed_scenario(home: Path, name: str, *, units: int, recommend: bool = Fa
         ensure_running_experiment(services, data)
         import_simulated(services, [data])
         snapshot = analyze(services=services, key=name)
+        if novelty:
+            snapshot = exposure_day_view(services=services, snapshot=snapshot)
         if not recommend:
             return snapshot
         return snapshot, recommend_experiment(services=services, key=name)

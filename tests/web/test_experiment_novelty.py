@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from splitlab.analysis.novelty import exposure_day_view
 from splitlab.analysis.service import latest
 from splitlab.analysis.snapshot import ExposureDayPoint, ExposureDayTrend, Snapshot
 from splitlab.domain import Engine
@@ -36,6 +37,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services.close()
 
 
+def _viewed(services: Services, key: str) -> Snapshot:
+    """The latest snapshot with its days-since-exposure view (computed on demand)."""
+    snapshot = latest(services=services, key=key)
+    assert "exposure_days" not in snapshot.to_json()  # not in the analysis's pass
+    return exposure_day_view(services=services, snapshot=snapshot)
+
+
 def _page_data(html: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="experiment-data">(.*?)</script>', html)
     assert match, "no chart data on the page"
@@ -48,7 +56,7 @@ def test_the_feed_redesign_shows_its_lift_fading(ada: TestClient, demo: Services
     html = response.text
     assert 'id="chart-novelty"' in html and "Days since exposure" in html
     assert "/assets/plotly.min.js" in html and "cdn" not in html.lower()
-    snapshot = latest(services=demo, key="feed-redesign")
+    snapshot = _viewed(demo, "feed-redesign")
     (trend,) = snapshot.exposure_day_trends
     assert trend.shape == "fading"
     # the reading: first and last day with their intervals, and the trend's verdict
@@ -76,7 +84,7 @@ def test_json_twin_and_results_api_carry_the_points(ada: TestClient, demo: Servi
     twin = ada.get("/experiments/feed-redesign", params={"format": "json"}).json()
     view = twin["exposure_days"]
     assert view["note"] == "" and view["metrics"][0]["readings"][0]["shape"] == "fading"
-    snapshot = latest(services=demo, key="feed-redesign")
+    snapshot = _viewed(demo, "feed-redesign")
     assert view["metrics"][0]["series"][0]["rel"] == [p.rel_effect for p in snapshot.exposure_days]
     with_daily = ada.get("/api/experiments/feed-redesign/results", params={"daily": "true"})
     assert with_daily.status_code == 200
@@ -102,9 +110,9 @@ def test_an_experiment_without_analysis_has_no_view(ada: TestClient) -> None:
     assert "chart-novelty" not in response.text and "No analysis yet" in response.text
 
 
-def test_an_older_snapshot_says_the_view_comes_with_the_next_analysis() -> None:
+def test_a_snapshot_of_changed_settings_says_the_view_comes_with_the_next_analysis() -> None:
     stored = Snapshot.from_json(json.loads(STORED.read_text()))
-    view = nov.novelty_view(stored)
+    view = nov.novelty_view(stored)  # no view was computed beside it
     assert view["metrics"] == [] and "next analysis" in view["note"]
     ran = stored.model_copy(update={"timings_ms": {**stored.timings_ms, "exposure_days": 1.0}})
     assert "No unit has a complete day" in nov.novelty_view(ran)["note"]

@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from splitlab.analysis.exposure_days import ExposureDayAggregates, fetch_exposure_days
 from splitlab.analysis.plan import AnalysisPlan
 from splitlab.domain import MetricKind
 from splitlab.stats import quantile_ranks
@@ -56,8 +55,6 @@ class Aggregates:
     excluded: FloatArray
     day_increments_n: FloatArray
     timings_ms: dict[str, float] = field(default_factory=dict)
-    exposure_days: ExposureDayAggregates | None = None
-    """The novelty view's sums by day since exposure (``analysis.exposure_days``)."""
 
     def column(self, name: str) -> FloatArray:
         """An aggregate column by name (``splitlab.warehouse.columns``)."""
@@ -73,6 +70,43 @@ class Aggregates:
 
 def _to_numpy(table: pa.Table) -> dict[str, Any]:
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def population_units(
+    scratch: ScratchTables,
+    plan: AnalysisPlan,
+    *,
+    exposures: ibis.Table,
+    conflicts: ibis.Table,
+    events: ibis.Table,
+    numeric: dict[int, str] | None = None,
+    unit_attributes: ibis.Table | None = None,
+    segments: bool = True,
+) -> ibis.Table:
+    """The analysed units, stored in ``scratch`` (``queries.experiment_units``): with their
+    segment attributes (``segments``; from the unit table for ``plan.unit_segments``) and the
+    numeric covariate attributes ``numeric``; with ``plan.trigger``, the triggered units
+    counted from their first trigger."""
+    units = scratch.units(
+        exposures,
+        conflicts,
+        experiment_key=plan.key,
+        variants=plan.variants,
+        segments=plan.dimensions if segments else (),
+        numeric=numeric,
+    )
+    if segments and plan.unit_segments and unit_attributes is not None:
+        columns = {
+            attribute_column(k): name
+            for k, name in enumerate(plan.dimensions)
+            if name in plan.unit_segments
+        }
+        units = scratch.store(
+            "unit_attrs", unit_tables.join_unit_attributes(units, unit_attributes, columns)
+        )
+    if plan.trigger is not None:  # the triggered population, from each first trigger
+        units = scratch.store("triggered", triggers.triggered_units(units, events, plan.trigger))
+    return units
 
 
 def fetch_aggregates(
@@ -101,27 +135,15 @@ def fetch_aggregates(
     numeric = {j: c.attribute for j, c in enumerate(sources) if c.attribute is not None}
     started = time.perf_counter()
     with ScratchTables(con) as scratch:
-        units = scratch.units(
-            exposures,
-            conflicts,
-            experiment_key=plan.key,
-            variants=plan.variants,
-            segments=plan.dimensions,
+        units = population_units(
+            scratch,
+            plan,
+            exposures=exposures,
+            conflicts=conflicts,
+            events=events,
             numeric=numeric,
+            unit_attributes=unit_attributes,
         )
-        if plan.unit_segments and unit_attributes is not None:  # segments from the unit table
-            columns = {
-                attribute_column(k): name
-                for k, name in enumerate(plan.dimensions)
-                if name in plan.unit_segments
-            }
-            units = scratch.store(
-                "unit_attrs", unit_tables.join_unit_attributes(units, unit_attributes, columns)
-            )
-        if plan.trigger is not None:  # the triggered population, from each first trigger
-            units = scratch.store(
-                "triggered", triggers.triggered_units(units, events, plan.trigger)
-            )
         labels = [
             [
                 str(v)
@@ -183,7 +205,6 @@ def fetch_aggregates(
                 else:
                     _fill_quantiles(con, values, aggregates, plan, i, labels)
             timings["quantiles"] = (time.perf_counter() - started) * 1000
-        aggregates.exposure_days = fetch_exposure_days(con, units, events, plan, as_of, timings)
     aggregates.timings_ms = timings
     return aggregates
 

@@ -1,9 +1,9 @@
 """The novelty view's sums: each binary, count and sum metric measured one whole day at a
 time since each unit's first exposure, per variant.
 
-:func:`fetch_exposure_days` runs the two small warehouse queries
-(``warehouse.exposure_days``) on the analysis's stored units, inside the analysis's pass
-(``aggregates.fetch_aggregates``); ``analysis.novelty`` compares the arms.
+:func:`fetch_exposure_days` runs the small warehouse queries (``warehouse.exposure_days``) on
+the analysed units; ``analysis.novelty`` compares the arms and serves the view on demand
+(``novelty.exposure_day_view``), beside a snapshot, not inside the analysis's pass.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def fetch_exposure_days(
     timings: dict[str, float],
 ) -> ExposureDayAggregates | None:
     """The sums of the novelty view on ``con`` (None without the daily series or a metric to
-    measure), from the analysis's stored ``units``; its time goes to ``timings``."""
+    measure), from the analysed ``units`` (stored); its time goes to ``timings``."""
     metrics = measured_metrics(plan)
     if not plan.daily or not metrics:
         return None

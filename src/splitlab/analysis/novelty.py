@@ -2,25 +2,40 @@
 fixed-horizon test between the arms (``compute.run_families`` on the day's sums), and the
 trend of the relative effect over those days, judged as the novelty check judges a trend
 across exposure cohorts (``health``: a weighted least-squares slope, ``TREND_P``,
-``TREND_MIN_DAYS``)."""
+``TREND_MIN_DAYS``).
+
+The view is computed on demand beside a snapshot (:func:`exposure_day_view`: the experiment
+page, ``results?daily=true``), like the variant page's histograms, not in the analysis's
+pass: it is one more join of events to units, which every analysis would pay for a chart
+only some readers open.  It is cached in the process per snapshot (settings hash × data
+watermark), so asking again while the data is unchanged costs nothing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from splitlab import stats
-from splitlab.analysis.aggregates import Aggregates, Cell
+from splitlab.analysis.aggregates import Aggregates, Cell, population_units
 from splitlab.analysis.compute import TEST_FIELDS, number, run_families
-from splitlab.analysis.exposure_days import ExposureDayAggregates
+from splitlab.analysis.exposure_days import TIMING_KEY, ExposureDayAggregates, fetch_exposure_days
 from splitlab.analysis.health import TREND_MIN_DAYS, TREND_P
 from splitlab.analysis.plan import AnalysisPlan
-from splitlab.analysis.snapshot import ExposureDayPoint, ExposureDayTrend, ResultRow
+from splitlab.analysis.snapshot import ExposureDayPoint, ExposureDayTrend, ResultRow, Snapshot
 from splitlab.domain import Engine
 from splitlab.warehouse.columns import UNITS, metric_columns
+from splitlab.warehouse.scratch import ScratchTables
+
+if TYPE_CHECKING:
+    from splitlab.services import Services
+    from splitlab.warehouse import Warehouse
 
 Shape = Literal["fading", "growing", "steady", "too_few_days"]
 
@@ -123,3 +138,66 @@ def exposure_day_results(
     found.sort(key=lambda item: item[0])
     trends.sort(key=lambda item: item[0])
     return [point for _, point in found], [trend for _, trend in trends]
+
+
+CACHE_SIZE = 64
+_View = tuple[tuple[ExposureDayPoint, ...], tuple[ExposureDayTrend, ...], float]
+_cache: OrderedDict[tuple[str, str, str], _View] = OrderedDict()
+_lock = threading.Lock()
+
+
+def with_exposure_days(*, warehouse: Warehouse, plan: AnalysisPlan, snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with its days-since-exposure view (``exposure_days``,
+    ``exposure_day_trends`` and the step's time in ``timings_ms``), computed from the
+    warehouse now for the snapshot's own units, metrics and ``as_of``, or taken from the
+    process's cache.  Unchanged when the plan has no daily series, when ``plan`` is not the
+    plan the snapshot was made by (its settings changed since), or when the snapshot already
+    carries the view (stored by an analysis that computed it in its pass)."""
+    if not plan.daily or plan.settings_hash() != snapshot.settings_hash:
+        return snapshot
+    if TIMING_KEY in snapshot.timings_ms:
+        return snapshot
+    key = (snapshot.experiment, snapshot.settings_hash, snapshot.watermark.key)
+    with _lock:
+        view = _cache.get(key)
+        if view is not None:
+            _cache.move_to_end(key)
+    if view is None:
+        view = _compute(warehouse, plan, snapshot)
+        with _lock:
+            _cache[key] = view
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    points, trends, ms = view
+    update: dict[str, Any] = {"timings_ms": {**snapshot.timings_ms, TIMING_KEY: ms}}
+    if points:
+        update["exposure_days"], update["exposure_day_trends"] = points, trends
+    return snapshot.model_copy(update=update)
+
+
+def _compute(warehouse: Warehouse, plan: AnalysisPlan, snapshot: Snapshot) -> _View:
+    started = time.perf_counter()
+    con = warehouse.ibis_connection()
+    events = warehouse.events_table()
+    timings: dict[str, float] = {}
+    with ScratchTables(con) as scratch:
+        units = population_units(
+            scratch,
+            plan,
+            exposures=warehouse.exposures_table(),
+            conflicts=warehouse.conflicts_table(),
+            events=events,
+            segments=False,
+        )
+        sums = fetch_exposure_days(con, units, events, plan, snapshot.as_of, timings)
+    points, trends = exposure_day_results(plan, sums, snapshot.results) if sums else ([], [])
+    ms = round((time.perf_counter() - started) * 1000, 3)
+    return tuple(points), tuple(trends), ms
+
+
+def exposure_day_view(*, services: Services, snapshot: Snapshot) -> Snapshot:
+    """:func:`with_exposure_days` for a served snapshot of the experiment's current plan."""
+    from splitlab.analysis.service import load_plan
+
+    plan, _status = load_plan(services=services, key=snapshot.experiment)
+    return with_exposure_days(warehouse=services.warehouse, plan=plan, snapshot=snapshot)

@@ -12,7 +12,6 @@ import pydantic
 from splitlab.analysis.aggregates import fetch_aggregates
 from splitlab.analysis.compute import compute_results, heterogeneity, omnibus
 from splitlab.analysis.health import health_checks
-from splitlab.analysis.novelty import exposure_day_results
 from splitlab.analysis.plan import AnalysisPlan, build_plan
 from splitlab.analysis.population import assigned_population
 from splitlab.analysis.snapshot import DataWatermark, Snapshot, VariantUnits
@@ -103,10 +102,6 @@ def run_analysis(*, warehouse: Warehouse, plan: AnalysisPlan, watermark: Waterma
     # absent unless there are segments (the JSON form leaves unset optional fields out)
     if spread:
         update["heterogeneity"] = tuple(spread)
-    if aggregates.exposure_days is not None:  # the novelty view, with the daily series
-        points, trends = exposure_day_results(plan, aggregates.exposure_days, results)
-        if points:
-            update["exposure_days"], update["exposure_day_trends"] = tuple(points), tuple(trends)
     return snapshot.model_copy(update=update) if update else snapshot
 
 

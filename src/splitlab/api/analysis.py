@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from splitlab.analysis import analyze, latest, select_view
 from splitlab.analysis.breakdown import breakdown as adhoc_breakdown
 from splitlab.analysis.breakdown import parse_dimensions
+from splitlab.analysis.novelty import exposure_day_view
 from splitlab.analysis.snapshot import Snapshot
 from splitlab.api.deps import Editor, Reader, ServicesDep
 from splitlab.domain.limits import MAX_QUERY_TEXT
@@ -62,4 +63,7 @@ def results(
         if segment is None:
             return adhoc
         return select_view(adhoc, segment=segment, daily=False)
-    return select_view(latest(services=services, key=key), segment=segment, daily=daily)
+    snapshot = latest(services=services, key=key)
+    if daily:  # the days-since-exposure view beside the daily series, computed on demand
+        snapshot = exposure_day_view(services=services, snapshot=snapshot)
+    return select_view(snapshot, segment=segment, daily=daily)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from splitlab.analysis import views
+from splitlab.analysis.novelty import exposure_day_view
 from splitlab.analysis.render import render_markdown
 from splitlab.analysis.service import analyze, latest
 from splitlab.analysis.snapshot import Snapshot
@@ -221,6 +222,8 @@ def experiment_context(
         )
     snapshot = _snapshot(services, key, status)
     wanted = snapshot is not None and not results_only
+    if snapshot is not None and wanted:  # the days-since-exposure view, computed on demand
+        snapshot = exposure_day_view(services=services, snapshot=snapshot)
     recommendation = _recommendation(services, key) if wanted else None
     decisions = [] if results_only else list_decisions(services=services, key=key)
     pending = next((d for d in decisions if d["status"] == "pending_approval"), None)

@@ -121,6 +121,6 @@ def _why_empty(snapshot: Snapshot) -> str:
     if TIMING_KEY in snapshot.timings_ms:  # the step ran and found no complete day
         return "No unit has a complete day since exposure yet."
     return (
-        "This snapshot predates the days-since-exposure view; it appears with the next "
-        "analysis (new data, or a refresh)."
+        "The experiment's settings changed since this snapshot, so its days-since-exposure "
+        "view waits for the next analysis (new data, or a refresh)."
     )
