@@ -146,6 +146,12 @@ _cache: OrderedDict[tuple[str, str, str], _View] = OrderedDict()
 _lock = threading.Lock()
 
 
+def clear_cache() -> None:
+    """Forget every cached view (benchmarks and tests)."""
+    with _lock:
+        _cache.clear()
+
+
 def with_exposure_days(*, warehouse: Warehouse, plan: AnalysisPlan, snapshot: Snapshot) -> Snapshot:
     """``snapshot`` with its days-since-exposure view (``exposure_days``,
     ``exposure_day_trends`` and the step's time in ``timings_ms``), computed from the
