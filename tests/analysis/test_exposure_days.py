@@ -1,8 +1,8 @@
 """The novelty view beside a snapshot (``analysis.exposure_days``, ``analysis.novelty``,
-computed on demand by ``novelty.with_exposure_days``): each day-since-exposure point is the metric's own fixed-horizon test on that day's per-unit values
-— checked against scipy's Welch test and statsmodels' two-proportion z-test on values computed
-here from the raw rows — and a lift that fades with time since exposure reads as fading.
-On DuckDB and PostgreSQL."""
+computed on demand by ``novelty.with_exposure_days``): each day-since-exposure point is the
+metric's own fixed-horizon test on that day's per-unit values — checked against scipy's Welch
+test and statsmodels' two-proportion z-test on values computed here from the raw rows — and a
+lift that fades with time since exposure reads as fading.  On DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
