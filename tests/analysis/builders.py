@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from splitlab.domain import ExperimentSpec, MetricDefinition
 from splitlab.warehouse import Warehouse
@@ -274,3 +275,21 @@ def per_unit(
             for k, (y, x) in out.items()
         }
     return out
+
+
+def same_numbers(fresh: Any, stored: Any) -> bool:
+    """Equal, floats to 1e-12 relative: DuckDB's parallel sums may add in another order, so
+    the last bits of a float can differ between runs of the same analysis (seen in CI)."""
+    if isinstance(fresh, dict) and isinstance(stored, dict):
+        return fresh.keys() == stored.keys() and all(
+            same_numbers(fresh[k], stored[k]) for k in fresh
+        )
+    if isinstance(fresh, list) and isinstance(stored, list):
+        return len(fresh) == len(stored) and all(map(same_numbers, fresh, stored))
+    if (
+        isinstance(fresh, float)
+        and isinstance(stored, float | int)
+        and not isinstance(stored, bool)
+    ):
+        return fresh == pytest.approx(stored, rel=1e-12, abs=1e-15, nan_ok=True)
+    return bool(fresh == stored)

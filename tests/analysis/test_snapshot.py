@@ -20,6 +20,7 @@ from splitlab.analysis.snapshot import (
     Snapshot,
 )
 from splitlab.domain import Engine
+from tests.analysis.builders import same_numbers
 
 DATA = Path(__file__).parent / "data"
 STORED = sorted(DATA.glob("snapshot_v*_*.json"))
@@ -146,13 +147,13 @@ def test_the_analysis_still_gives_the_stored_numbers(tmp_path: Path, name: str) 
     stored = _stored(name, version=3)
     data = fresh.to_json()
     for key in ("settings", "settings_hash", "units", "days", "results", "daily", "omnibus"):
-        assert _same_numbers(data[key], stored[key]), key
-    assert _same_numbers(data.get("heterogeneity"), stored.get("heterogeneity"))
+        assert same_numbers(data[key], stored[key]), key
+    assert same_numbers(data.get("heterogeneity"), stored.get("heterogeneity"))
     # marks added later that change no number: ``pending`` (an info finding that cannot pass
     # yet) and ``fading`` (a novelty warning's direction)
     marks = ("pending", "fading")
     health = [{k: v for k, v in check.items() if k not in marks} for check in data["health"]]
-    assert _same_numbers(health, stored["health"])
+    assert same_numbers(health, stored["health"])
     assert any(check.get("pending") for check in data["health"])  # no MDE, or power short
 
 
@@ -166,22 +167,4 @@ def test_version_3_changed_no_number_of_version_2(name: str) -> None:
     assert ("heterogeneity" in v3) is (name == "frequentist")
     v3.pop("heterogeneity", None)
     for key in ("units", "days", "results", "daily", "omnibus", "health"):
-        assert _same_numbers(v3[key], v2[key]), key
-
-
-def _same_numbers(fresh: Any, stored: Any) -> bool:
-    """Equal, floats to 1e-12 relative: DuckDB's parallel sums may add in another order, so
-    the last bits of a float can differ between runs of the same analysis (seen in CI)."""
-    if isinstance(fresh, dict) and isinstance(stored, dict):
-        return fresh.keys() == stored.keys() and all(
-            _same_numbers(fresh[k], stored[k]) for k in fresh
-        )
-    if isinstance(fresh, list) and isinstance(stored, list):
-        return len(fresh) == len(stored) and all(map(_same_numbers, fresh, stored))
-    if (
-        isinstance(fresh, float)
-        and isinstance(stored, float | int)
-        and not isinstance(stored, bool)
-    ):
-        return fresh == pytest.approx(stored, rel=1e-12, abs=1e-15, nan_ok=True)
-    return bool(fresh == stored)
+        assert same_numbers(v3[key], v2[key]), key
