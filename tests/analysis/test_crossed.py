@@ -17,8 +17,7 @@ from splitlab.analysis import build_plan, run_analysis
 from splitlab.analysis.snapshot import Snapshot
 from splitlab.domain import ExperimentSpec
 from splitlab.warehouse import Warehouse
-from tests.analysis.builders import METRICS, Dataset, generate, per_unit, spec
-from tests.analysis.test_snapshot import _same_numbers
+from tests.analysis.builders import METRICS, Dataset, generate, per_unit, same_numbers, spec
 
 DEFINITIONS = {m.key: m for m in METRICS}
 
@@ -183,4 +182,4 @@ def test_without_the_daily_series_the_results_are_the_same(warehouse: Warehouse)
     def numbers(snapshot: Snapshot) -> list[dict[str, Any]]:
         return [{**r.to_json(), "days_remaining": None} for r in snapshot.results]
 
-    assert _same_numbers(numbers(lean), numbers(full))
+    assert same_numbers(numbers(lean), numbers(full))
