@@ -16,10 +16,9 @@ the data is unchanged costs the watermark query only.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from splitlab.analysis.cache import ViewCache, view_key
 from splitlab.analysis.service import load_plan, run_analysis
 from splitlab.analysis.snapshot import Breakdown, Snapshot
 from splitlab.domain.limits import property_name_problem
@@ -36,8 +35,7 @@ NOTE = (
     "cells of each attribute, not across every breakdown one might try)."
 )
 
-_cache: OrderedDict[tuple[str, str, str], Snapshot] = OrderedDict()
-_lock = threading.Lock()
+_cache: ViewCache[Snapshot] = ViewCache(CACHE_SIZE)
 
 
 def parse_dimensions(text: str) -> tuple[str, ...]:
@@ -68,17 +66,12 @@ def breakdown(*, services: Services, key: str, dimensions: tuple[str, ...]) -> S
     )
     warehouse = services.warehouse
     watermark = warehouse.watermark()
-    cache_key = (f"{id(warehouse)}:{warehouse.url}", adhoc.settings_hash(), watermark.cache_key())
-    with _lock:
-        found = _cache.get(cache_key)
-        if found is not None:
-            _cache.move_to_end(cache_key)
-            return found.model_copy(update={"cached": True})
+    cache_key = view_key(warehouse, key, adhoc.settings_hash(), watermark.cache_key())
+    found = _cache.get(cache_key)
+    if found is not None:
+        return found.model_copy(update={"cached": True})
     snapshot = run_analysis(warehouse=warehouse, plan=adhoc, watermark=watermark)
     label = Breakdown(dimensions=dimensions, exploratory=True, note=NOTE)
     snapshot = snapshot.model_copy(update={"breakdown": label, "cached": False})
-    with _lock:
-        _cache[cache_key] = snapshot
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    _cache.put(cache_key, snapshot)
     return snapshot

@@ -14,9 +14,7 @@ watermark), so asking again while the data is unchanged costs nothing.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from splitlab import stats
 from splitlab.analysis.aggregates import Aggregates, Cell, population_units
+from splitlab.analysis.cache import ViewCache, view_key
 from splitlab.analysis.compute import TEST_FIELDS, number, run_families
 from splitlab.analysis.exposure_days import TIMING_KEY, ExposureDayAggregates, fetch_exposure_days
 from splitlab.analysis.health import TREND_MIN_DAYS, TREND_P
@@ -142,14 +141,12 @@ def exposure_day_results(
 
 CACHE_SIZE = 64
 _View = tuple[tuple[ExposureDayPoint, ...], tuple[ExposureDayTrend, ...], float]
-_cache: OrderedDict[tuple[str, str, str], _View] = OrderedDict()
-_lock = threading.Lock()
+_cache: ViewCache[_View] = ViewCache(CACHE_SIZE)
 
 
 def clear_cache() -> None:
     """Forget every cached view (benchmarks and tests)."""
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def with_exposure_days(*, warehouse: Warehouse, plan: AnalysisPlan, snapshot: Snapshot) -> Snapshot:
@@ -163,17 +160,11 @@ def with_exposure_days(*, warehouse: Warehouse, plan: AnalysisPlan, snapshot: Sn
         return snapshot
     if TIMING_KEY in snapshot.timings_ms:
         return snapshot
-    key = (snapshot.experiment, snapshot.settings_hash, snapshot.watermark.key)
-    with _lock:
-        view = _cache.get(key)
-        if view is not None:
-            _cache.move_to_end(key)
+    key = view_key(warehouse, snapshot.experiment, snapshot.settings_hash, snapshot.watermark.key)
+    view = _cache.get(key)
     if view is None:
         view = _compute(warehouse, plan, snapshot)
-        with _lock:
-            _cache[key] = view
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
+        _cache.put(key, view)
     points, trends, ms = view
     update: dict[str, Any] = {"timings_ms": {**snapshot.timings_ms, TIMING_KEY: ms}}
     if points:
