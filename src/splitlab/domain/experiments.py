@@ -91,14 +91,14 @@ THRESHOLD_FORMS = (
 )
 
 
-_PERCENT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def plain_float(text: str) -> float:
     """A number a person typed, in ASCII digits (``5``, ``-0.5``, ``.5``, ``1e-3``); a
     ValueError for anything else — ``float()`` alone would also read ``"５"``, ``"5_0"`` (as
     50), ``"inf"`` or ``"nan"``."""
-    if not _PERCENT.fullmatch(text.strip()):
+    if not _PLAIN_NUMBER.fullmatch(text.strip()):
         raise ValueError(f"not a plain number: {text[:40]!r}")
     return float(text)
 
@@ -116,10 +116,13 @@ def parse_threshold(value: Any) -> Any:
         return {"value": value, "scale": ThresholdScale.RELATIVE.value}
     if isinstance(value, str):
         text = value.strip()
-        # ASCII digits only: float() alone would also read "５%" or "5_0%" (as 50%)
-        if not text.endswith("%") or not _PERCENT.fullmatch(text[:-1].strip()):
-            raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}")
-        return {"value": float(text[:-1]) / 100.0, "scale": ThresholdScale.RELATIVE.value}
+        try:  # ASCII digits only: float() alone would also read "５%" or "5_0%" (as 50%)
+            if not text.endswith("%"):
+                raise ValueError(text)
+            percent = plain_float(text[:-1])
+        except ValueError:
+            raise ValueError(f"a threshold is {THRESHOLD_FORMS}, not {value[:40]!r}") from None
+        return {"value": percent / 100.0, "scale": ThresholdScale.RELATIVE.value}
     if isinstance(value, dict) and len(value) == 1:
         ((scale, number),) = value.items()
         if scale in ("absolute", "relative"):
