@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from splitlab.config import Settings
 from splitlab.domain import ExperimentSpec, MetricDefinition
 from splitlab.warehouse import Warehouse
 
@@ -293,3 +295,19 @@ def same_numbers(fresh: Any, stored: Any) -> bool:
     ):
         return fresh == pytest.approx(stored, rel=1e-12, abs=1e-15, nan_ok=True)
     return bool(fresh == stored)
+
+
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose warehouse follows the app store's backend: SQLite + DuckDB for the
+    ``duckdb`` param, PostgreSQL (a fresh schema) for ``postgres``; auth on, no refresh
+    throttle."""
+    common: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "secret_key": "test-secret",
+        "auth": "on",
+        "analysis_refresh_seconds": 0,
+    }
+    if request.param == "duckdb":
+        return Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **common)
+    url = request.getfixturevalue("pg_schema_url")
+    return Settings(database_url=url, warehouse_url=url, **common)

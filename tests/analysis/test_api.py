@@ -15,7 +15,7 @@ from splitlab.cli import app as cli
 from splitlab.config import Settings
 from splitlab.domain import Role, Scope
 from splitlab.services import Services
-from tests.analysis.builders import START, generate, same_numbers
+from tests.analysis.builders import START, backend_settings, generate, same_numbers
 from tests.api.helpers import create_running
 
 METRICS = [
@@ -33,16 +33,7 @@ METRICS = [
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """The warehouse follows the app store's backend (SQLite + DuckDB, or PostgreSQL)."""
-    common: dict[str, Any] = {
-        "home": tmp_path / "home",
-        "secret_key": "test-secret",
-        "auth": "on",
-        "analysis_refresh_seconds": 0,
-    }
-    if request.param == "duckdb":
-        return Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **common)
-    url = request.getfixturevalue("pg_schema_url")
-    return Settings(database_url=url, warehouse_url=url, **common)
+    return backend_settings(request, tmp_path)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from scipy import stats as scipy_stats
 from splitlab.config import Settings
 from splitlab.domain import MetricDefinition
 from splitlab.services import Services
-from tests.analysis.builders import START, Dataset, generate, per_unit
+from tests.analysis.builders import START, Dataset, backend_settings, generate, per_unit
 from tests.api.helpers import create_running
 
 REVENUE = {"key": "revenue", "kind": "sum", "event": "purchase"}
@@ -28,16 +28,7 @@ DEVICES = ("ios", "android", "web")
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """The warehouse follows the app store's backend (SQLite + DuckDB, or PostgreSQL)."""
-    common: dict[str, Any] = {
-        "home": tmp_path / "home",
-        "secret_key": "test-secret",
-        "auth": "on",
-        "analysis_refresh_seconds": 0,
-    }
-    if request.param == "duckdb":
-        return Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", **common)
-    url = request.getfixturevalue("pg_schema_url")
-    return Settings(database_url=url, warehouse_url=url, **common)
+    return backend_settings(request, tmp_path)
 
 
 @pytest.fixture
