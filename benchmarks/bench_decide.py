@@ -26,6 +26,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common
+
 from splitlab.analysis import analyze
 from splitlab.config import Settings
 from splitlab.decisions.engine import DecisionContext, recommend
@@ -34,8 +36,6 @@ from splitlab.decisions.service import latest_recommendations, stored_snapshot
 from splitlab.services import Services
 from splitlab.simulate import generate, load_scenario
 from splitlab.simulate.run import ensure_running_experiment, import_simulated
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 from splitlab.store.recommendations import latest_snapshot_texts, save_recommendation
 from splitlab.store.snapshots import save_snapshot
 
@@ -72,10 +72,7 @@ def timed(call: Callable[[], object]) -> tuple[float, float, float, float]:
 
 def open_services(home: Path) -> Services:
     settings = Settings(home=home, secret_key="bench", auth="on")
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    return Services.open(settings)
+    return common.open_services(settings)
 
 
 def report(name: str, figures: tuple[float, float, float, float], target: float | None) -> None:

@@ -17,25 +17,22 @@ recommendation, Jinja rendering; no network).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from common import line, open_services, server_settings
 from fastapi.testclient import TestClient
 
 from splitlab.analysis.service import analyze
 from splitlab.app import create_app
-from splitlab.config import Settings
 from splitlab.decisions.service import recommend_experiment
 from splitlab.services import Services
 from splitlab.simulate.generator import generate
 from splitlab.simulate.run import simulate_into
 from splitlab.simulate.scenario import load_scenario
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 
 TARGET_MS = 300.0
 TARGET_KB = 300.0
@@ -145,24 +142,12 @@ def bench_experiment_page(client: TestClient, *, repeats: int) -> dict[str, Any]
     return out
 
 
-def _line(name: str, samples: list[float], target: float | None) -> str:
-    ordered = sorted(samples)
-    median = statistics.median(ordered)
-    verdict = ""
-    if target is not None:
-        verdict = "  OK" if median <= target else f"  OVER the {target:.0f} ms target"
-    return (
-        f"  {name:<36} median {median:7.1f} ms   min {ordered[0]:7.1f}   "
-        f"max {ordered[-1]:7.1f}   (n={len(samples)}){verdict}"
-    )
-
-
 def report(results: dict[str, Any]) -> list[str]:
     """The printed lines: times (median, min, max) and the page weight against its target."""
     weight = results.pop("weight")
     lines = ["experiment page (server time, in process):"]
     for index, (name, samples) in enumerate(results.items()):
-        lines.append(_line(name, samples, TARGET_MS if index == 0 else None))
+        lines.append(line(name, samples, TARGET_MS if index == 0 else None, width=36, p90=False))
     total = sum(weight.values()) / 1024
     parts = ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in weight.items())
     verdict = "OK" if total <= TARGET_KB else f"OVER the {TARGET_KB:.0f} KB target"
@@ -178,18 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-exp-") as tmp:
         home = Path(tmp)
-        settings = Settings(
-            home=home / "home",
-            database_url=args.database_url or f"sqlite:///{home / 'app.db'}",
-            warehouse_url=args.database_url,
-            secret_key="bench",
-            auth="off",
-            scheduler_seconds=0,
-        )
-        engine = make_engine(settings.resolved_database_url())
-        upgrade(engine)
-        engine.dispose()
-        services = Services.open(settings)
+        services = open_services(server_settings(home, args.database_url))
         try:
             built = build(services, units=args.units, folder=home)
             print(

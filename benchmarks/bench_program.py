@@ -35,14 +35,13 @@ import argparse
 import copy
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common import line, open_services, timed_ms
 from fastapi.testclient import TestClient
 
 from splitlab.app import create_app
@@ -51,49 +50,13 @@ from splitlab.decisions import leaderboard as lb
 from splitlab.domain import Principal, Role
 from splitlab.services import Services
 from splitlab.simulate import demo
-from splitlab.store.db import make_engine
 from splitlab.store.experiments import create_experiment, get_experiment, spec_from_row
-from splitlab.store.migrate import upgrade
 from splitlab.store.snapshots import latest_snapshot, save_snapshot
 
 TARGET_MS = 300.0
 SOURCE = "distilled-ranker"
 ACTOR = Principal(username="bench", role=Role.ADMIN)
 MODELS = ("xl-2024-06", "distilled-s", "distilled-m", "quantized-int8", "moe-lite", "tiny")
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median": statistics.median(ordered),
-        "min": ordered[0],
-        "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
-        "max": ordered[-1],
-    }
-
-
-def _line(name: str, samples: list[float], target: float | None = None) -> str:
-    s = _stats(samples)
-    verdict = ""
-    if target is not None:
-        verdict = "  OK" if s["median"] <= target else f"  OVER the {target:.0f} ms target"
-    return (
-        f"  {name:<34} median {s['median']:7.1f} ms   min {s['min']:7.1f}   "
-        f"p90 {s['p90']:7.1f}   max {s['max']:7.1f}   (n={len(samples)}){verdict}"
-    )
-
-
-def _time(
-    fn: Callable[[], Any], repeats: int, *, before: Callable[[], None] | None = None
-) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000.0)
-    return out
 
 
 # ---- leaderboard data
@@ -221,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             scheduler_seconds=0,
             analysis_refresh_seconds=0,
         )
-        engine = make_engine(settings.resolved_database_url())
-        upgrade(engine)
-        engine.dispose()
-        services = Services.open(settings)
+        services = open_services(settings)
         try:
             built = build_leaderboard(services, experiments=args.experiments, arms=args.models)
             entries = lb.leaderboard(services=services)
@@ -238,21 +198,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"({len(mine)} leaderboard rows, {sum(e.frontier for e in mine)} on a frontier); "
                 f"seeded in {built['seed_seconds']:.1f} s, built in {built['build_seconds']:.1f} s"
             )
-            cold = _time(
+            cold = timed_ms(
                 lambda: lb.leaderboard(services=services), args.repeats, before=lb.clear_cache
             )
-            warm = _time(lambda: lb.leaderboard(services=services), args.repeats)
+            warm = timed_ms(lambda: lb.leaderboard(services=services), args.repeats)
             with TestClient(create_app(services=services)) as client:
                 client.get("/models")  # the templates compile once
-                as_json = _time(
+                as_json = timed_ms(
                     lambda: client.get("/models", params={"format": "json"}), args.repeats
                 )
-                as_html = _time(lambda: client.get("/models"), args.repeats)
+                as_html = timed_ms(lambda: client.get("/models"), args.repeats)
             print("leaderboard (/models):")
-            print(_line("leaderboard() cold", cold))
-            print(_line("leaderboard() warm", warm, TARGET_MS))
-            print(_line("GET /models?format=json (warm)", as_json, TARGET_MS))
-            print(_line("GET /models HTML (warm)", as_html, TARGET_MS))
+            print(line("leaderboard() cold", cold))
+            print(line("leaderboard() warm", warm, TARGET_MS))
+            print(line("GET /models?format=json (warm)", as_json, TARGET_MS))
+            print(line("GET /models HTML (warm)", as_html, TARGET_MS))
             # ---- program views: print their lines here
             import bench_program_views as views
 

@@ -30,63 +30,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from common import line, open_services, server_settings, timed_ms
 from fastapi.testclient import TestClient
 
 from splitlab.app import create_app
-from splitlab.config import Settings
 from splitlab.decisions.program import RESULTS, ProgramFilters
 from splitlab.decisions.program_views import program_view
 from splitlab.services import Services
 from splitlab.simulate import demo
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 from splitlab.store.snapshots import latest_snapshot, save_snapshot
 
 TARGET_MS = 300.0
 DECIDED = (demo.S.SHIPPED, demo.S.KILLED, demo.S.ROLLED_BACK, demo.S.ROLLING_OUT)
 VIEWS = ("impact", "tracker", "cost-benefit")
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return {"median": statistics.median(ordered), "min": ordered[0], "p90": p90, "max": ordered[-1]}
-
-
-def _line(name: str, samples: list[float], target: float | None = None) -> str:
-    s = _stats(samples)
-    verdict = ""
-    if target is not None:
-        verdict = "  OK" if s["median"] <= target else f"  OVER the {target:.0f} ms target"
-    return (
-        f"  {name:<40} median {s['median']:7.1f} ms   min {s['min']:7.1f}   "
-        f"p90 {s['p90']:7.1f}   max {s['max']:7.1f}   (n={len(samples)}){verdict}"
-    )
-
-
-def _time(
-    call: Callable[[], Any], repeats: int, *, before: Callable[[], Any] | None = None
-) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        result = call()
-        out.append((time.perf_counter() - started) * 1000.0)
-        status = getattr(result, "status_code", 200)
-        assert status == 200, getattr(result, "text", "")[:300]
-    return out
 
 
 def build_decided(services: Services, *, total: int) -> dict[str, Any]:
@@ -141,17 +105,17 @@ def bench_views(services: Services, *, repeats: int) -> list[str]:
         call = partial(
             program_view, services=services, view=view, filters=filters, now=datetime.now(UTC)
         )
-        cold = _time(call, max(3, repeats // 3), before=RESULTS.clear)
-        warm = _time(call, repeats)
-        lines.append(_line(f"program_view({view!r}) cold", cold))
-        lines.append(_line(f"program_view({view!r}) warm", warm, TARGET_MS))
+        cold = timed_ms(call, max(3, repeats // 3), before=RESULTS.clear)
+        warm = timed_ms(call, repeats)
+        lines.append(line(f"program_view({view!r}) cold", cold, width=40))
+        lines.append(line(f"program_view({view!r}) warm", warm, TARGET_MS, width=40))
     with TestClient(create_app(services=services)) as client:
         for view in (*VIEWS, "velocity"):
             client.get(f"/program/{view}")  # templates compile, caches fill
-            as_json = _time(partial(client.get, f"/program/{view}?format=json"), repeats)
-            as_html = _time(partial(client.get, f"/program/{view}"), repeats)
-            lines.append(_line(f"GET /program/{view}?format=json", as_json, TARGET_MS))
-            lines.append(_line(f"GET /program/{view} HTML", as_html, TARGET_MS))
+            as_json = timed_ms(partial(client.get, f"/program/{view}?format=json"), repeats)
+            as_html = timed_ms(partial(client.get, f"/program/{view}"), repeats)
+            lines.append(line(f"GET /program/{view}?format=json", as_json, TARGET_MS, width=40))
+            lines.append(line(f"GET /program/{view} HTML", as_html, TARGET_MS, width=40))
     return lines
 
 
@@ -163,18 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        settings = Settings(
-            home=home / "home",
-            database_url=args.database_url or f"sqlite:///{home / 'app.db'}",
-            warehouse_url=args.database_url,
-            secret_key="bench",
-            auth="off",
-            scheduler_seconds=0,
-        )
-        engine = make_engine(settings.resolved_database_url())
-        upgrade(engine)
-        engine.dispose()
-        services = Services.open(settings)
+        services = open_services(server_settings(home, args.database_url))
         try:
             built = build_decided(services, total=args.decided)
             print(

@@ -25,13 +25,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import open_services
+
 from splitlab.config import Settings
 from splitlab.decisions.reports import ReportFormat, load_inputs, render_report
 from splitlab.services import Services
 from splitlab.simulate import generate, parse_scenario
 from splitlab.simulate.run import ensure_running_experiment, import_simulated
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 
 SCENARIO = """
 name: bench_report
@@ -95,10 +95,7 @@ experiment:
 
 def build(home: Path, units: int) -> Services:
     settings = Settings(home=home, secret_key="bench", auth="on")
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    services = Services.open(settings)
+    services = open_services(settings)
     data = generate(parse_scenario(SCENARIO), units=units, start=datetime(2024, 5, 1, tzinfo=UTC))
     ensure_running_experiment(services, data)
     import_simulated(services, [data])

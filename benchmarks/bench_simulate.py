@@ -35,12 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import common
+
 from splitlab.config import Settings
 from splitlab.services import Services
 from splitlab.simulate import generate, load_scenario
 from splitlab.simulate.run import ensure_running_experiment, import_run, write_parquet
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 
 
 def bench_scenario(units: int) -> object:
@@ -53,10 +53,7 @@ def bench_scenario(units: int) -> object:
 
 def open_services(home: Path) -> Services:
     settings = Settings(home=home, secret_key="bench", auth="on")
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    return Services.open(settings)
+    return common.open_services(settings)
 
 
 PHASES = ("generate", "experiment", "parquet", "exposures", "events", "total")

@@ -27,52 +27,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import bench_experiment_page as experiment_page
+from common import line, open_services, server_settings, timed_ms
 from fastapi.testclient import TestClient
 
 from splitlab.app import create_app
-from splitlab.config import Settings
 from splitlab.decisions.service import recommend_experiment
 from splitlab.services import Services
 from splitlab.simulate import demo
-from splitlab.store.db import make_engine
-from splitlab.store.migrate import upgrade
 from splitlab.store.recommendations import latest_recommendation, save_recommendation
 from splitlab.store.snapshots import latest_snapshot, save_snapshot
 from splitlab.web import fleet_model
 
 TARGET_MS = 300.0
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return {
-        "median": statistics.median(ordered),
-        "min": ordered[0],
-        "p90": p90,
-        "max": ordered[-1],
-    }
-
-
-def _line(name: str, samples: list[float], target: float | None = None) -> str:
-    s = _stats(samples)
-    verdict = ""
-    if target is not None:
-        verdict = "  OK" if s["median"] <= target else f"  OVER the {target:.0f} ms target"
-    return (
-        f"  {name:<34} median {s['median']:7.1f} ms   min {s['min']:7.1f}   "
-        f"p90 {s['p90']:7.1f}   max {s['max']:7.1f}   (n={len(samples)}){verdict}"
-    )
 
 
 # ---------------------------------------------------------------- data
@@ -145,14 +120,6 @@ def _copy_results(services: Services, *, source: str, target: str) -> None:
 # ---------------------------------------------------------------- fleet view
 
 
-def _time(call: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    response = call()
-    elapsed = (time.perf_counter() - started) * 1000
-    assert response.status_code == 200, response.text[:500]
-    return elapsed
-
-
 def bench_fleet(client: TestClient, *, repeats: int) -> dict[str, Any]:
     """Cold and warm server time of the fleet view and its twins."""
     views = {
@@ -163,15 +130,13 @@ def bench_fleet(client: TestClient, *, repeats: int) -> dict[str, Any]:
     }
     results: dict[str, Any] = {}
     fleet_model.SUMMARIES.clear()
-    results["cold"] = [_time(lambda: client.get("/"))]
+    results["cold"] = timed_ms(lambda: client.get("/"), 1)
     for name, url in views.items():
         client.get(url)  # warm-up outside the clock
-        results[name] = [_time(lambda url=url: client.get(url)) for _ in range(repeats)]
-    colds = []
-    for _ in range(max(3, repeats // 5)):
-        fleet_model.SUMMARIES.clear()
-        colds.append(_time(lambda: client.get("/")))
-    results["cold"] += colds
+        results[name] = timed_ms(partial(client.get, url), repeats)
+    results["cold"] += timed_ms(
+        lambda: client.get("/"), max(3, repeats // 5), before=fleet_model.SUMMARIES.clear
+    )
     html = client.get("/").content
     results["html_bytes"] = len(html)
     return results
@@ -191,18 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         home = Path(tmp)
-        settings = Settings(
-            home=home / "home",
-            database_url=args.database_url or f"sqlite:///{home / 'app.db'}",
-            warehouse_url=args.database_url,
-            secret_key="bench",
-            auth="off",
-            scheduler_seconds=0,
-        )
-        engine = make_engine(settings.resolved_database_url())
-        upgrade(engine)
-        engine.dispose()
-        services = Services.open(settings)
+        settings = server_settings(home, args.database_url)
+        services = open_services(settings)
         try:
             built = build_fleet(services, total=args.experiments)
             print(
@@ -217,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             with TestClient(create_app(services=services)) as client:
                 fleet = bench_fleet(client, repeats=args.repeats)
             print("fleet view (server time, in process):")
-            print(_line("cold (summary cache empty)", fleet.pop("cold")))
+            print(line("cold (summary cache empty)", fleet.pop("cold")))
             size = fleet.pop("html_bytes")
             for index, (name, samples) in enumerate(fleet.items()):
-                print(_line(name, samples, TARGET_MS if index == 0 else None))
+                print(line(name, samples, TARGET_MS if index == 0 else None))
             print(f"  default page HTML: {size / 1024:.0f} KB")
             built_page = experiment_page.build(services, units=30_000, folder=home)
             print(
