@@ -33,7 +33,6 @@ def open_demo(
     """A fresh SQLite store under ``home`` (auth on) with the demo experiments ``keys`` seeded
     and analysed, and ``users`` (password ``PASSWORD``); ``settings`` are added to the
     store's ``Settings`` (e.g. ``scheduler_seconds=0``)."""
-    wanted = set(keys)
     config = Settings(
         home=home / "home",
         database_url=f"sqlite:///{home / 'app.db'}",
@@ -45,7 +44,15 @@ def open_demo(
     engine = make_engine(config.resolved_database_url())
     upgrade(engine)
     engine.dispose()
-    services = Services.open(config)
+    return seed(Services.open(config), keys, users)
+
+
+def seed(
+    services: Services, keys: Iterable[str], users: Iterable[tuple[str, Role]] = USERS
+) -> Services:
+    """The demo experiments ``keys`` seeded and analysed in ``services`` (any backend), and
+    ``users`` (password ``PASSWORD``)."""
+    wanted = set(keys)
     seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key in wanted])
     with services.sessions.begin() as session:
         for name, role in users:

@@ -25,21 +25,18 @@ from splitlab.analysis.breakdown import breakdown
 from splitlab.analysis.service import analyze, latest
 from splitlab.analysis.snapshot import CheckName, HealthCheck, Severity
 from splitlab.app import create_app
-from splitlab.config import Settings
 from splitlab.decisions.scheduler import Scheduler
 from splitlab.domain import Role
 from splitlab.services import Services
-from splitlab.simulate.demo import EXPERIMENTS, seed_demo
 from splitlab.simulate.generator import generate
 from splitlab.simulate.run import simulate_into
 from splitlab.simulate.scenario import load_scenario
 from splitlab.store.audit import list_audit
-from splitlab.store.db import make_engine
 from splitlab.store.experiments import get_experiment, list_notes, spec_from_row
-from splitlab.store.migrate import upgrade
 from splitlab.store.users import create_user
 from splitlab.warehouse import queries
 from splitlab.web import experiment_view as ev
+from tests.web.demo_helpers import csrf_of, logged_in, open_demo, seed
 
 SUBSET = (
     "checkout-redesign-abc",  # running, A/B/C, segments, planned sample
@@ -49,52 +46,12 @@ SUBSET = (
 USERS = (("ada", Role.ADMIN), ("vic", Role.VIEWER), ("eve", Role.EDITOR), ("rita", Role.REVIEWER))
 
 
-def _settings(home: Path) -> Settings:
-    return Settings(
-        home=home / "home",
-        database_url=f"sqlite:///{home / 'app.db'}",
-        secret_key="test-secret",
-        auth="on",
-        ingest_cache_seconds=0,
-    )
-
-
-def _open(settings: Settings, keys: tuple[str, ...]) -> Services:
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
-    engine.dispose()
-    services = Services.open(settings)
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key in keys])
-    with services.sessions.begin() as session:
-        for name, role in USERS:
-            create_user(session=session, username=name, password="password-123", role=role)
-    return services
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """Four demo experiments with data and snapshots, on SQLite (read-only tests)."""
-    services = _open(_settings(tmp_path_factory.mktemp("experiment")), SUBSET)
+    services = open_demo(tmp_path_factory.mktemp("experiment"), SUBSET, users=USERS)
     yield services
     services.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, html[:500]
-    return match.group(1)
-
-
-def logged_in(services: Services, username: str) -> TestClient:
-    client = TestClient(create_app(services=services))
-    token = csrf_of(client.get("/login").text)
-    response = client.post(
-        "/login",
-        data={"username": username, "password": "password-123", "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -428,11 +385,7 @@ def test_review_actions_only_for_reviewers(demo: Services) -> None:
 @pytest.fixture
 def running(services: Services) -> Services:
     """One running demo experiment (with data) and the four users, on each backend."""
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key == "feed-redesign"])
-    with services.sessions.begin() as session:
-        for name, role in USERS:
-            create_user(session=session, username=name, password="password-123", role=role)
-    return services
+    return seed(services, ["feed-redesign"], USERS)
 
 
 def _trail(services: Services, key: str) -> tuple[int, int, str]:
@@ -532,10 +485,7 @@ def test_review_then_start_from_the_page(services: Services) -> None:
     """A reviewer approves through the page, an editor starts it; a page with no data yet
     still renders (every comparison says why it has no numbers)."""
     key = "search-autocomplete"
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key == key])
-    with services.sessions.begin() as session:
-        for name, role in USERS:
-            create_user(session=session, username=name, password="password-123", role=role)
+    seed(services, [key], USERS)
     with logged_in(services, "rita") as rita, logged_in(services, "eve") as eve:
         token = csrf_of(rita.get(f"/experiments/{key}").text)
         approve = rita.post(
@@ -571,7 +521,7 @@ def test_other_engines_read_in_their_own_terms(tmp_path: Path, engine: str) -> N
     scenario = scenario.model_copy(
         update={"experiment": scenario.experiment | {"plan": plan}, "units": 6000}
     )
-    services = _open(_settings(tmp_path), ())
+    services = open_demo(tmp_path, (), users=USERS)
     try:
         simulate_into(services, generate(scenario, key="engine-check"))
         with logged_in(services, "vic") as vic:
@@ -610,10 +560,7 @@ def test_schedule_an_approved_experiment_from_the_page(services: Services) -> No
     bad times are a 422 naming the field and change nothing; the scheduler starts it at
     start_at."""
     key = "search-autocomplete"
-    seed_demo(services, experiments=[e for e in EXPERIMENTS if e.key == key])
-    with services.sessions.begin() as session:
-        for name, role in USERS:
-            create_user(session=session, username=name, password="password-123", role=role)
+    seed(services, [key], USERS)
     with logged_in(services, "rita") as rita, logged_in(services, "eve") as eve:
         # not offered before an approval would pass: scheduling needs one (a 422, unchanged)
         token = csrf_of(eve.get(f"/experiments/{key}").text)
